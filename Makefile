@@ -1,0 +1,29 @@
+# One-command set-up: `make test` and `make demo` create .venv/ from nothing when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.avdiff-installed
+TORCH_PIN := torch==2.9.1 torchaudio==2.9.*
+
+.PHONY: setup test demo bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.9.1" "torchaudio==2.9.*"
+	$(PY) -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) benchmarks/sampling_speed.py --config configs/tiny.yaml --device cpu --batch-sizes 1 4 --output demo-output/sampling-speed
+
+bench: setup
+	$(PY) benchmarks/sampling_speed.py --config configs/tiny.yaml --device cpu --batch-sizes 1 16 --output benchmarks/results/tiny-cpu
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,131 @@
+"""The typed configuration of avdiff: one dataclass per YAML section, every key documented.
+
+The help text of each field is the comment written above the key in resolved configs, so
+`configs/*.yaml`, `avdiff config` and the `config.yaml` beside every output stay in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from avdiff.config.loader import option, section
+
+
+@dataclass
+class SpectrogramConfig:
+    """Waveform <-> compressed complex STFT; the defaults match SGMSE+ / UDiffSE."""
+
+    sample_rate: int = option(16000, "audio sample rate in Hz; inputs at other rates are resampled")
+    n_fft: int = option(510, "FFT size; 510 gives 256 frequency bins (SGMSE+)")
+    hop_length: int = option(128, "hop in samples; 128 at 16 kHz = 125 frames/s = 5 per 25 fps video frame")
+    window: Literal["hann"] = option("hann", "analysis window: periodic Hann")
+    center: bool = option(True, "centre frames (frame k is centred on sample k * hop_length)")
+    compression_alpha: float = option(0.5, "amplitude compression exponent: |c| -> beta * |c|**alpha")
+    compression_beta: float = option(0.15, "amplitude compression scale beta")
+
+    def __post_init__(self) -> None:
+        if self.n_fft < 2 or self.hop_length < 1 or self.hop_length > self.n_fft:
+            raise ValueError(f"need 1 <= hop_length ({self.hop_length}) <= n_fft ({self.n_fft})")
+        if not 0 < self.compression_alpha <= 1 or self.compression_beta <= 0:
+            raise ValueError("need 0 < compression_alpha <= 1 and compression_beta > 0")
+
+
+@dataclass
+class EDMConfig:
+    """EDM (Karras et al. 2022): x = x0 + sigma * n with the preconditioned denoiser."""
+
+    sigma_min: float = option(0.002, "smallest noise level the samplers visit")
+    sigma_max: float = option(80.0, "largest noise level: where sampling starts")
+    rho: float = option(7.0, "Karras schedule exponent for the sampling noise levels")
+    p_mean: float = option(-1.2, "training noise levels: ln(sigma) ~ N(p_mean, p_std**2)")
+    p_std: float = option(1.2, "training noise levels: standard deviation of ln(sigma)")
+
+
+@dataclass
+class OUVEConfig:
+    """SGMSE+ / UDiffSE Ornstein-Uhlenbeck variance-exploding SDE (prior mean y = 0)."""
+
+    theta: float = option(1.5, "stiffness of the OU drift towards the mean")
+    sigma_min: float = option(0.05, "diffusion coefficient scale at t = 0")
+    sigma_max: float = option(0.5, "diffusion coefficient scale at t = 1")
+    t_eps: float = option(0.03, "smallest diffusion time used in training and sampling")
+    t_max: float = option(1.0, "largest diffusion time: where sampling starts")
+
+
+@dataclass
+class DiffusionConfig:
+    """Which diffusion formulation the score network is trained and sampled with."""
+
+    formulation: Literal["edm", "ouve"] = option("edm", "edm (default) or ouve (SGMSE+/UDiffSE SDE)")
+    sigma_data: float | None = option(
+        None, "std of the compressed spectrogram values; null = measure it from the training data"
+    )
+    edm: EDMConfig = section(EDMConfig, "settings used when formulation is edm")
+    ouve: OUVEConfig = section(OUVEConfig, "settings used when formulation is ouve")
+
+
+@dataclass
+class ScoreModelConfig:
+    """The UNet on the 2-channel spectrogram (see avdiff.models.score_unet.ScoreUNet)."""
+
+    block_out_channels: tuple[int, ...] = option((16, 32, 48, 64, 64), "channels at each resolution")
+    layers_per_block: int = option(1, "resnet layers per resolution (the decoder uses one more)")
+    attention_levels: tuple[bool, ...] = option(
+        (False, False, False, False, True), "self-attention at each resolution (one flag per block_out_channels)"
+    )
+    attention_head_dim: int = option(32, "channels per attention head")
+    norm_num_groups: int = option(8, "GroupNorm groups; must divide every channel count")
+    cond_channels: int = option(64, "size D of the conditioning (lip embedding) vectors")
+    cond_hidden_channels: int = option(32, "width of the conditioning trunk before per-level projection")
+    time_embedding_scale: float = option(16.0, "scale of the Gaussian Fourier noise-level embedding")
+    dropout: float = option(0.0, "dropout inside the resnet blocks")
+
+    def __post_init__(self) -> None:
+        if len(self.attention_levels) != len(self.block_out_channels):
+            raise ValueError(
+                f"attention_levels has {len(self.attention_levels)} flags but block_out_channels "
+                f"has {len(self.block_out_channels)} levels; give one flag per level"
+            )
+        bad = [c for c in self.block_out_channels if c % self.norm_num_groups]
+        if bad:
+            raise ValueError(f"norm_num_groups={self.norm_num_groups} must divide every channel count, not {bad}")
+        attended = [c for c, a in zip(self.block_out_channels, self.attention_levels) if a]
+        attended.append(self.block_out_channels[-1])  # the middle block always attends
+        bad = sorted({c for c in attended if c % self.attention_head_dim})
+        if bad:
+            raise ValueError(
+                f"attention_head_dim={self.attention_head_dim} must divide the channels of every "
+                f"attending level (and the last level), not {bad}"
+            )
+
+
+@dataclass
+class SamplerConfig:
+    """Default reverse-process settings (stored with a model so it samples as it was meant to)."""
+
+    name: Literal["euler_maruyama", "predictor_corrector", "heun", "edm_stochastic"] = option(
+        "predictor_corrector", "sampler: euler_maruyama | predictor_corrector | heun | edm_stochastic"
+    )
+    steps: int = option(30, "number of noise levels (network calls: PC 2/level, Heun 2/level - 1)")
+    guidance_scale: float = option(1.0, "classifier-free guidance w: 1 = plain conditional sampling")
+    snr: float = option(0.5, "predictor_corrector: Langevin corrector signal-to-noise ratio")
+    corrector_steps: int = option(1, "predictor_corrector: Langevin steps per noise level")
+    churn: float = option(0.0, "edm_stochastic: S_churn, total noise re-injected over the run")
+    churn_sigma_min: float = option(0.0, "edm_stochastic: churn only at sigma >= this")
+    churn_sigma_max: float = option(1e9, "edm_stochastic: churn only at sigma <= this")
+    noise_inflation: float = option(1.0, "edm_stochastic: S_noise, std of the re-injected noise")
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+
+@dataclass
+class AVDiffConfig:
+    """Everything one model, training run or sampling job needs, in one validated object."""
+
+    spectrogram: SpectrogramConfig = section(SpectrogramConfig, "STFT representation")
+    diffusion: DiffusionConfig = section(DiffusionConfig, "diffusion formulation")
+    score_model: ScoreModelConfig = section(ScoreModelConfig, "score network architecture")
+    sampler: SamplerConfig = section(SamplerConfig, "default sampler settings")

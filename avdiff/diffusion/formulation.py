@@ -1,0 +1,291 @@
+"""Diffusion formulations behind one interface: how noise levels, scalings and losses are defined.
+
+Every formulation is written in EDM's scaled form (Karras et al. 2022, eq. 11):
+`x_t = s(t) * (x0 + sigma(t) * n)`. Samplers and the loss work in the unscaled
+coordinates `x_t / s(t)`, where the process is variance exploding with noise level
+`sigma`, so one set of samplers serves every formulation; only the noise-level schedule,
+the training distribution, the loss weight and the network preconditioning differ.
+
+- `EDMFormulation` (default): s = 1, sigma = t, EDM preconditioning around `sigma_data`.
+- `OUVEFormulation`: the SGMSE+/UDiffSE Ornstein-Uhlenbeck variance-exploding SDE with
+  mean 0 (an unconditional prior), s(t) = exp(-theta t); the network predicts the noise from
+  the unscaled-back input `x_t` and `log t`, as SGMSE+'s score model does.
+
+Formulations are diffusers `ConfigMixin`s saved as `diffusion_config.json` in a model folder,
+so `sigma_data` measured on the training data travels with the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from torch import Tensor
+
+from avdiff.config.schema import DiffusionConfig
+from avdiff.errors import ConfigError, InputError
+
+CONFIG_NAME = "diffusion_config.json"
+
+
+class Preconditioning(NamedTuple):
+    """`D(x; sigma) = c_skip * x + c_out * F(c_in * x, c_noise)`; each is (B,) float32."""
+
+    c_skip: Tensor
+    c_out: Tensor
+    c_in: Tensor
+    c_noise: Tensor
+
+
+class DiffusionFormulation(ConfigMixin, ABC):
+    """The interface samplers, losses and posterior samplers use. Noise levels are float32."""
+
+    config_name = CONFIG_NAME
+
+    @property
+    def sigma_data(self) -> float:
+        """Standard deviation of the (compressed spectrogram) data, measured from data."""
+        return float(self.config.sigma_data)
+
+    @property
+    @abstractmethod
+    def sigma_max(self) -> float:
+        """Noise level where sampling starts (in the unscaled coordinates)."""
+
+    @property
+    @abstractmethod
+    def sigma_min(self) -> float:
+        """Smallest positive noise level visited."""
+
+    @abstractmethod
+    def sampling_sigmas(self, num_steps: int, device: torch.device | str = "cpu") -> Tensor:
+        """`num_steps` decreasing noise levels from `sigma_max` to `sigma_min`, then a final 0."""
+
+    @abstractmethod
+    def sample_training_sigmas(
+        self, batch_size: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Draw training noise levels from this formulation's noise-level distribution."""
+
+    @abstractmethod
+    def loss_weight(self, sigma: Tensor) -> Tensor:
+        """lambda(sigma) in the loss `lambda * |D(x0 + sigma n; sigma) - x0|^2`."""
+
+    @abstractmethod
+    def precondition(self, sigma: Tensor) -> Preconditioning:
+        """c_skip, c_out, c_in, c_noise for the noise levels `sigma` (B,)."""
+
+    @abstractmethod
+    def scale(self, sigma: Tensor) -> Tensor:
+        """s(t(sigma)): the factor from unscaled coordinates to the process's own ones."""
+
+    def with_sigma_data(self, sigma_data: float) -> "DiffusionFormulation":
+        """A copy of this formulation with `sigma_data` replaced (e.g. after measuring it)."""
+        if not math.isfinite(sigma_data) or sigma_data <= 0:
+            raise ValueError(f"sigma_data must be a positive finite number, got {sigma_data}")
+        kwargs = {k: v for k, v in self.config.items() if not k.startswith("_")}
+        kwargs["sigma_data"] = float(sigma_data)
+        return type(self)(**kwargs)
+
+
+def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float) -> Tensor:
+    """EDM's schedule: sigma_max^(1/rho) to sigma_min^(1/rho) linearly, raised to rho; then 0."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64) if num_steps > 1 else torch.zeros(1, dtype=torch.float64)
+    max_inv, min_inv = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    sigmas = (max_inv + ramp * (min_inv - max_inv)) ** rho
+    return torch.cat([sigmas, sigmas.new_zeros(1)]).to(torch.float32)
+
+
+class EDMFormulation(DiffusionFormulation):
+    """EDM: x = x0 + sigma n, ln sigma ~ N(p_mean, p_std^2), weight (s^2+sd^2)/(s sd)^2."""
+
+    @register_to_config
+    def __init__(
+        self,
+        sigma_data: float = 0.5,
+        sigma_min: float = 0.002,
+        sigma_max: float = 80.0,
+        rho: float = 7.0,
+        p_mean: float = -1.2,
+        p_std: float = 1.2,
+    ) -> None:
+        super().__init__()
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min ({sigma_min}) < sigma_max ({sigma_max})")
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.config.sigma_max)
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.config.sigma_min)
+
+    def sampling_sigmas(self, num_steps: int, device: torch.device | str = "cpu") -> Tensor:
+        return karras_sigmas(num_steps, self.sigma_min, self.sigma_max, self.config.rho).to(device)
+
+    def sample_training_sigmas(
+        self, batch_size: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+    ) -> Tensor:
+        gen_device = generator.device if generator is not None else device
+        normal = torch.randn(batch_size, generator=generator, device=gen_device, dtype=torch.float32)
+        return (normal * self.config.p_std + self.config.p_mean).exp().to(device)
+
+    def loss_weight(self, sigma: Tensor) -> Tensor:
+        sd = self.sigma_data
+        return (sigma**2 + sd**2) / (sigma * sd) ** 2
+
+    def precondition(self, sigma: Tensor) -> Preconditioning:
+        sigma = sigma.to(torch.float32)
+        sd = self.sigma_data
+        total = (sigma**2 + sd**2).sqrt()
+        return Preconditioning(
+            c_skip=sd**2 / total**2,
+            c_out=sigma * sd / total,
+            c_in=1.0 / total,
+            c_noise=sigma.log() / 4,
+        )
+
+    def scale(self, sigma: Tensor) -> Tensor:
+        return torch.ones_like(sigma, dtype=torch.float32)
+
+
+class OUVEFormulation(DiffusionFormulation):
+    """SGMSE+'s OUVE SDE `dx = -theta x dt + g(t) dw` (mean 0), in EDM's scaled form.
+
+    sigma(t) (unscaled) = sigma_min * sqrt((exp(2 (theta + L) t) - 1) L / (theta + L)),
+    L = ln(sigma_max / sigma_min); s(t) = exp(-theta t); the process's own std is s * sigma.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        sigma_data: float = 0.5,
+        theta: float = 1.5,
+        sigma_min: float = 0.05,
+        sigma_max: float = 0.5,
+        t_eps: float = 0.03,
+        t_max: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min ({sigma_min}) < sigma_max ({sigma_max})")
+        if not 0 < t_eps < t_max:
+            raise ValueError(f"need 0 < t_eps ({t_eps}) < t_max ({t_max})")
+
+    @property
+    def _log_ratio(self) -> float:
+        return math.log(self.config.sigma_max / self.config.sigma_min)
+
+    def sigma_of_time(self, t: Tensor) -> Tensor:
+        """Unscaled noise level sigma(t) = std(t) / s(t)."""
+        theta, log_ratio = self.config.theta, self._log_ratio
+        t = t.to(torch.float64)
+        inner = torch.expm1(2 * (theta + log_ratio) * t) * log_ratio / (theta + log_ratio)
+        return (self.config.sigma_min * inner.sqrt()).to(torch.float32)
+
+    def time_of_sigma(self, sigma: Tensor) -> Tensor:
+        """The inverse of `sigma_of_time` (closed form)."""
+        theta, log_ratio = self.config.theta, self._log_ratio
+        sigma = sigma.to(torch.float64)
+        ratio = sigma**2 * (theta + log_ratio) / (self.config.sigma_min**2 * log_ratio)
+        return (torch.log1p(ratio) / (2 * (theta + log_ratio))).to(torch.float32)
+
+    @property
+    def sigma_max(self) -> float:
+        return float(self.sigma_of_time(torch.tensor(self.config.t_max)))
+
+    @property
+    def sigma_min(self) -> float:
+        return float(self.sigma_of_time(torch.tensor(self.config.t_eps)))
+
+    def sampling_sigmas(self, num_steps: int, device: torch.device | str = "cpu") -> Tensor:
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        times = torch.linspace(self.config.t_max, self.config.t_eps, num_steps, dtype=torch.float64)
+        sigmas = self.sigma_of_time(times)
+        return torch.cat([sigmas, sigmas.new_zeros(1)]).to(device)
+
+    def sample_training_sigmas(
+        self, batch_size: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+    ) -> Tensor:
+        gen_device = generator.device if generator is not None else device
+        uniform = torch.rand(batch_size, generator=generator, device=gen_device, dtype=torch.float32)
+        times = self.config.t_eps + uniform * (self.config.t_max - self.config.t_eps)
+        return self.sigma_of_time(times).to(device)
+
+    def loss_weight(self, sigma: Tensor) -> Tensor:
+        # SGMSE+'s |sigma_t * score + n|^2 equals |D - x0|^2 / sigma^2 in unscaled coordinates.
+        return 1.0 / sigma**2
+
+    def precondition(self, sigma: Tensor) -> Preconditioning:
+        sigma = sigma.to(torch.float32)
+        times = self.time_of_sigma(sigma)
+        return Preconditioning(
+            c_skip=torch.ones_like(sigma),
+            c_out=-sigma,
+            c_in=self.scale(sigma),
+            c_noise=times.clamp_min(1e-12).log(),
+        )
+
+    def scale(self, sigma: Tensor) -> Tensor:
+        return torch.exp(-self.config.theta * self.time_of_sigma(sigma))
+
+
+FORMULATIONS: dict[str, type[DiffusionFormulation]] = {
+    "edm": EDMFormulation,
+    "ouve": OUVEFormulation,
+}
+
+
+def build_formulation(config: DiffusionConfig, sigma_data: float | None = None) -> DiffusionFormulation:
+    """The formulation a `DiffusionConfig` names; `sigma_data` overrides the config's value."""
+    sigma_data = sigma_data if sigma_data is not None else config.sigma_data
+    if sigma_data is None:
+        raise ConfigError(
+            "diffusion.sigma_data is null: measure it from the training data "
+            "(avdiff.diffusion.measure_sigma_data) or set it, e.g. --set diffusion.sigma_data=0.2"
+        )
+    if config.formulation == "edm":
+        c = config.edm
+        return EDMFormulation(sigma_data, c.sigma_min, c.sigma_max, c.rho, c.p_mean, c.p_std)
+    c = config.ouve
+    return OUVEFormulation(sigma_data, c.theta, c.sigma_min, c.sigma_max, c.t_eps, c.t_max)
+
+
+def load_formulation(folder: str | Path) -> DiffusionFormulation:
+    """Load the formulation saved by `formulation.save_config(folder)`."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(f"{folder}: no {CONFIG_NAME}; is this a saved diffusion folder?")
+    class_name = json.loads(path.read_text()).get("_class_name")
+    classes = {cls.__name__: cls for cls in FORMULATIONS.values()}
+    if class_name not in classes:
+        raise InputError(f"{path}: unknown formulation class {class_name!r}; known: {sorted(classes)}")
+    cls = classes[class_name]
+    return cls.from_config(cls.load_config(folder))
+
+
+@torch.no_grad()
+def measure_sigma_data(spectrograms: Iterable[Tensor]) -> float:
+    """RMS of all values of compressed spectrograms (real view): the data scale EDM centres on.
+
+    The real and imaginary parts of an STFT have zero mean, so their RMS is their std; the
+    estimate is accumulated in float64 over any number of batches.
+    """
+    total, count = 0.0, 0
+    for spec in spectrograms:
+        spec = spec.detach().to(torch.float64)
+        total += float(spec.square().sum())
+        count += spec.numel()
+    if count == 0 or total == 0.0:
+        raise InputError("cannot measure sigma_data: the spectrograms are empty or all zero")
+    return math.sqrt(total / count)

@@ -1,0 +1,160 @@
+"""The score network: a UNet on the 2-channel (real, imag) compressed spectrogram.
+
+Built from diffusers' UNet blocks (`DownBlock2D`/`AttnDownBlock2D`, `UNetMidBlock2D`,
+`UpBlock2D`/`AttnUpBlock2D`) with a Gaussian-Fourier noise-level embedding, and
+frame-aligned conditioning (`avdiff.models.conditioning`) applied at every resolution of the
+encoder, the middle and the decoder. Frequency runs along the height, time along the width.
+Inputs of any size are zero-padded to the UNet's multiple and the output cropped back exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import GaussianFourierProjection, TimestepEmbedding
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
+from torch import Tensor, nn
+
+from avdiff.config.loader import to_dict
+from avdiff.config.schema import ScoreModelConfig
+from avdiff.models.conditioning import ConditionTrunk, FrameFiLM
+
+
+class ScoreUNet(ModelMixin, ConfigMixin):
+    """F(c_in x, c_noise, cond, cond_mask) -> (B, 2, F, T); see `avdiff.diffusion.Denoiser`."""
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 2,
+        out_channels: int = 2,
+        block_out_channels: Sequence[int] = (16, 32, 48, 64, 64),
+        layers_per_block: int = 1,
+        attention_levels: Sequence[bool] = (False, False, False, False, True),
+        attention_head_dim: int = 32,
+        norm_num_groups: int = 8,
+        cond_channels: int = 64,
+        cond_hidden_channels: int = 32,
+        time_embedding_scale: float = 16.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(attention_levels) != len(block_out_channels):
+            raise ValueError("attention_levels needs one flag per entry of block_out_channels")
+        channels = list(block_out_channels)
+        num_levels = len(channels)
+        temb_channels = 4 * channels[0]
+        common = dict(resnet_eps=1e-6, resnet_act_fn="silu", resnet_groups=norm_num_groups, dropout=dropout)
+
+        self.time_proj = GaussianFourierProjection(
+            channels[0], scale=time_embedding_scale, log=False, flip_sin_to_cos=True
+        )
+        self.time_embedding = TimestepEmbedding(2 * channels[0], temb_channels)
+        self.conv_in = nn.Conv2d(in_channels, channels[0], kernel_size=3, padding=1)
+        self.condition = ConditionTrunk(cond_channels, cond_hidden_channels)
+
+        self.down_blocks = nn.ModuleList()
+        self.down_film = nn.ModuleList()
+        previous = channels[0]
+        for level, (width, attend) in enumerate(zip(channels, attention_levels)):
+            self.down_film.append(FrameFiLM(cond_hidden_channels, previous, 2**level))
+            self.down_blocks.append(
+                get_down_block(
+                    "AttnDownBlock2D" if attend else "DownBlock2D",
+                    num_layers=layers_per_block,
+                    in_channels=previous,
+                    out_channels=width,
+                    temb_channels=temb_channels,
+                    add_downsample=level < num_levels - 1,
+                    attention_head_dim=attention_head_dim,
+                    downsample_padding=1,
+                    **common,
+                )
+            )
+            previous = width
+
+        bottom = 2 ** (num_levels - 1)
+        self.mid_film = FrameFiLM(cond_hidden_channels, channels[-1], bottom)
+        self.mid_block = UNetMidBlock2D(
+            in_channels=channels[-1],
+            temb_channels=temb_channels,
+            attention_head_dim=attention_head_dim,
+            **common,
+        )
+
+        self.up_blocks = nn.ModuleList()
+        self.up_film = nn.ModuleList()
+        reversed_channels = channels[::-1]
+        previous = channels[-1]
+        for index, (width, attend) in enumerate(zip(reversed_channels, attention_levels[::-1])):
+            level = num_levels - 1 - index
+            skip_channels = reversed_channels[min(index + 1, num_levels - 1)]
+            self.up_film.append(FrameFiLM(cond_hidden_channels, previous, 2**level))
+            self.up_blocks.append(
+                get_up_block(
+                    "AttnUpBlock2D" if attend else "UpBlock2D",
+                    num_layers=layers_per_block + 1,
+                    in_channels=skip_channels,
+                    out_channels=width,
+                    prev_output_channel=previous,
+                    temb_channels=temb_channels,
+                    add_upsample=level > 0,
+                    attention_head_dim=attention_head_dim,
+                    resolution_idx=index,
+                    **common,
+                )
+            )
+            previous = width
+
+        self.norm_out = nn.GroupNorm(norm_num_groups, channels[0], eps=1e-6)
+        self.conv_out = nn.Conv2d(channels[0], out_channels, kernel_size=3, padding=1)
+
+    @classmethod
+    def from_avdiff_config(cls, config: ScoreModelConfig) -> "ScoreUNet":
+        """Build from the `score_model` section of an avdiff YAML config."""
+        return cls(**to_dict(config))
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width are padded to a multiple of this (2 ** number of downsamplings)."""
+        return 2 ** (len(self.config.block_out_channels) - 1)
+
+    def forward(
+        self,
+        sample: Tensor,
+        noise_level: Tensor,
+        cond: Tensor | None = None,
+        cond_mask: Tensor | None = None,
+    ) -> Tensor:
+        """sample (B, 2, F, T), noise_level c_noise (B,), cond (B, D, T), cond_mask (B, T) bool."""
+        batch, _, height, width = sample.shape
+        cond_features = self.condition(cond, cond_mask, batch, width)
+
+        multiple = self.size_multiple
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h or pad_w:
+            sample = F.pad(sample, (0, pad_w, 0, pad_h))
+            # Padded frames carry the trunk output of the null embedding (no information).
+            null_features = self.condition(None, None, batch, pad_w) if pad_w else None
+            cond_features = torch.cat([cond_features, null_features], dim=-1) if pad_w else cond_features
+
+        temb = self.time_embedding(self.time_proj(noise_level.reshape(-1).to(torch.float32)).to(self.dtype))
+        hidden = self.conv_in(sample.to(self.dtype))
+        skips: tuple[Tensor, ...] = (hidden,)
+        for film, block in zip(self.down_film, self.down_blocks):
+            hidden, outputs = block(film(hidden, cond_features), temb)
+            skips += outputs
+
+        hidden = self.mid_block(self.mid_film(hidden, cond_features), temb)
+
+        for film, block in zip(self.up_film, self.up_blocks):
+            block_skips = skips[-len(block.resnets) :]
+            skips = skips[: -len(block.resnets)]
+            hidden = block(film(hidden, cond_features), block_skips, temb)
+
+        hidden = self.conv_out(F.silu(self.norm_out(hidden)))
+        return hidden[:, :, :height, :width]

@@ -1,0 +1,141 @@
+"""Network calls per second and real-time factor of sampling speech with the score network.
+
+Samples `--seconds` of audio (default 2.048 s = 256 STFT frames of 256 bins) with the
+predictor-corrector sampler at `--calls` network calls (default 60 = 30 levels x 2), from
+noise to waveform (iSTFT included), with a random lip condition and random weights (speed
+does not depend on the weights). For each batch size and mode (eager, compiled) it reports
+the median over `--repeats` timed runs after one warm-up run:
+
+- network calls/s: forward passes of the whole batch per second;
+- RTF: seconds of compute per second of audio produced (batch items count as audio).
+
+Example (the figures in BENCHMARKS.md):
+    .venv/bin/python benchmarks/sampling_speed.py --config configs/tiny.yaml --device cpu \
+        --batch-sizes 1 4 --modes eager compiled --output benchmarks/results/tiny-cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from avdiff.audio import SpectrogramTransform
+from avdiff.config import AVDiffConfig, load_config, save_config
+from avdiff.diffusion import Denoiser, build_formulation, guided_denoiser, initial_noise, make_generators
+from avdiff.diffusion.samplers import sample_predictor_corrector
+from avdiff.models import ScoreUNet
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/tiny.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1])
+    parser.add_argument("--modes", nargs="+", choices=["eager", "compiled"], default=["eager"])
+    parser.add_argument("--calls", type=int, default=60, help="network calls per run (even: PC uses 2 per level)")
+    parser.add_argument("--seconds", type=float, default=2.048, help="audio length per item")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
+                        help="network precision (default: bfloat16 on CUDA, float32 on CPU)")
+    parser.add_argument("--sigma-data", type=float, default=0.2, help="used when the config leaves it null")
+    parser.add_argument("--output", type=Path, default=None, help="folder for results.json, results.md, config.yaml")
+    return parser.parse_args()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_run(run, device: torch.device, repeats: int) -> list[float]:
+    run()  # warm-up (and compilation)
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        run()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    args = parse_args()
+    if args.calls % 2:
+        raise SystemExit("--calls must be even (the predictor-corrector sampler makes 2 calls per level)")
+    config = load_config(AVDiffConfig, args.config, args.overrides)
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    transform = SpectrogramTransform(config.spectrogram)
+    num_samples = round(args.seconds * config.spectrogram.sample_rate)
+    frames = transform.num_frames(num_samples)
+    if transform.num_samples(frames) != num_samples:  # 2.048 s -> 256 frames exactly
+        frames = round(args.seconds * transform.frame_rate)
+        num_samples = transform.num_samples(frames)
+
+    torch.manual_seed(0)
+    network = ScoreUNet.from_avdiff_config(config.score_model).to(device).eval()
+    params = sum(p.numel() for p in network.parameters())
+    formulation = build_formulation(config.diffusion, sigma_data=config.diffusion.sigma_data or args.sigma_data)
+    sigmas = formulation.sampling_sigmas(args.calls // 2, device=device)
+
+    results = []
+    for mode in args.modes:
+        model = torch.compile(network) if mode == "compiled" else network
+        denoiser = Denoiser(model, formulation)
+        for batch in args.batch_sizes:
+            cond = torch.randn(batch, config.score_model.cond_channels, frames, device=device)
+            generators = make_generators(range(batch))
+            calls_made = []
+
+            def run() -> None:
+                with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                    x = initial_noise((batch, 2, transform.num_bins, frames), sigmas[0].item(), generators, device)
+                    out = sample_predictor_corrector(guided_denoiser(denoiser, cond), x, sigmas, generators)
+                    transform.decode(out.sample, num_samples)
+                calls_made.append(out.network_calls)
+
+            times = time_run(run, device, args.repeats)
+            median = statistics.median(times)
+            row = {
+                "mode": mode,
+                "batch": batch,
+                "network_calls": calls_made[-1],
+                "median_s": median,
+                "times_s": times,
+                "calls_per_s": calls_made[-1] / median,
+                "rtf": median / (batch * num_samples / config.spectrogram.sample_rate),
+            }
+            results.append(row)
+            print(f"{mode:8s} batch {batch:3d}: {median:8.3f} s per run, {row['calls_per_s']:8.2f} calls/s, "
+                  f"RTF {row['rtf']:.4f}  (runs: {', '.join(f'{t:.3f}' for t in times)})", flush=True)
+
+    machine = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
+    summary = {"config": str(args.config), "overrides": args.overrides, "parameters": params,
+               "audio_seconds": num_samples / config.spectrogram.sample_rate, "frames": frames,
+               "machine": machine, "results": results}
+    if args.output:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "results.json").write_text(json.dumps(summary, indent=2))
+        save_config(config, args.output / "config.yaml", header=f"resolved config of benchmarks/sampling_speed.py ({args.config})")
+        lines = ["| mode | batch | calls | median s/run | calls/s | RTF |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['mode']} | {r['batch']} | {r['network_calls']} | {r['median_s']:.3f} | "
+                  f"{r['calls_per_s']:.2f} | {r['rtf']:.4f} |" for r in results]
+        (args.output / "results.md").write_text("\n".join(lines) + "\n")
+        print(f"wrote {args.output}/results.json, results.md and config.yaml")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Shared fixtures: paths to the real clips in ../shared/data and tiny model builders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def grid_dir() -> Path:
+    """../shared/data/grid (six real GRID clips); tests using it skip when it is absent."""
+    folder = SHARED_DATA / "grid"
+    if not any(folder.glob("*.mpg")):
+        pytest.skip(f"real GRID clips not found in {folder} (../shared/data/grid beside the repo)")
+    return folder
+
+
+def decode_audio_16k(path: Path) -> np.ndarray:
+    """Mono 16 kHz float32 audio of a media file, decoded with PyAV (MP2 in GRID .mpg)."""
+    import av
+
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+        chunks = []
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    return np.concatenate(chunks).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def grid_audio(grid_dir: Path) -> list[np.ndarray]:
+    """The six GRID clips' audio at 16 kHz mono."""
+    return [decode_audio_16k(path) for path in sorted(grid_dir.glob("*.mpg"))]
+
+
+TINY_UNET = dict(
+    block_out_channels=(8, 16),
+    layers_per_block=1,
+    attention_levels=(False, True),
+    attention_head_dim=8,
+    norm_num_groups=4,
+    cond_channels=6,
+    cond_hidden_channels=8,
+)
+
+
+@pytest.fixture
+def tiny_unet():
+    """A ~20 k-parameter ScoreUNet with random weights (conditioning is active at init)."""
+    from avdiff.models import ScoreUNet
+
+    torch.manual_seed(0)
+    return ScoreUNet(**TINY_UNET).eval()

@@ -1,0 +1,29 @@
+"""The benchmark scripts run end to end on a tiny setting and write their results with the config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
+    out = tmp_path / "bench"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / "sampling_speed.py"), "--config",
+         str(REPO_ROOT / "configs" / "tiny.yaml"), "--set", "score_model.block_out_channels=[8,16]",
+         "--set", "score_model.attention_levels=[false,true]", "--set", "score_model.norm_num_groups=4", "--set", "score_model.attention_head_dim=8",
+         "--calls", "4", "--seconds", "0.2", "--repeats", "1", "--batch-sizes", "1", "2", "--output", str(out)],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "results.json").read_text())
+    assert [r["batch"] for r in summary["results"]] == [1, 2]
+    for row in summary["results"]:
+        assert row["network_calls"] == 4
+        assert row["rtf"] > 0 and row["calls_per_s"] > 0
+    assert "block_out_channels: [8, 16]" in (out / "config.yaml").read_text()
+    assert (out / "results.md").read_text().startswith("| mode | batch |")
