@@ -13,6 +13,7 @@ from avdiff.errors import AVDiffError
 # Sub-command modules, in the order `avdiff --help` lists them. Each has `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.config",
+    "avdiff.commands.prepare",
 )
 
 

@@ -1,0 +1,70 @@
+"""`avdiff prepare`: decode videos, find landmarks, crop mouths, resample audio, write a manifest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from avdiff.errors import InputError
+from avdiff.landmarks import BACKENDS
+from avdiff.prepare import LAYOUTS, PrepareSettings, prepare_corpus
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    defaults = PrepareSettings()
+    parser = subparsers.add_parser(
+        "prepare",
+        help="turn a raw talking-face corpus into mouth ROIs + 16 kHz audio + manifest.jsonl",
+        description="Decode each video (resampled to 25 fps) and its audio (16 kHz mono, 640 samples a "
+        "frame), find face landmarks, crop the mouth (aligned to a reference face, grayscale), and "
+        "write OUTPUT/items/<id>.wav, OUTPUT/items/<id>.npy (uint8 T x S x S) and OUTPUT/manifest.jsonl. "
+        "Re-running skips items already in the manifest; unusable items are listed with a one-line "
+        "reason in OUTPUT/rejects.jsonl and the batch carries on.",
+    )
+    parser.add_argument("--layout", required=True, choices=sorted(LAYOUTS), help="folder structure of INPUT")
+    parser.add_argument("--input", required=True, type=Path, help="root folder of the raw corpus")
+    parser.add_argument("--output", required=True, type=Path, help="folder for the prepared corpus")
+    parser.add_argument("--landmarks", choices=BACKENDS, default=defaults.landmarks,
+                        help="landmark backend (default %(default)s; dlib needs pip install 'avdiff[dlib]')")
+    parser.add_argument("--landmark-weights", type=Path, default=None, metavar="PATH",
+                        help="face-alignment: folder holding its weight files (offline machines); "
+                        "dlib: the 68-point shape predictor file")
+    parser.add_argument("--device", default=defaults.device, help="torch device for face-alignment (default cpu)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--roi-size", type=int, default=defaults.roi_size,
+                        help="stored mouth crop side in pixels (default %(default)s; train on the 88 x 88 centre)")
+    parser.add_argument("--max-gap", type=int, default=defaults.max_gap,
+                        help="interpolate missing-face runs up to this many frames; longer ones are "
+                        "kept as face_ok=false (default %(default)s)")
+    parser.add_argument("--min-duration", type=float, default=defaults.min_duration,
+                        help="reject clips shorter than this, in seconds (default %(default)s)")
+    parser.add_argument("--max-duration", type=float, default=defaults.max_duration,
+                        help="reject clips longer than this, in seconds (default %(default)s)")
+    parser.add_argument("--min-face-fraction", type=float, default=defaults.min_face_fraction,
+                        help="reject clips with a usable face in fewer frames than this fraction (default %(default)s)")
+    parser.add_argument("--max-side", type=int, default=defaults.max_side,
+                        help="shrink frames at decode so the longer side is at most this (default %(default)s)")
+    parser.add_argument("--limit", type=int, default=None, help="prepare only the first N items (trial runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    try:
+        settings = PrepareSettings(
+            landmarks=args.landmarks, device=args.device,
+            landmark_weights=str(args.landmark_weights) if args.landmark_weights else None,
+            roi_size=args.roi_size, max_gap=args.max_gap, min_duration=args.min_duration,
+            max_duration=args.max_duration, min_face_fraction=args.min_face_fraction, max_side=args.max_side,
+        )
+    except ValueError as error:
+        raise InputError(str(error)) from error
+    report = prepare_corpus(args.layout, args.input, args.output, settings, workers=args.workers,
+                            limit=args.limit, progress=not args.no_progress and sys.stderr.isatty())
+    print(f"prepared {len(report.prepared)}, skipped {len(report.skipped)} (already done), "
+          f"rejected {len(report.rejected)}; manifest: {report.manifest}"
+          + (f"; rejects: {report.rejects}" if report.rejected else ""))
+    return 1 if report.rejected and not report.prepared and not report.skipped else 0

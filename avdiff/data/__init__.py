@@ -1,0 +1,1 @@
+"""Prepared corpora: JSONL manifests (`avdiff.data.manifest`)."""

@@ -1,0 +1,33 @@
+"""Face landmarks behind one small interface, with `face-alignment` and `dlib` backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avdiff.errors import InputError
+from avdiff.landmarks.base import MOUTH, NUM_LANDMARKS, LandmarkBackendError, LandmarkDetector, Landmarks
+from avdiff.landmarks.tracking import TrackedLandmarks, fill_gaps, smooth, track
+
+BACKENDS: tuple[str, ...] = ("face-alignment", "dlib")
+
+
+def create_detector(name: str, device: str = "cpu", weights: str | Path | None = None,
+                    batch_size: int | None = None) -> LandmarkDetector:
+    """A landmark detector by backend name.
+
+    `weights`: for face-alignment, a folder holding its two weight files; for dlib, the
+    68-point shape predictor file. Nothing heavy is loaded before the first frames.
+    """
+    if name == "face-alignment":
+        from avdiff.landmarks.fa_backend import FaceAlignmentDetector
+
+        return FaceAlignmentDetector(device=device, weights_dir=weights, batch_size=batch_size or 8)
+    if name == "dlib":
+        from avdiff.landmarks.dlib_backend import DlibLandmarkDetector
+
+        return DlibLandmarkDetector(predictor_path=weights, batch_size=batch_size or 16)
+    raise InputError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+__all__ = ["BACKENDS", "MOUTH", "NUM_LANDMARKS", "LandmarkBackendError", "LandmarkDetector", "Landmarks",
+           "TrackedLandmarks", "create_detector", "fill_gaps", "smooth", "track"]

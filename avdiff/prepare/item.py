@@ -1,0 +1,78 @@
+"""Prepare one utterance: decode, find the mouth, write `<id>.wav` and `<id>.npy`, describe it.
+
+Outputs are written to temporary names and renamed into place, and the manifest line (written
+by the caller after this returns) is the commit point: an interrupted run leaves at worst an
+orphan file that the next run overwrites.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from avdiff.errors import InputError
+from avdiff.landmarks.base import LandmarkDetector
+from avdiff.media.clip import load_clip
+from avdiff.media.constants import SAMPLE_RATE, VIDEO_FPS
+from avdiff.mouth.extract import extract_mouth_rois
+from avdiff.prepare.layouts import SourceItem
+from avdiff.prepare.settings import PrepareSettings
+
+ITEMS_DIR = "items"
+
+
+class RejectedItem(InputError):
+    """The item cannot be used; the message is the one-line reason for the rejects report."""
+
+
+def output_paths(output_dir: Path, item_id: str) -> tuple[str, str]:
+    """Manifest-relative paths of an item's audio and mouth-ROI files."""
+    return f"{ITEMS_DIR}/{item_id}.wav", f"{ITEMS_DIR}/{item_id}.npy"
+
+
+def _atomic_write_wav(path: Path, audio: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.wav")
+    sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), SAMPLE_RATE, subtype="PCM_16")
+    os.replace(tmp, path)
+
+
+def _atomic_write_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
+                 detector: LandmarkDetector) -> dict[str, Any]:
+    """Process one item; returns its manifest entry or raises InputError with the reason."""
+    max_frames = int(settings.max_duration * VIDEO_FPS)
+    clip = load_clip(item.video, item.audio, max_side=settings.max_side, max_frames=max_frames)
+    if clip.duration < settings.min_duration:
+        raise RejectedItem(f"{item.video}: too short: {clip.duration:.2f} s "
+                           f"({clip.num_frames} frames; minimum {settings.min_duration:.2f} s)")
+    if clip.audio_coverage < settings.min_audio_coverage:
+        raise RejectedItem(f"{item.audio or item.video}: audio covers only {clip.audio_coverage:.0%} of the "
+                           f"{clip.duration:.2f} s video")
+    rois = extract_mouth_rois(clip.frames, detector, size=settings.roi_size, crop_side=settings.crop_side,
+                              max_gap=settings.max_gap, smooth_window=settings.smooth_window,
+                              name=str(item.video))
+    face_fraction = float(rois.face_ok.mean())
+    if face_fraction < settings.min_face_fraction:
+        raise RejectedItem(f"{item.video}: a face was usable in only {face_fraction:.0%} of its "
+                           f"{clip.num_frames} frames (minimum {settings.min_face_fraction:.0%})")
+    audio_rel, video_rel = output_paths(output_dir, item.id)
+    (output_dir / audio_rel).parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_wav(output_dir / audio_rel, clip.audio)
+    _atomic_write_npy(output_dir / video_rel, rois.rois)
+    entry: dict[str, Any] = {
+        "id": item.id, "audio": audio_rel, "video": video_rel, "num_frames": clip.num_frames,
+        "duration": round(clip.duration, 6), "speaker": item.speaker,
+    }
+    if item.text:
+        entry["text"] = item.text
+    entry["face_ok"] = [bool(v) for v in rois.face_ok]
+    return entry

@@ -1,0 +1,148 @@
+"""`avdiff prepare`: a whole corpus, in parallel worker processes, resumable, with a rejects report.
+
+Resuming: items whose id is already in `DATA/manifest.jsonl` are skipped; each finished item
+is appended (one fsynced line) as soon as it is done, so an interrupted run loses at most the
+items in flight. At the end the manifest is rewritten sorted by id (atomically).
+Rejects: every item that cannot be used (decode error, no audio stream, no face, too short,
+...) gets one line in `DATA/rejects.jsonl` ({"id", "video", "reason"}) for this run, and the
+batch carries on. Only a landmark backend that cannot run at all stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avdiff.data.manifest import append_manifest, read_manifest, write_manifest
+from avdiff.errors import AVDiffError, InputError
+from avdiff.landmarks import LandmarkBackendError, LandmarkDetector, create_detector
+from avdiff.prepare.item import prepare_item
+from avdiff.prepare.layouts import SourceItem, discover
+from avdiff.prepare.settings import PrepareSettings
+
+MANIFEST_NAME = "manifest.jsonl"
+REJECTS_NAME = "rejects.jsonl"
+
+
+@dataclass
+class PrepareReport:
+    """What a run did."""
+
+    prepared: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already in the manifest
+    rejected: list[dict[str, str]] = field(default_factory=list)  # {"id", "video", "reason"}
+    manifest: Path | None = None
+    rejects: Path | None = None
+
+
+# -- per-process state (one detector per worker process, built on first use) -------------------
+_SETTINGS: PrepareSettings | None = None
+_DETECTOR: LandmarkDetector | None = None
+
+
+def _init_worker(settings: PrepareSettings, threads: int | None) -> None:
+    global _SETTINGS, _DETECTOR
+    _SETTINGS, _DETECTOR = settings, None
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _detector() -> LandmarkDetector:
+    global _DETECTOR
+    assert _SETTINGS is not None
+    if _DETECTOR is None:
+        _DETECTOR = create_detector(_SETTINGS.landmarks, device=_SETTINGS.device, weights=_SETTINGS.landmark_weights)
+    return _DETECTOR
+
+
+def _run_one(item: SourceItem, output_dir: Path) -> tuple[str, dict[str, Any] | str]:
+    """("ok", entry) | ("rejected", reason) | ("fatal", message): never raises for a bad input."""
+    assert _SETTINGS is not None
+    try:
+        return "ok", prepare_item(item, output_dir, _SETTINGS, _detector())
+    except LandmarkBackendError as error:
+        return "fatal", str(error)
+    except InputError as error:
+        return "rejected", str(error).splitlines()[0]
+    except MemoryError:
+        return "rejected", f"{item.video}: out of memory while processing (try a smaller --max-side)"
+    except Exception as error:  # a bug or an unforeseen library failure: report it, carry on
+        return "rejected", f"{item.video}: unexpected {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
+def _results(items: list[SourceItem], output_dir: Path, settings: PrepareSettings,
+             workers: int) -> Iterator[tuple[SourceItem, str, Any]]:
+    if workers <= 1:
+        _init_worker(settings, None)
+        for item in items:
+            yield (item, *_run_one(item, output_dir))
+        return
+    context = multiprocessing.get_context("spawn")  # no fork after torch/dlib threads exist
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(settings, threads)) as pool:
+        futures = {pool.submit(_run_one, item, output_dir): item for item in items}
+        try:
+            for future in as_completed(futures):
+                yield (futures[future], *future.result())
+        except BrokenProcessPool as error:
+            raise AVDiffError("a prepare worker process died (out of memory or a crash in a native "
+                              "library); finished items are saved: re-run the same command to resume") from error
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def prepare_corpus(layout: str, input_dir: str | Path, output_dir: str | Path,
+                   settings: PrepareSettings = PrepareSettings(), workers: int = 1,
+                   limit: int | None = None, log: Callable[[str], None] | None = None,
+                   progress: bool = False) -> PrepareReport:
+    """Prepare every item of `input_dir` (laid out as `layout`) into `output_dir`."""
+    log = log or (lambda message: print(message, file=sys.stderr))
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    items = discover(layout, input_dir)
+    if limit is not None:
+        items = items[:limit]
+    manifest = output_dir / MANIFEST_NAME
+    done = {entry["id"] for entry in read_manifest(manifest)} if manifest.exists() else set()
+    report = PrepareReport(manifest=manifest, rejects=output_dir / REJECTS_NAME)
+    report.skipped = [item.id for item in items if item.id in done]
+    todo = [item for item in items if item.id not in done]
+    if report.skipped:
+        log(f"prepare: {len(report.skipped)} item(s) already in {manifest}, skipped")
+    generator = _results(todo, output_dir, settings, workers)
+    results: Any = generator
+    if progress:
+        from tqdm import tqdm
+
+        results = tqdm(results, total=len(todo), desc="prepare", unit="clip", file=sys.stderr)
+    try:
+        with open(report.rejects, "w", encoding="utf-8") as rejects_file:
+            for item, status, payload in results:
+                if status == "fatal":
+                    raise LandmarkBackendError(payload)
+                if status == "ok":
+                    append_manifest(manifest, [payload])
+                    report.prepared.append(item.id)
+                    continue
+                reject = {"id": item.id, "video": str(item.video), "reason": payload}
+                rejects_file.write(json.dumps(reject, ensure_ascii=False) + "\n")
+                rejects_file.flush()
+                report.rejected.append(reject)
+                log(f"prepare: rejected {item.id}: {payload}")
+    finally:
+        generator.close()  # stops the worker pool now, also when a fatal error propagates
+    if manifest.exists():
+        write_manifest(manifest, sorted(read_manifest(manifest), key=lambda entry: entry["id"]))
+    return report
