@@ -34,7 +34,7 @@ def test_unknown_key_names_key_file_and_allowed_keys(tmp_path):
 
 
 def test_unknown_section_is_an_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown key 'samplr'.*Allowed keys here: diffusion"):
+    with pytest.raises(ConfigError, match=r"unknown key 'samplr'.*Allowed keys here: data, diffusion"):
         load_config(AVDiffConfig, write(tmp_path, "samplr: {}\n"))
 
 
@@ -52,6 +52,11 @@ def test_wrong_types_are_errors_naming_the_key(tmp_path):
 def test_int_is_accepted_for_float_and_lists_become_tuples(tmp_path):
     config = load_config(AVDiffConfig, write(tmp_path, "sampler:\n  snr: 1\n"))
     assert config.sampler.snr == 1.0 and isinstance(config.sampler.snr, float)
+    # PyYAML reads 1e-4 as a string (YAML 1.1); a float key still takes it.
+    config = load_config(AVDiffConfig, write(tmp_path, "training:\n  learning_rate: 1e-4\n"), ["sampler.snr=2e-1"])
+    assert config.training.learning_rate == 1e-4 and config.sampler.snr == 0.2
+    with pytest.raises(ConfigError, match="expects float, got str 'fast'"):
+        load_config(AVDiffConfig, None, ["sampler.snr=fast"])
     assert isinstance(config.score_model.block_out_channels, tuple)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ import yaml
 from avdiff.errors import ConfigError
 
 T = TypeVar("T")
+_FLOAT_LITERAL = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def option(default: Any, help: str) -> Any:
@@ -122,6 +124,8 @@ def _coerce(value: Any, annotation: Any, source: str, dotted: str) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT_LITERAL.match(value.strip()):
+            return float(value)  # YAML 1.1 reads `1e-4` (no dot, no sign) as a string
         raise fail()
     if annotation is str:
         if isinstance(value, str):

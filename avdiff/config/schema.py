@@ -122,10 +122,95 @@ class SamplerConfig:
 
 
 @dataclass
+class LipEncoderConfig:
+    """The lip encoder (see avdiff.models.lip_encoder.LipEncoder)."""
+
+    preset: Literal["tiny", "base"] = option("tiny", "architecture preset: tiny (tests, CPU) or base (ResNet-18 + Conformer)")
+    output_dim: int = option(64, "embedding size D; must equal score_model.cond_channels")
+    pretrained_frontend: str | None = option(
+        None, "local file with a pretrained visual front-end (auto_avsr / AV-HuBERT key layout), or null"
+    )
+    freeze_frontend: bool = option(False, "keep the visual front-end fixed during training")
+    train: bool = option(True, "train the whole lip encoder jointly; false freezes all of it")
+
+
+@dataclass
+class DataConfig:
+    """Prepared manifests and how training crops are drawn from them."""
+
+    train_manifest: str | None = option(None, "JSONL manifest of the training set (paths relative to its folder)")
+    valid_manifest: str | None = option(None, "JSONL manifest of the validation set, or null for none")
+    crop_frames: int = option(256, "STFT frames per training crop (256 = 2.04 s); crops start on video frames")
+    crop_size: int = option(88, "mouth-crop side fed to the lip encoder; stored larger crops are cut to it")
+    random_crop: bool = option(True, "train: random crop_size window of larger stored crops (else centre)")
+    hflip_prob: float = option(0.5, "train: probability of flipping a clip's mouth crops left-right")
+    time_mask_prob: float = option(0.5, "train: probability of masking one span of video frames")
+    time_mask_max_frames: int = option(5, "train: longest masked span, in video frames (0.2 s)")
+    num_workers: int = option(2, "data-loading worker processes per GPU (0 = in the main process)")
+
+    def __post_init__(self) -> None:
+        if self.crop_frames < 2:
+            raise ValueError(f"crop_frames must be >= 2, got {self.crop_frames}")
+        if not 0.0 <= self.hflip_prob <= 1.0 or not 0.0 <= self.time_mask_prob <= 1.0:
+            raise ValueError("hflip_prob and time_mask_prob are probabilities in [0, 1]")
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation, checkpoints, logging and condition dropout for `training/train.py`."""
+
+    batch_size: int = option(4, "crops per GPU per micro-batch")
+    gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step")
+    max_steps: int = option(1000, "optimizer steps to train for (--max-steps overrides)")
+    learning_rate: float = option(1e-4, "AdamW peak learning rate")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    adam_beta1: float = option(0.9, "AdamW beta1")
+    adam_beta2: float = option(0.999, "AdamW beta2")
+    warmup_steps: int = option(100, "linear learning-rate warm-up steps")
+    lr_schedule: Literal["cosine", "constant"] = option("cosine", "after warm-up: cosine decay to 0 or constant")
+    max_grad_norm: float = option(1.0, "gradient clipping threshold (global L2 norm)")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option(
+        "auto", "network precision: auto = bf16 on GPUs that support it, else fp32"
+    )
+    ema_decay: float = option(0.999, "EMA decay of the exported / validated weights")
+    cond_drop_prob: float = option(0.15, "probability of dropping a whole item's condition (guidance, audio-only prior)")
+    cond_span_drop_prob: float = option(0.3, "probability of dropping one random span of condition frames")
+    cond_span_max_frames: int = option(125, "longest dropped condition span, in STFT frames (1 s)")
+    sigma_data_batches: int = option(20, "batches used to measure sigma_data when diffusion.sigma_data is null")
+    seed: int = option(0, "seed of data order, crops, augmentations, noise and dropout")
+    checkpoint_every: int = option(500, "save checkpoint-N/ every this many steps")
+    keep_checkpoints: int = option(3, "keep this many newest checkpoints (older ones removed after a save)")
+    log_every: int = option(10, "log scalars every this many steps")
+    validate_every: int = option(500, "validation loss + sampling pass every this many steps (0 = never)")
+    validation_batches: int = option(4, "batches of the validation loss")
+    validation_samples: int = option(2, "validation clips generated from video and logged as audio/images")
+    validation_sampler_steps: int = option(10, "sampler levels of the validation sampling pass")
+    max_nonfinite_steps: int = option(5, "stop after this many non-finite steps in a row")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "gradient_accumulation_steps", "max_steps", "checkpoint_every", "keep_checkpoints",
+                     "log_every", "max_nonfinite_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.cond_drop_prob <= 1.0 or not 0.0 <= self.cond_span_drop_prob <= 1.0:
+            raise ValueError("cond_drop_prob and cond_span_drop_prob are probabilities in [0, 1]")
+
+
+@dataclass
 class AVDiffConfig:
     """Everything one model, training run or sampling job needs, in one validated object."""
 
     spectrogram: SpectrogramConfig = section(SpectrogramConfig, "STFT representation")
     diffusion: DiffusionConfig = section(DiffusionConfig, "diffusion formulation")
     score_model: ScoreModelConfig = section(ScoreModelConfig, "score network architecture")
+    lip_encoder: LipEncoderConfig = section(LipEncoderConfig, "lip encoder architecture and weights")
     sampler: SamplerConfig = section(SamplerConfig, "default sampler settings")
+    data: DataConfig = section(DataConfig, "training data")
+    training: TrainingConfig = section(TrainingConfig, "optimisation, checkpoints and logging")
+
+    def __post_init__(self) -> None:
+        if self.lip_encoder.output_dim != self.score_model.cond_channels:
+            raise ValueError(
+                f"lip_encoder.output_dim ({self.lip_encoder.output_dim}) must equal "
+                f"score_model.cond_channels ({self.score_model.cond_channels})"
+            )

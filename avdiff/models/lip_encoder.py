@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from avdiff.errors import InputError
 from avdiff.models.lip_frontend import VisualFrontend
+from avdiff.models.loading import own_aligned_storage
 from avdiff.models.lip_temporal import Conformer
 
 STFT_FRAMES_PER_VIDEO_FRAME = 5  # (16000 / 128) / 25
@@ -60,6 +61,11 @@ class LipEncoder(ModelMixin, ConfigMixin):
         self.output_proj = nn.Linear(model_dim, output_dim)
         if freeze_frontend:
             self._freeze_frontend()
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "LipEncoder":
+        """diffusers' loading, then own aligned storage so outputs match the saved model bit for bit."""
+        return own_aligned_storage(super().from_pretrained(*args, **kwargs))
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "LipEncoder":

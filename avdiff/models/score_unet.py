@@ -10,6 +10,7 @@ Inputs of any size are zero-padded to the UNet's multiple and the output cropped
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import ScoreModelConfig
 from avdiff.models.conditioning import ConditionTrunk, FrameFiLM
+from avdiff.models.loading import own_aligned_storage
 
 
 class ScoreUNet(ModelMixin, ConfigMixin):
@@ -112,6 +114,11 @@ class ScoreUNet(ModelMixin, ConfigMixin):
 
         self.norm_out = nn.GroupNorm(norm_num_groups, channels[0], eps=1e-6)
         self.conv_out = nn.Conv2d(channels[0], out_channels, kernel_size=3, padding=1)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "ScoreUNet":
+        """diffusers' loading, then own aligned storage so outputs match the saved model bit for bit."""
+        return own_aligned_storage(super().from_pretrained(*args, **kwargs))
 
     @classmethod
     def from_avdiff_config(cls, config: ScoreModelConfig) -> "ScoreUNet":

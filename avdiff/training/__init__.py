@@ -1,0 +1,1 @@
+"""Training with Accelerate: the joint model, the loop, checkpoints, EMA and validation."""

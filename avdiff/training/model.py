@@ -1,0 +1,91 @@
+"""The jointly trained pair: lip encoder -> frame-aligned condition -> score network.
+
+`AVDiffusionModel.forward` computes the training loss for one batch of aligned crops, so
+DistributedDataParallel sees one forward per step over both networks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from avdiff.audio.spectrogram import SpectrogramTransform
+from avdiff.config.schema import AVDiffConfig, LipEncoderConfig, TrainingConfig
+from avdiff.diffusion.denoiser import Denoiser
+from avdiff.diffusion.formulation import DiffusionFormulation
+from avdiff.diffusion.loss import DenoisingScoreMatchingLoss, LossOutput
+from avdiff.models.lip_encoder import LipEncoder, upsample_mask, upsample_to_stft
+from avdiff.models.score_unet import ScoreUNet
+from avdiff.training.condition_dropout import drop_condition
+
+
+def build_lip_encoder(config: LipEncoderConfig) -> LipEncoder:
+    """A lip encoder from its config section, with a pretrained front-end if one is named."""
+    encoder = LipEncoder.from_preset(config.preset, output_dim=config.output_dim)
+    if config.pretrained_frontend:
+        encoder.load_frontend_weights(config.pretrained_frontend, freeze=config.freeze_frontend)
+    elif config.freeze_frontend:
+        encoder.freeze_frontend(True)
+    if not config.train:
+        encoder.requires_grad_(False)
+    return encoder
+
+
+class AVDiffusionModel(nn.Module):
+    """Lip encoder + preconditioned score network; `forward` returns the DSM loss of a batch."""
+
+    def __init__(
+        self,
+        lip_encoder: LipEncoder,
+        score_model: ScoreUNet,
+        formulation: DiffusionFormulation,
+        transform: SpectrogramTransform,
+        training: TrainingConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.lip_encoder = lip_encoder
+        self.denoiser = Denoiser(score_model, formulation)
+        self.transform = transform
+        self.loss = DenoisingScoreMatchingLoss(formulation)
+        self.training_config = training or TrainingConfig()
+
+    @classmethod
+    def from_config(cls, config: AVDiffConfig, formulation: DiffusionFormulation) -> "AVDiffusionModel":
+        return cls(
+            build_lip_encoder(config.lip_encoder),
+            ScoreUNet.from_avdiff_config(config.score_model),
+            formulation,
+            SpectrogramTransform(config.spectrogram),
+            config.training,
+        )
+
+    @property
+    def score_model(self) -> ScoreUNet:
+        return self.denoiser.network
+
+    def condition(self, video: Tensor, video_valid: Tensor, face_ok: Tensor, num_frames: int) -> tuple[Tensor, Tensor]:
+        """Mouth crops (B, T_v, H, W) -> condition (B, D, T) and its (B, T) validity mask."""
+        embeddings = self.lip_encoder(video, frame_mask=video_valid)
+        cond = upsample_to_stft(embeddings, num_frames)
+        cond_mask = upsample_mask(face_ok & video_valid, num_frames)
+        return cond, cond_mask
+
+    def forward(
+        self,
+        audio: Tensor,
+        video: Tensor,
+        video_valid: Tensor,
+        face_ok: Tensor,
+        frame_mask: Tensor,
+        generator: torch.Generator,
+        drop_conditions: bool = True,
+    ) -> LossOutput:
+        """The loss of one batch; `generator` draws noise levels, noise and condition dropout."""
+        spec = self.transform.encode(audio)
+        cond, cond_mask = self.condition(video, video_valid, face_ok, spec.shape[-1])
+        if drop_conditions:
+            config = self.training_config
+            cond_mask = drop_condition(
+                cond_mask.cpu(), generator, config.cond_drop_prob, config.cond_span_drop_prob, config.cond_span_max_frames
+            ).to(cond_mask.device)
+        return self.loss(self.denoiser, spec, cond=cond, cond_mask=cond_mask, frame_mask=frame_mask, generator=generator)
