@@ -14,6 +14,7 @@ from avdiff.errors import AVDiffError
 COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.config",
     "avdiff.commands.prepare",
+    "avdiff.commands.synth",
 )
 
 
