@@ -15,6 +15,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.config",
     "avdiff.commands.prepare",
     "avdiff.commands.synth",
+    "avdiff.commands.generate",
+    "avdiff.commands.enhance",
 )
 
 

@@ -80,6 +80,9 @@ class ScoreModelConfig:
     cond_hidden_channels: int = option(32, "width of the conditioning trunk before per-level projection")
     time_embedding_scale: float = option(16.0, "scale of the Gaussian Fourier noise-level embedding")
     dropout: float = option(0.0, "dropout inside the resnet blocks")
+    frequency_channels: int = option(4, "fixed cos(pi k f / F) input channels telling the network each bin's frequency")
+    cond_spectral_channels: int = option(2, "input channels of per-frame spectral maps predicted from the condition")
+    cond_spectral_bins: int = option(64, "frequency points of those maps (interpolated to the STFT bins)")
 
     def __post_init__(self) -> None:
         if len(self.attention_levels) != len(self.block_out_channels):
@@ -142,6 +145,9 @@ class DataConfig:
     valid_manifest: str | None = option(None, "JSONL manifest of the validation set, or null for none")
     crop_frames: int = option(256, "STFT frames per training crop (256 = 2.04 s); crops start on video frames")
     crop_size: int = option(88, "mouth-crop side fed to the lip encoder; stored larger crops are cut to it")
+    normalize: Literal["peak", "none"] = option(
+        "peak", "scale each clip's audio to peak 1 (as SGMSE+/UDiffSE; enhancement scales its input the same way)"
+    )
     random_crop: bool = option(True, "train: random crop_size window of larger stored crops (else centre)")
     hflip_prob: float = option(0.5, "train: probability of flipping a clip's mouth crops left-right")
     time_mask_prob: float = option(0.5, "train: probability of masking one span of video frames")

@@ -95,6 +95,7 @@ class AVCropDataset(Dataset):
         self.train = train
         self.sample_rate = spectrogram.sample_rate
         self.geometry = CropGeometry(data.crop_frames, spectrogram.sample_rate, spectrogram.hop_length)
+        self._peaks: dict[int, float] = {}  # per-clip audio peak, read once per worker process
 
     def __len__(self) -> int:
         return len(self.items)
@@ -107,6 +108,8 @@ class AVCropDataset(Dataset):
         start = int(rng.integers(0, self.geometry.max_start(num_frames) + 1)) if rng is not None else 0
 
         audio, audio_valid = self._read_audio(item, start)
+        if self.data.normalize == "peak":
+            audio *= 1.0 / self._peak(index)
         video, video_valid = self._read_video(item, start, rng)
         face_ok = np.zeros(self.geometry.video_frames, dtype=bool)
         flags = np.asarray(item.get("face_ok", [True] * num_frames), dtype=bool)[start : start + self.geometry.video_frames]
@@ -145,6 +148,15 @@ class AVCropDataset(Dataset):
         padded = np.zeros(self.geometry.audio_samples, dtype=np.float32)
         padded[: len(samples)] = samples
         return padded, len(samples)
+
+    def _peak(self, index: int) -> float:
+        """The clip's absolute audio peak (1 for a silent clip), cached."""
+        if index not in self._peaks:
+            path = resolve(self.manifest_path, self.items[index]["audio"])
+            samples, _ = sf.read(str(path), dtype="float32", always_2d=False)
+            peak = float(np.abs(samples).max()) if samples.size else 0.0
+            self._peaks[index] = peak if peak > 1e-8 else 1.0
+        return self._peaks[index]
 
     def _read_video(self, item: dict[str, Any], start: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
         path = resolve(self.manifest_path, item["video"])

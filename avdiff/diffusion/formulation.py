@@ -64,8 +64,11 @@ class DiffusionFormulation(ConfigMixin, ABC):
         """Smallest positive noise level visited."""
 
     @abstractmethod
-    def sampling_sigmas(self, num_steps: int, device: torch.device | str = "cpu") -> Tensor:
-        """`num_steps` decreasing noise levels from `sigma_max` to `sigma_min`, then a final 0."""
+    def sampling_sigmas(
+        self, num_steps: int, device: torch.device | str = "cpu", sigma_start: float | None = None
+    ) -> Tensor:
+        """`num_steps` decreasing noise levels from `sigma_max` (or a lower `sigma_start`, as
+        posterior samplers use when they start near the observation) to `sigma_min`, then 0."""
 
     @abstractmethod
     def sample_training_sigmas(
@@ -98,6 +101,8 @@ def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float, rho: float
     """EDM's schedule: sigma_max^(1/rho) to sigma_min^(1/rho) linearly, raised to rho; then 0."""
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if sigma_max <= sigma_min:
+        raise ValueError(f"the first noise level {sigma_max} must exceed sigma_min {sigma_min}")
     ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64) if num_steps > 1 else torch.zeros(1, dtype=torch.float64)
     max_inv, min_inv = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
     sigmas = (max_inv + ramp * (min_inv - max_inv)) ** rho
@@ -129,8 +134,11 @@ class EDMFormulation(DiffusionFormulation):
     def sigma_min(self) -> float:
         return float(self.config.sigma_min)
 
-    def sampling_sigmas(self, num_steps: int, device: torch.device | str = "cpu") -> Tensor:
-        return karras_sigmas(num_steps, self.sigma_min, self.sigma_max, self.config.rho).to(device)
+    def sampling_sigmas(
+        self, num_steps: int, device: torch.device | str = "cpu", sigma_start: float | None = None
+    ) -> Tensor:
+        start = self.sigma_max if sigma_start is None else min(sigma_start, self.sigma_max)
+        return karras_sigmas(num_steps, self.sigma_min, start, self.config.rho).to(device)
 
     def sample_training_sigmas(
         self, batch_size: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
@@ -207,10 +215,15 @@ class OUVEFormulation(DiffusionFormulation):
     def sigma_min(self) -> float:
         return float(self.sigma_of_time(torch.tensor(self.config.t_eps)))
 
-    def sampling_sigmas(self, num_steps: int, device: torch.device | str = "cpu") -> Tensor:
+    def sampling_sigmas(
+        self, num_steps: int, device: torch.device | str = "cpu", sigma_start: float | None = None
+    ) -> Tensor:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        times = torch.linspace(self.config.t_max, self.config.t_eps, num_steps, dtype=torch.float64)
+        t_start = self.config.t_max
+        if sigma_start is not None:
+            t_start = min(t_start, float(self.time_of_sigma(torch.tensor(sigma_start))))
+        times = torch.linspace(t_start, self.config.t_eps, num_steps, dtype=torch.float64)
         sigmas = self.sigma_of_time(times)
         return torch.cat([sigmas, sigmas.new_zeros(1)]).to(device)
 

@@ -65,3 +65,25 @@ class FrameFiLM(nn.Module):
             raise ValueError(f"condition has {features.shape[-1]} frames at this level, features {hidden.shape[-1]}")
         scale, shift = self.proj(features).unsqueeze(2).chunk(2, dim=1)
         return hidden * (1 + scale) + shift
+
+
+class SpectralMap(nn.Module):
+    """(B, H, T) condition features -> (B, S, F, T) maps over frequency, one column per frame.
+
+    Predicted at `bins` frequency points and linearly interpolated to the input's F bins, so
+    the size does not tie the network to one STFT size. Gives the condition a direct, frame-
+    aligned way to describe the spectrum (e.g. where the energy is) at the input resolution.
+    """
+
+    def __init__(self, hidden_channels: int, channels: int, bins: int) -> None:
+        super().__init__()
+        self.channels, self.bins = channels, bins
+        self.proj = nn.Conv1d(hidden_channels, channels * bins, kernel_size=1) if channels else None
+
+    def forward(self, features: Tensor, bins: int, padded_bins: int) -> Tensor:
+        batch, _, frames = features.shape
+        if self.proj is None:
+            return features.new_zeros(batch, 0, padded_bins, frames)
+        maps = self.proj(features).view(batch, self.channels, self.bins, frames)
+        maps = F.interpolate(maps, size=(bins, frames), mode="bilinear", align_corners=True)
+        return F.pad(maps, (0, 0, 0, padded_bins - bins))

@@ -2,8 +2,10 @@
 
 Built from diffusers' UNet blocks (`DownBlock2D`/`AttnDownBlock2D`, `UNetMidBlock2D`,
 `UpBlock2D`/`AttnUpBlock2D`) with a Gaussian-Fourier noise-level embedding, and
-frame-aligned conditioning (`avdiff.models.conditioning`) applied at every resolution of the
-encoder, the middle and the decoder. Frequency runs along the height, time along the width.
+frame-aligned conditioning (`avdiff.models.conditioning`): per-frame FiLM at every resolution
+of the encoder, the middle and the decoder, plus per-frame spectral maps predicted from the
+condition and fed in beside the input, so the lips can say directly which frequencies are
+active. Fixed frequency-position channels tell the network where each bin lies. Frequency runs along the height, time along the width.
 Inputs of any size are zero-padded to the UNet's multiple and the output cropped back exactly.
 """
 
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import ScoreModelConfig
-from avdiff.models.conditioning import ConditionTrunk, FrameFiLM
+from avdiff.models.conditioning import ConditionTrunk, FrameFiLM, SpectralMap
 from avdiff.models.loading import own_aligned_storage
 
 
@@ -43,6 +45,9 @@ class ScoreUNet(ModelMixin, ConfigMixin):
         cond_hidden_channels: int = 32,
         time_embedding_scale: float = 16.0,
         dropout: float = 0.0,
+        frequency_channels: int = 4,
+        cond_spectral_channels: int = 2,
+        cond_spectral_bins: int = 64,
     ) -> None:
         super().__init__()
         if len(attention_levels) != len(block_out_channels):
@@ -56,8 +61,10 @@ class ScoreUNet(ModelMixin, ConfigMixin):
             channels[0], scale=time_embedding_scale, log=False, flip_sin_to_cos=True
         )
         self.time_embedding = TimestepEmbedding(2 * channels[0], temb_channels)
-        self.conv_in = nn.Conv2d(in_channels, channels[0], kernel_size=3, padding=1)
+        self.conv_in = nn.Conv2d(in_channels + frequency_channels + cond_spectral_channels, channels[0],
+                                 kernel_size=3, padding=1)
         self.condition = ConditionTrunk(cond_channels, cond_hidden_channels)
+        self.spectral_map = SpectralMap(cond_hidden_channels, cond_spectral_channels, cond_spectral_bins)
 
         self.down_blocks = nn.ModuleList()
         self.down_film = nn.ModuleList()
@@ -130,6 +137,19 @@ class ScoreUNet(ModelMixin, ConfigMixin):
         """Height and width are padded to a multiple of this (2 ** number of downsamplings)."""
         return 2 ** (len(self.config.block_out_channels) - 1)
 
+    def frequency_features(self, batch: int, bins: int, padded_bins: int, frames: int, like: Tensor) -> Tensor:
+        """Fixed channels cos(pi k f / bins), k = 1..K: where each bin sits on the frequency axis.
+
+        Convolutions are translation invariant; speech is not (formants and pitch live at given
+        frequencies), and with no noisy input to copy from (video-to-speech) the network needs
+        to know the absolute frequency of every bin. Padded bins continue the same functions.
+        """
+        count = self.config.frequency_channels
+        position = torch.arange(padded_bins, device=like.device, dtype=torch.float32) / max(bins - 1, 1)
+        order = torch.arange(1, count + 1, device=like.device, dtype=torch.float32)
+        features = torch.cos(torch.pi * order[:, None] * position[None, :])
+        return features[None, :, :, None].expand(batch, count, padded_bins, frames).to(like.dtype)
+
     def forward(
         self,
         sample: Tensor,
@@ -150,6 +170,11 @@ class ScoreUNet(ModelMixin, ConfigMixin):
             cond_features = torch.cat([cond_features, null_features], dim=-1) if pad_w else cond_features
 
         temb = self.time_embedding(self.time_proj(noise_level.reshape(-1).to(torch.float32)).to(self.dtype))
+        sample = torch.cat([
+            sample,
+            self.frequency_features(batch, height, sample.shape[-2], sample.shape[-1], sample),
+            self.spectral_map(cond_features, height, sample.shape[-2]).to(sample.dtype),
+        ], 1)
         hidden = self.conv_in(sample.to(self.dtype))
         skips: tuple[Tensor, ...] = (hidden,)
         for film, block in zip(self.down_film, self.down_blocks):

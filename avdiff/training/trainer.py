@@ -171,8 +171,13 @@ def train(
     resume: str | None = None,
     cpu: bool = False,
     record_data_order: bool = False,
+    max_minutes: float | None = None,
 ) -> TrainResult:
-    """Train the lip encoder and the score network jointly; see the module docstring."""
+    """Train the lip encoder and the score network jointly; see the module docstring.
+
+    `max_minutes` bounds the wall-clock time: the run then ends early as if it had reached
+    `max_steps` (checkpoint and export), for demos with a time budget.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     tc = config.training
@@ -287,6 +292,7 @@ def train(
     window: dict[str, list[float]] = defaultdict(list)
     window_start, window_items = time.perf_counter(), 0
     micro_in_step = 0
+    deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
     with StopRequest() as stop:
         while state.step < max_steps and status == "finished":
             sampler.set_position(state.epoch, state.position)
@@ -364,6 +370,9 @@ def train(
                                 save_checkpoint()
                             status = "interrupted"
                             break
+                        if deadline is not None and any_process(accelerator, time.monotonic() > deadline):
+                            logger.info("time budget of %.1f minutes reached at step %d", max_minutes, state.step)
+                            max_steps = state.step
                         if state.step >= max_steps:
                             break
             else:  # the epoch ran out (not a break): the next one starts from its first item

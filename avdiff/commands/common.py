@@ -1,0 +1,40 @@
+"""Arguments and helpers shared by `avdiff generate` and `avdiff enhance`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="model folder (DIR/model of a training run)")
+    parser.add_argument("--steps", type=int, default=None, help="noise levels (default: the model's sampler steps)")
+    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (per item; batch-size independent)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the score network (GPU)")
+    parser.add_argument("--landmarks", choices=["face-alignment", "dlib"], default="face-alignment",
+                        help="landmark backend for video files (as in avdiff prepare)")
+    parser.add_argument("--landmark-weights", default=None, help="face-alignment weights folder / dlib model file")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    parser.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
+
+
+def load_pipeline(args: argparse.Namespace) -> Any:
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipeline = AVDiffusionPipeline.from_pretrained(args.model, device=device)
+    if args.compile:
+        pipeline.compile()
+    return pipeline
+
+
+def write_run_settings(path: Path, settings: dict[str, Any]) -> None:
+    """The settings a batch or file was produced with, written beside the outputs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# settings these outputs were produced with\n" + yaml.safe_dump(settings, sort_keys=False))

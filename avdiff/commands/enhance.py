@@ -1,0 +1,88 @@
+"""`avdiff enhance`: unsupervised enhancement of noisy speech, audio-only or with the lips."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
+from avdiff.errors import InputError
+from avdiff.pipeline.batch import AUDIO_SUFFIXES, VIDEO_SUFFIXES, BatchItem, files_in, run_batch, write_wav
+from avdiff.pipeline.posterior import METHODS, PosteriorSettings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "enhance", help="enhance noisy speech by diffusion posterior sampling (with or without video)",
+        description="Enhance a noisy recording (any rate or channel count; the output has its rate and "
+        "length), or every audio file of a folder. With --video (a file, or a folder matched by file "
+        "stem) the lips condition the speech prior; frames without a face fall back to the audio-only prior.")
+    parser.add_argument("--noisy", type=Path, required=True, help="noisy audio file or folder")
+    parser.add_argument("--video", type=Path, default=None, help="video / mouth-crop .npy, or a folder of them")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="output .wav for one input, folder for many (default: <stem>_enhanced.wav / enhanced/)")
+    parser.add_argument("--method", choices=METHODS, default="udiffse+", help="posterior sampler (default udiffse+)")
+    parser.add_argument("--em-iterations", type=int, default=5, help="udiffse: EM iterations")
+    parser.add_argument("--likelihood-weight", type=float, default=1.5, help="lambda of the likelihood step")
+    parser.add_argument("--chunk-frames", type=int, default=256, help="STFT frames per chunk (long inputs)")
+    parser.add_argument("--batch-size", type=int, default=8, help="chunks processed together")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _match_video(video_dir: Path | None, stem: str) -> Path | None:
+    if video_dir is None:
+        return None
+    for suffix in VIDEO_SUFFIXES:
+        candidate = video_dir / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"no video for {stem!r} in {video_dir} (looked for {stem}.mp4, .npy, ...)")
+
+
+def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
+    source: Path = args.noisy
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    if source.is_dir():
+        if args.video is not None and not args.video.is_dir():
+            raise InputError("--noisy is a folder, so --video must be a folder too (matched by file stem)")
+        out_dir = args.output or Path("enhanced")
+        files = files_in(source, AUDIO_SUFFIXES)
+        if not files:
+            raise InputError(f"{source}: no audio files")
+        return [BatchItem(str(p.relative_to(source).with_suffix("")), out_dir / p.relative_to(source).with_suffix(".wav"),
+                          {"noisy": p, "video_dir": args.video, "stem": p.stem}) for p in files], out_dir
+    output = args.output or Path(f"{source.stem}_enhanced.wav")
+    return [BatchItem(source.stem, output, {"noisy": source, "video": args.video})], None
+
+
+def run(args: argparse.Namespace) -> int:
+    items, out_dir = _items(args)
+    pipeline = load_pipeline(args)
+    settings = PosteriorSettings(em_iterations=args.em_iterations, likelihood_weight=args.likelihood_weight)
+    if args.steps:
+        settings.steps = args.steps
+
+    def process(item: BatchItem) -> None:
+        video = item.inputs.get("video")
+        if "video_dir" in item.inputs:
+            video = _match_video(item.inputs["video_dir"], item.inputs["stem"])
+        result = pipeline.enhance(item.inputs["noisy"], video=video, method=args.method, guidance_scale=args.guidance or 1.0,
+                                  seed=args.seed, settings=settings, chunk_frames=args.chunk_frames,
+                                  batch_size=args.batch_size, show_progress=args.progress, landmarks=args.landmarks,
+                                  landmark_weights=args.landmark_weights)
+        write_wav(item.output, result.audio, result.sample_rate)
+        for note in result.notes:
+            print(f"note: {note}")
+        mode = "audio-visual" if video is not None else "audio-only"
+        print(f"{item.id}: {args.method} ({mode}), {result.network_calls} network calls -> {item.output}")
+
+    report = run_batch(items, process, out_dir, overwrite=args.overwrite)
+    if report.done:
+        settings_path = (out_dir / "enhance_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
+        write_run_settings(settings_path, {"command": "enhance", "model": str(args.model), "method": args.method,
+                                           "video": str(args.video) if args.video else None, "seed": args.seed,
+                                           "guidance": args.guidance or 1.0, **settings.__dict__})
+    print(report.summary())
+    return 1 if report.failed else 0

@@ -1,0 +1,95 @@
+"""`avdiff generate`: speech from silent talking-face video (a file, a folder or a manifest)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
+from avdiff.data.manifest import read_manifest, resolve
+from avdiff.errors import InputError
+from avdiff.pipeline.batch import VIDEO_SUFFIXES, BatchItem, files_in, run_batch, write_wav
+from avdiff.pipeline.inputs import MouthVideo
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="generate speech from silent video (video-to-speech)",
+        description="Generate speech for a talking-face video file, a mouth-crop .npy, a folder of them, "
+        "or a manifest (.jsonl). Outputs are 16 kHz WAVs of exactly the video's duration; existing "
+        "outputs are skipped, failed items reported in failures.jsonl.")
+    parser.add_argument("--video", type=Path, required=True, help="video file, mouth-crop .npy, folder or manifest")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="output .wav for one input, folder for many (default: <input stem>.wav / generated/)")
+    parser.add_argument("--sampler", choices=["euler_maruyama", "predictor_corrector", "heun", "edm_stochastic"],
+                        default=None, help="sampler (default: the model's)")
+    parser.add_argument("--num-samples", type=int, default=1, help="samples per input (<id>_s<k>.wav when > 1)")
+    add_model_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
+    source: Path = args.video
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    if source.is_file() and source.suffix == ".jsonl":
+        out_dir = args.output or Path("generated")
+        items = [BatchItem(item["id"], out_dir / f"{item['id']}.wav",
+                           {"video": resolve(source, item["video"]), "face_ok": item.get("face_ok")})
+                 for item in read_manifest(source)]
+        return items, out_dir
+    if source.is_dir():
+        out_dir = args.output or Path("generated")
+        files = files_in(source, VIDEO_SUFFIXES)
+        if not files:
+            raise InputError(f"{source}: no video or .npy files")
+        return [BatchItem(str(p.relative_to(source).with_suffix("")), out_dir / p.relative_to(source).with_suffix(".wav"),
+                          {"video": p}) for p in files], out_dir
+    output = args.output or Path(f"{source.stem}.wav")
+    return [BatchItem(source.stem, output, {"video": source})], None
+
+
+def sample_paths(output: Path, count: int) -> list[Path]:
+    """Where the samples of one input go: OUT.wav, or OUT_s0.wav, OUT_s1.wav, ..."""
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}_s{k}{output.suffix}") for k in range(count)]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.num_samples < 1:
+        raise InputError("--num-samples must be >= 1")
+    items, out_dir = _items(args)
+    pipeline = load_pipeline(args)
+    for item in items:  # with several samples, the last sample's file (written last) marks the item done
+        item.inputs["base"] = item.output
+        item.output = sample_paths(item.output, args.num_samples)[-1]
+
+    def process(item: BatchItem) -> None:
+        video = item.inputs["video"]
+        if item.inputs.get("face_ok") is not None:
+            rois = np.load(video, allow_pickle=False)
+            video = MouthVideo(rois, np.asarray(item.inputs["face_ok"], dtype=bool))
+        result = pipeline.generate(video, num_samples=args.num_samples, sampler=args.sampler, steps=args.steps,
+                                   guidance_scale=args.guidance, seed=args.seed, show_progress=args.progress,
+                                   landmarks=args.landmarks, landmark_weights=args.landmark_weights)
+        base = item.inputs["base"]
+        for path, audio in zip(sample_paths(base, args.num_samples), result.audio):
+            write_wav(path, audio, result.sample_rate)
+        for note in result.notes:
+            print(f"note: {item.id}: {note}")
+        print(f"{item.id}: {len(result.audio[0]) / result.sample_rate:.2f} s x {args.num_samples}, "
+              f"{result.network_calls} network calls -> {base}")
+
+    settings = {"command": "generate", "model": str(args.model), "sampler": args.sampler or pipeline.components.sampler.name,
+                "steps": args.steps or pipeline.components.sampler.steps,
+                "guidance": args.guidance if args.guidance is not None else pipeline.components.sampler.guidance_scale,
+                "seed": args.seed, "num_samples": args.num_samples}
+    report = run_batch(items, process, out_dir, overwrite=args.overwrite)
+    settings_path = (out_dir / "generate_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
+    if report.done:
+        write_run_settings(settings_path, settings)
+    print(report.summary())
+    return 1 if report.failed else 0

@@ -1,0 +1,69 @@
+"""Long inputs in overlapping chunks on the STFT frame grid, joined by cross-fades.
+
+Chunks start on multiples of 5 STFT frames (video-frame boundaries), so the lip condition of
+a chunk is a plain slice of the clip's condition. Chunk spectrograms are slices of the whole
+signal's STFT (exact, no edge effects); results are joined by weighting each chunk with a
+raised-cosine taper over its overlaps and normalising the weights to sum to one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+FRAMES_PER_VIDEO_FRAME = 5
+
+
+def plan_chunks(num_frames: int, chunk_frames: int, overlap_frames: int) -> list[tuple[int, int]]:
+    """(start, end) STFT-frame ranges covering [0, num_frames); starts are multiples of 5.
+
+    A short input is one chunk of its own length. Otherwise every chunk has `chunk_frames`
+    frames (so chunks batch together) and the last one may end up to 4 frames past the
+    input: callers pad to `chunks[-1][1]` and crop the joined result.
+    """
+    if chunk_frames <= overlap_frames or overlap_frames < 0:
+        raise ValueError(f"need 0 <= overlap_frames ({overlap_frames}) < chunk_frames ({chunk_frames})")
+    if num_frames <= chunk_frames:
+        return [(0, num_frames)]
+    hop = chunk_frames - overlap_frames
+    hop -= hop % FRAMES_PER_VIDEO_FRAME
+    if hop <= 0:
+        raise ValueError(f"chunk_frames - overlap_frames must be at least {FRAMES_PER_VIDEO_FRAME}")
+    last = num_frames - chunk_frames
+    last += -last % FRAMES_PER_VIDEO_FRAME  # aligned up: the last chunk reaches the end
+    starts = list(range(0, last, hop)) + [last]
+    return [(start, start + chunk_frames) for start in starts]
+
+
+def chunk_weights(chunks: list[tuple[int, int]], num_frames: int) -> list[Tensor]:
+    """Per-chunk weights over its own frames that sum to one across chunks at every frame."""
+    raw = []
+    for index, (start, end) in enumerate(chunks):
+        weight = torch.ones(end - start, dtype=torch.float64)
+        if index > 0:  # fade in over the overlap with the previous chunk
+            overlap = chunks[index - 1][1] - start
+            if overlap > 0:
+                ramp = torch.arange(1, overlap + 1, dtype=torch.float64) / (overlap + 1)
+                weight[:overlap] = 0.5 - 0.5 * torch.cos(math.pi * ramp)
+        if index + 1 < len(chunks):  # fade out over the overlap with the next chunk
+            overlap = end - chunks[index + 1][0]
+            if overlap > 0:
+                ramp = torch.arange(overlap, 0, -1, dtype=torch.float64) / (overlap + 1)
+                weight[-overlap:] = torch.minimum(weight[-overlap:], 0.5 - 0.5 * torch.cos(math.pi * ramp))
+        raw.append(weight)
+    total = torch.zeros(num_frames, dtype=torch.float64)
+    for (start, end), weight in zip(chunks, raw):
+        total[start:end] += weight
+    return [(weight / total[start:end]).to(torch.float32) for (start, end), weight in zip(chunks, raw)]
+
+
+def join_chunks(pieces: list[Tensor], chunks: list[tuple[int, int]], num_frames: int) -> Tensor:
+    """Weighted sum of chunk tensors (..., T_chunk) into one (..., num_frames) tensor."""
+    padded = chunks[-1][1]
+    weights = chunk_weights(chunks, padded)
+    out = torch.zeros(*pieces[0].shape[:-1], padded, dtype=pieces[0].dtype, device=pieces[0].device)
+    for piece, (start, end), weight in zip(pieces, chunks, weights):
+        out[..., start:end] += piece * weight.to(piece.device)
+    return out[..., :num_frames]

@@ -1,0 +1,60 @@
+"""Noise power model V = W H (non-negative, low rank) fitted with Itakura-Saito multiplicative updates.
+
+UDiffSE models the noise of a noisy spectrogram as zero-mean complex Gaussian with variance
+V[f, t] = sum_k W[f, k] H[k, t] (rank 4). Given a power estimate P = |y - x|^2, the IS
+divergence updates of Fevotte et al. lower D_IS(P | WH) monotonically; W's columns are then
+normalised to sum 1 and H scaled to keep V.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+FLOOR = 1e-10
+
+
+@dataclass
+class NoiseModel:
+    """W (B, F, K) and H (B, K, T); `variance` is their product (B, F, T)."""
+
+    W: Tensor
+    H: Tensor
+
+    @property
+    def variance(self) -> Tensor:
+        return (self.W @ self.H).clamp_min(FLOOR)
+
+    @classmethod
+    def initial(cls, power: Tensor, rank: int, generators: list[torch.Generator]) -> "NoiseModel":
+        """Random positive factors (per-item generators) scaled so that mean(WH) = mean(power)."""
+        batch, bins, frames = power.shape
+        W = torch.stack([torch.rand(bins, rank, generator=g) for g in generators]).to(power) + 0.1
+        H = torch.stack([torch.rand(rank, frames, generator=g) for g in generators]).to(power) + 0.1
+        W = W / W.sum(dim=1, keepdim=True)
+        scale = power.mean(dim=(1, 2), keepdim=True) / (W @ H).mean(dim=(1, 2), keepdim=True)
+        return cls(W, (H * scale).clamp_min(FLOOR))
+
+
+def is_divergence(power: Tensor, variance: Tensor) -> Tensor:
+    """Itakura-Saito divergence D(P | V) per item: sum P/V - log(P/V) - 1."""
+    ratio = power.clamp_min(FLOOR) / variance.clamp_min(FLOOR)
+    return (ratio - ratio.log() - 1).flatten(1).sum(1)
+
+
+def fit_nmf(power: Tensor, model: NoiseModel, iterations: int) -> NoiseModel:
+    """`iterations` rounds of IS multiplicative updates of W then H, starting from `model`."""
+    power = power.to(torch.float32).clamp_min(FLOOR)
+    W, H = model.W.to(power), model.H.to(power)
+    for _ in range(iterations):
+        V = (W @ H).clamp_min(FLOOR)
+        W = W * ((power / V**2) @ H.transpose(1, 2)) / ((1.0 / V) @ H.transpose(1, 2)).clamp_min(FLOOR)
+        W = W.clamp_min(FLOOR)
+        V = (W @ H).clamp_min(FLOOR)
+        H = H * (W.transpose(1, 2) @ (power / V**2)) / (W.transpose(1, 2) @ (1.0 / V)).clamp_min(FLOOR)
+        H = H.clamp_min(FLOOR)
+        norm = W.sum(dim=1, keepdim=True)
+        W, H = W / norm, H * norm.transpose(1, 2)
+    return NoiseModel(W, H)

@@ -1,0 +1,311 @@
+"""`AVDiffusionPipeline`: video-to-speech and diffusion-posterior-sampling enhancement.
+
+    pipe = AVDiffusionPipeline.from_pretrained("runs/synth/model")
+    speech = pipe.generate("talking_face.mp4", num_samples=2, seed=0)        # silent video -> speech
+    clean = pipe.enhance("noisy.wav", video="talking_face.mp4", method="udiffse+")
+
+Lip embeddings are computed once per clip (in overlapping windows for long videos) and sliced
+for every chunk and network call. Long inputs are processed in chunks of `chunk_frames` STFT
+frames starting on video-frame boundaries: enhancement chunks are independent and run batched,
+then cross-faded; generation chunks run one after another, each forced to agree with the end of
+the previous one on their overlap (its denoised estimate is replaced there), so the voice
+carries over. Peak memory depends on the chunk and batch sizes, not on the duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from avdiff.audio.spectrogram import SpectrogramTransform
+from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
+from avdiff.diffusion.noise import make_generators
+from avdiff.diffusion.samplers import initial_noise, run_sampler
+from avdiff.errors import InputError
+from avdiff.media.audio import resample
+from avdiff.models.lip_encoder import upsample_mask, upsample_to_stft
+from avdiff.pipeline.chunks import join_chunks, plan_chunks
+from avdiff.pipeline.inputs import (
+    AudioInput,
+    MouthVideo,
+    audio_from_array,
+    load_audio_input,
+    load_mouth_video,
+    mouth_video_from_array,
+)
+from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
+from avdiff.pipeline.posterior import PosteriorSettings, enhance_spectrogram
+
+logger = logging.getLogger("avdiff.pipeline")
+
+SAMPLES_PER_VIDEO_FRAME = 640
+MAX_VIDEO_AUDIO_MISMATCH_S = 1.0
+
+
+@dataclass
+class GenerationOutput:
+    """Generated speech: `audio` (num_samples, N) float32 at `sample_rate`, N = frames * 640."""
+
+    audio: np.ndarray
+    sample_rate: int
+    network_calls: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EnhancementOutput:
+    """Enhanced speech (N,) float32 at `sample_rate`: the input's rate and length."""
+
+    audio: np.ndarray
+    sample_rate: int
+    network_calls: int
+    notes: list[str] = field(default_factory=list)
+
+
+def item_seed(seed: int, *parts: int) -> int:
+    """A seed for one item (sample j of chunk k, ...), independent of how items are batched."""
+    return zlib.crc32(np.array([seed, *parts], dtype=np.int64).tobytes())
+
+
+class AVDiffusionPipeline:
+    """A trained avdiff model, ready to generate or enhance; see the module docstring."""
+
+    def __init__(self, components: ModelComponents, device: str | torch.device = "cpu",
+                 dtype: torch.dtype | None = None) -> None:
+        self.components = components
+        self.device = torch.device(device)
+        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.transform = SpectrogramTransform(components.spectrogram)
+        self.denoiser = Denoiser(components.score_model, components.formulation).to(self.device).eval()
+        self.lip_encoder = components.lip_encoder.to(self.device).eval()
+
+    # ------------------------------------------------------------------ folders
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | None = None) -> "AVDiffusionPipeline":
+        """Load a model folder (see `avdiff.pipeline.model_folder`)."""
+        return cls(load_model_folder(path), device=device, dtype=dtype)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        return save_model_folder(self.components, path)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.components.spectrogram.sample_rate
+
+    @property
+    def crop_size(self) -> int:
+        return self.components.crop_size
+
+    def compile(self, mode: str = "max-autotune-no-cudagraphs") -> None:
+        """torch.compile the score network (CUDA graphs come with mode='max-autotune')."""
+        self.denoiser.network = torch.compile(self.denoiser.network, mode=mode, dynamic=False)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    # ------------------------------------------------------------------ lips
+    def load_video(self, video: str | Path | MouthVideo | np.ndarray, landmarks: str = "face-alignment",
+                   landmark_weights: str | Path | None = None) -> MouthVideo:
+        """A MouthVideo from a video file, a mouth-crop .npy, an array or a MouthVideo."""
+        if isinstance(video, MouthVideo):
+            return mouth_video_from_array(video.rois, self.crop_size, video.face_ok)
+        if isinstance(video, np.ndarray):
+            return mouth_video_from_array(video, self.crop_size)
+        device = "cuda" if self.device.type == "cuda" else "cpu"
+        return load_mouth_video(video, self.crop_size, landmarks, landmark_weights, device)
+
+    @torch.no_grad()
+    def encode_lips(self, video: MouthVideo, window: int = 250, context: int = 25) -> Tensor:
+        """Lip embeddings (T_v, D) for the whole clip, once, in overlapping windows of frames."""
+        rois = torch.from_numpy(video.rois).to(self.device)
+        frames = len(rois)
+        pieces = []
+        for start in range(0, frames, window):
+            lo, hi = max(0, start - context), min(frames, start + window + context)
+            with self._autocast():
+                out = self.lip_encoder(rois[lo:hi].unsqueeze(0))[0].float()
+            pieces.append(out[start - lo : start - lo + min(window, frames - start)])
+        return torch.cat(pieces)
+
+    def condition(self, video: MouthVideo | None, num_frames: int) -> tuple[Tensor | None, Tensor | None]:
+        """(1, D, T) lip condition and (1, T) mask for T STFT frames; frames without a face are masked."""
+        if video is None:
+            return None, None
+        embeddings = self.encode_lips(video)
+        cond = upsample_to_stft(embeddings.unsqueeze(0), num_frames)
+        face_ok = torch.from_numpy(video.face_ok).to(self.device).unsqueeze(0)
+        return cond, upsample_mask(face_ok, num_frames)
+
+    def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float) -> DenoiserFn:
+        guided = guided_denoiser(self.denoiser, cond, mask, guidance_scale)
+
+        def run(x: Tensor, sigma: Tensor) -> Tensor:
+            with self._autocast():
+                return guided(x, sigma)
+
+        return run
+
+    # ------------------------------------------------------------------ video-to-speech
+    @torch.no_grad()
+    def generate(
+        self,
+        video: str | Path | MouthVideo | np.ndarray,
+        num_samples: int = 1,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        seed: int = 0,
+        chunk_frames: int = 1000,
+        overlap_frames: int = 100,
+        show_progress: bool = False,
+        landmarks: str = "face-alignment",
+        landmark_weights: str | Path | None = None,
+    ) -> GenerationOutput:
+        """Speech for a silent talking-face video, `num_samples` samples of exactly its duration."""
+        config = self.components.sampler
+        config = replace(config, name=sampler or config.name, steps=steps or config.steps,
+                         guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale)
+        mouth = self.load_video(video, landmarks, landmark_weights)
+        length = mouth.num_frames * SAMPLES_PER_VIDEO_FRAME
+        frames = self.transform.num_frames(length)
+        notes = []
+        if not mouth.face_ok.any():
+            notes.append("no frame has a usable face: the output is the audio-only prior's speech")
+        chunks = plan_chunks(frames, chunk_frames, overlap_frames)
+        cond, mask = self.condition(mouth, chunks[-1][1])  # frames past the video are masked
+        sigmas = self.denoiser.formulation.sampling_sigmas(config.steps, device=self.device)
+        bins = self.transform.num_bins
+        pieces: list[Tensor] = []
+        calls = 0
+        for index, (start, end) in enumerate(chunks):
+            generators = make_generators([item_seed(seed, j, index) for j in range(num_samples)])
+            x = initial_noise((num_samples, 2, bins, end - start), sigmas[0].item(), generators, self.device)
+            chunk_cond = cond[..., start:end].expand(num_samples, -1, -1)
+            chunk_mask = mask[..., start:end].expand(num_samples, -1)
+            denoise = self._denoiser_for(chunk_cond, chunk_mask, config.guidance_scale)
+            if index > 0:
+                known_end = chunks[index - 1][1] - start
+                denoise = _keep_known(denoise, pieces[-1][..., start - chunks[index - 1][0] :], known_end)
+            out = run_sampler(config, denoise, x, sigmas, generators, progress=show_progress)
+            calls += out.network_calls
+            pieces.append(out.sample.float())
+        spec = self._join(pieces, chunks, frames)
+        audio = self.transform.istft(spec, length).cpu().numpy()
+        peak = np.abs(audio).max(axis=-1, keepdims=True)
+        audio = np.where(peak > 0.99, audio * (0.99 / np.maximum(peak, 1e-9)), audio).astype(np.float32)
+        return GenerationOutput(audio=audio, sample_rate=self.sample_rate, network_calls=calls, notes=notes)
+
+    def _join(self, pieces: list[Tensor], chunks: list[tuple[int, int]], frames: int) -> Tensor:
+        """Cross-fade chunk spectrograms (B, 2, F, T_c) as linear complex STFTs -> (B, F, T)."""
+        linear = [self.transform.decompress(self.transform.to_complex(p)) for p in pieces]
+        return join_chunks(linear, chunks, frames)
+
+    # ------------------------------------------------------------------ enhancement
+    @torch.no_grad()
+    def enhance(
+        self,
+        noisy: str | Path | np.ndarray,
+        sample_rate: int | None = None,
+        video: str | Path | MouthVideo | np.ndarray | None = None,
+        method: str = "udiffse+",
+        steps: int | None = None,
+        guidance_scale: float = 1.0,
+        seed: int = 0,
+        settings: PosteriorSettings | None = None,
+        sigma_start: float | None = None,
+        chunk_frames: int = 256,
+        overlap_frames: int = 32,
+        batch_size: int = 8,
+        show_progress: bool = False,
+        landmarks: str = "face-alignment",
+        landmark_weights: str | Path | None = None,
+    ) -> EnhancementOutput:
+        """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring."""
+        settings = replace(settings or PosteriorSettings(), **({"steps": steps} if steps else {}))
+        if isinstance(noisy, np.ndarray):
+            if sample_rate is None:
+                raise InputError("enhance: give sample_rate with an array input")
+            audio = audio_from_array(noisy, sample_rate, self.sample_rate)
+        else:
+            audio = load_audio_input(noisy, self.sample_rate)
+        notes = list(audio.notes)
+        if audio.is_silent:
+            return EnhancementOutput(np.zeros(audio.source_length, np.float32), audio.source_rate, 0, notes)
+        peak = float(np.abs(audio.samples).max())
+        waveform = torch.from_numpy(audio.samples / peak).to(self.device)
+        frames = self.transform.num_frames(len(audio.samples))
+        mouth = None if video is None else self.load_video(video, landmarks, landmark_weights)
+        if mouth is not None:
+            notes += self._check_lengths(mouth, audio)
+        chunks = plan_chunks(frames, chunk_frames, overlap_frames)
+        padded = chunks[-1][1]
+        y = torch.nn.functional.pad(self.transform.encode(waveform.unsqueeze(0)), (0, padded - frames))
+        cond, mask = self.condition(mouth, padded)
+        if mask is not None:
+            mask[..., frames:] = False
+
+        formulation = self.denoiser.formulation
+        start = sigma_start if sigma_start is not None else min(formulation.sigma_max, 10 * formulation.sigma_data)
+        sigmas = formulation.sampling_sigmas(settings.steps, device=self.device, sigma_start=start)
+        pieces: list[Tensor] = []
+        calls = 0
+        for first in range(0, len(chunks), batch_size):
+            group = chunks[first : first + batch_size]
+            y_chunks = torch.cat([y[..., s:e] for s, e in group])
+            chunk_cond = None if cond is None else torch.cat([cond[..., s:e] for s, e in group])
+            chunk_mask = None if mask is None else torch.cat([mask[..., s:e] for s, e in group])
+            generators = make_generators([item_seed(seed, first + i) for i in range(len(group))])
+
+            def denoiser_for(repeats: int, c: Tensor | None = chunk_cond, m: Tensor | None = chunk_mask) -> DenoiserFn:
+                c = None if c is None else c.repeat_interleave(repeats, 0)
+                m = None if m is None else m.repeat_interleave(repeats, 0)
+                return self._denoiser_for(c, m, guidance_scale)
+
+            out = enhance_spectrogram(method, denoiser_for, y_chunks, sigmas, generators, settings,
+                                      formulation.sigma_data, show_progress)
+            calls += out.network_calls
+            pieces.extend(out.sample.float().split(1))
+        spec = self._join(pieces, chunks, frames)
+        enhanced = self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak
+        enhanced = resample(enhanced, self.sample_rate, audio.source_rate)
+        enhanced = np.nan_to_num(_fit(enhanced, audio.source_length)).astype(np.float32)
+        return EnhancementOutput(enhanced, audio.source_rate, calls, notes)
+
+    @staticmethod
+    def _check_lengths(mouth: MouthVideo, audio: AudioInput) -> list[str]:
+        video_s = mouth.num_frames / 25
+        audio_s = len(audio.samples) / audio.sample_rate
+        if abs(video_s - audio_s) > MAX_VIDEO_AUDIO_MISMATCH_S:
+            raise InputError(f"the video lasts {video_s:.2f} s but the audio {audio_s:.2f} s; "
+                             "give the video of this recording")
+        if abs(video_s - audio_s) > 0.04:
+            return [f"video {video_s:.2f} s vs audio {audio_s:.2f} s: frames without video use the audio-only prior"]
+        return []
+
+
+def _fit(samples: np.ndarray, length: int) -> np.ndarray:
+    if len(samples) >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - len(samples)))
+
+
+def _keep_known(denoise: DenoiserFn, known: Tensor, frames: int) -> DenoiserFn:
+    """A denoiser whose estimate on the first `frames` frames is the already generated `known`."""
+    known = known[..., :frames]
+
+    def run(x: Tensor, sigma: Tensor) -> Tensor:
+        out = denoise(x, sigma).clone()
+        out[..., :frames] = known
+        return out
+
+    return run

@@ -1,0 +1,136 @@
+"""Real-time factor of video-to-speech and of each enhancement method, and peak memory vs duration.
+
+Builds the model of `--config` with random weights (speed and memory do not depend on them),
+saves it as a model folder, and times `AVDiffusionPipeline.generate` / `.enhance` on random
+inputs of `--seconds` seconds (median of `--repeats` runs after a warm-up). RTF = seconds of
+compute per second of audio. Peak memory: each duration in `--memory-seconds` is enhanced
+(udiffse+, a few levels: memory does not depend on the number of levels) in a fresh process,
+which reports its peak resident set size (CPU) or peak allocated GPU memory.
+
+    .venv/bin/python benchmarks/pipeline_speed.py --config configs/tiny.yaml --device cpu \
+        --output benchmarks/results/pipeline-tiny-cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def build_model_folder(config_path: Path, overrides: list[str], folder: Path) -> Path:
+    from avdiff.config import AVDiffConfig, load_config
+    from avdiff.diffusion import build_formulation
+    from avdiff.pipeline import ModelComponents, save_model_folder
+    from avdiff.training.model import build_lip_encoder
+    from avdiff.models import ScoreUNet
+
+    config = load_config(AVDiffConfig, config_path, overrides)
+    torch.manual_seed(0)
+    components = ModelComponents(build_lip_encoder(config.lip_encoder), ScoreUNet.from_avdiff_config(config.score_model),
+                                 build_formulation(config.diffusion, sigma_data=config.diffusion.sigma_data or 0.1),
+                                 config.spectrogram, config.sampler, config.data.crop_size)
+    return save_model_folder(components, folder)
+
+
+def timed(run, device: str, repeats: int) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def memory_run(model: Path, seconds: float, device: str, steps: int) -> None:
+    """Child process: enhance `seconds` of noise and print the peak memory in MiB."""
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+
+    pipeline = AVDiffusionPipeline.from_pretrained(model, device=device)
+    noisy = (0.05 * np.random.default_rng(0).standard_normal(int(seconds * 16000))).astype(np.float32)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    pipeline.enhance(noisy, sample_rate=16000, method="udiffse+", steps=steps)
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mib": peak}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/tiny.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seconds", type=float, default=4.0, help="input length for the RTF runs")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--methods", nargs="+", default=["generate", "udiffse+", "dps", "udiffse"])
+    parser.add_argument("--memory-seconds", type=float, nargs="*", default=[10, 60, 300])
+    parser.add_argument("--memory-steps", type=int, default=2)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--child-memory", nargs=2, metavar=("MODEL", "SECONDS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_memory:
+        memory_run(Path(args.child_memory[0]), float(args.child_memory[1]), args.device, args.memory_steps)
+        return
+
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+
+    workdir = Path(tempfile.mkdtemp(prefix="avdiff-bench-"))
+    model = build_model_folder(args.config, args.overrides, workdir / "model")
+    pipeline = AVDiffusionPipeline.from_pretrained(model, device=args.device)
+    if args.compile:
+        pipeline.compile()
+    rng = np.random.default_rng(0)
+    frames = int(round(args.seconds * 25))
+    video = rng.integers(0, 255, (frames, pipeline.crop_size, pipeline.crop_size), dtype=np.uint8)
+    noisy = (0.05 * rng.standard_normal(frames * 640)).astype(np.float32)
+    audio_seconds = frames * 640 / 16000
+    rows = []
+    for method in args.methods:
+        calls = []
+        if method == "generate":
+            def run() -> None:
+                calls.append(pipeline.generate(video).network_calls)
+        else:
+            def run(method: str = method) -> None:
+                calls.append(pipeline.enhance(noisy, sample_rate=16000, video=video, method=method).network_calls)
+        median = timed(run, args.device, args.repeats)
+        rows.append({"method": method, "seconds_audio": audio_seconds, "median_s": median,
+                     "rtf": median / audio_seconds, "network_calls": calls[-1]})
+        print(f"{method:10s} {audio_seconds:.2f} s audio: {median:8.2f} s, RTF {median / audio_seconds:.3f}, "
+              f"{calls[-1]} network calls", flush=True)
+    memory = []
+    for seconds in args.memory_seconds:
+        child = subprocess.run([sys.executable, __file__, "--device", args.device, "--memory-steps", str(args.memory_steps),
+                                "--child-memory", str(model), str(seconds)], capture_output=True, text=True, check=True)
+        memory.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(f"peak memory enhancing {seconds:.0f} s: {memory[-1]['peak_mib']:.0f} MiB", flush=True)
+    summary = {"config": str(args.config), "overrides": args.overrides, "device": args.device,
+               "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows, "memory": memory}
+    if args.output:
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "results.json").write_text(json.dumps(summary, indent=2))
+        from avdiff.config import AVDiffConfig, load_config, save_config
+
+        save_config(load_config(AVDiffConfig, args.config, args.overrides), args.output / "config.yaml")
+
+
+if __name__ == "__main__":
+    main()
