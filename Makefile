@@ -3,8 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.avdiff-installed
-TORCH_PIN := torch==2.9.1 torchaudio==2.9.*
-
 .PHONY: setup test demo bench clean-venv
 
 setup: $(STAMP)
@@ -20,7 +18,7 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(PY) benchmarks/sampling_speed.py --config configs/tiny.yaml --device cpu --batch-sizes 1 4 --output demo-output/sampling-speed
+	$(PY) -m avdiff demo --output demo-output
 
 bench: setup
 	$(PY) benchmarks/sampling_speed.py --config configs/tiny.yaml --device cpu --batch-sizes 1 16 --output benchmarks/results/tiny-cpu

@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.synth",
     "avdiff.commands.generate",
     "avdiff.commands.enhance",
+    "avdiff.commands.evaluate",
+    "avdiff.commands.demo",
 )
 
 

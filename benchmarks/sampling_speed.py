@@ -46,6 +46,8 @@ def parse_args() -> argparse.Namespace:
                         help="network precision (default: bfloat16 on CUDA, float32 on CPU)")
     parser.add_argument("--sigma-data", type=float, default=0.2, help="used when the config leaves it null")
     parser.add_argument("--output", type=Path, default=None, help="folder for results.json, results.md, config.yaml")
+    parser.add_argument("--calls-only", action="store_true",
+                        help="time single network calls (median of --repeats) instead of whole sampling runs")
     return parser.parse_args()
 
 
@@ -66,6 +68,23 @@ def time_run(run, device: torch.device, repeats: int) -> list[float]:
     return times
 
 
+def count_gflop(network: ScoreUNet, config: AVDiffConfig, frames: int, bins: int, device: torch.device) -> float:
+    """FLOPs of one batch-1 network call, counted by torch's FlopCounterMode.
+
+    Counted at the padded size the network works on (FlopCounterMode's module tracker cannot
+    follow the padding path's tensor-free null-condition call).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    multiple = network.size_multiple
+    bins, frames = bins + (-bins % multiple), frames + (-frames % multiple)
+    x = torch.zeros(1, 2, bins, frames, device=device)
+    cond = torch.zeros(1, config.score_model.cond_channels, frames, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        network(x, torch.zeros(1, device=device), cond=cond)
+    return counter.get_total_flops() / 1e9
+
+
 def main() -> None:
     args = parse_args()
     if args.calls % 2:
@@ -74,15 +93,15 @@ def main() -> None:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
     transform = SpectrogramTransform(config.spectrogram)
-    num_samples = round(args.seconds * config.spectrogram.sample_rate)
-    frames = transform.num_frames(num_samples)
-    if transform.num_samples(frames) != num_samples:  # 2.048 s -> 256 frames exactly
-        frames = round(args.seconds * transform.frame_rate)
-        num_samples = transform.num_samples(frames)
+    frames = round(args.seconds * transform.frame_rate)  # 2.048 s -> 256 STFT frames (the 256 x 256 anchor)
+    num_samples = transform.num_samples(frames)  # the audio those frames cover (2.04 s)
 
     torch.manual_seed(0)
     network = ScoreUNet.from_avdiff_config(config.score_model).to(device).eval()
     params = sum(p.numel() for p in network.parameters())
+    gflop = count_gflop(network, config, frames, transform.num_bins, device)
+    print(f"score network: {params / 1e6:.2f} M parameters, {gflop:.1f} GFLOP per call per item "
+          f"({transform.num_bins} x {frames})", flush=True)
     formulation = build_formulation(config.diffusion, sigma_data=config.diffusion.sigma_data or args.sigma_data)
     sigmas = formulation.sampling_sigmas(args.calls // 2, device=device)
 
@@ -98,24 +117,33 @@ def main() -> None:
             def run() -> None:
                 with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                     x = initial_noise((batch, 2, transform.num_bins, frames), sigmas[0].item(), generators, device)
+                    if args.calls_only:  # one network call stands for a run of `--calls` of them
+                        denoiser(x, sigmas[:1].expand(batch), cond=cond)
+                        calls_made.append(1)
+                        return
                     out = sample_predictor_corrector(guided_denoiser(denoiser, cond), x, sigmas, generators)
                     transform.decode(out.sample, num_samples)
                 calls_made.append(out.network_calls)
 
             times = time_run(run, device, args.repeats)
             median = statistics.median(times)
+            per_call = median / calls_made[-1]
+            run_seconds = per_call * args.calls  # sampling only, without the iSTFT, for --calls-only
             row = {
                 "mode": mode,
                 "batch": batch,
-                "network_calls": calls_made[-1],
-                "median_s": median,
+                "network_calls": args.calls if args.calls_only else calls_made[-1],
+                "measured": "single calls" if args.calls_only else "whole runs",
+                "median_s": run_seconds if args.calls_only else median,
                 "times_s": times,
-                "calls_per_s": calls_made[-1] / median,
-                "rtf": median / (batch * num_samples / config.spectrogram.sample_rate),
+                "calls_per_s": 1.0 / per_call,
+                "rtf": (run_seconds if args.calls_only else median) / (batch * num_samples / config.spectrogram.sample_rate),
             }
             results.append(row)
-            print(f"{mode:8s} batch {batch:3d}: {median:8.3f} s per run, {row['calls_per_s']:8.2f} calls/s, "
-                  f"RTF {row['rtf']:.4f}  (runs: {', '.join(f'{t:.3f}' for t in times)})", flush=True)
+            what = "per call" if args.calls_only else "per run"
+            print(f"{mode:8s} batch {batch:3d}: {median:8.3f} s {what}, {row['calls_per_s']:8.2f} calls/s, "
+                  f"RTF {row['rtf']:.4f} at {args.calls} calls  (timed: {', '.join(f'{t:.3f}' for t in times)})",
+                  flush=True)
 
     machine = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
@@ -123,15 +151,15 @@ def main() -> None:
         "torch": torch.__version__,
         "dtype": str(dtype).removeprefix("torch."),
     }
-    summary = {"config": str(args.config), "overrides": args.overrides, "parameters": params,
+    summary = {"config": str(args.config), "overrides": args.overrides, "parameters": params, "gflop_per_call": gflop,
                "audio_seconds": num_samples / config.spectrogram.sample_rate, "frames": frames,
                "machine": machine, "results": results}
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
         (args.output / "results.json").write_text(json.dumps(summary, indent=2))
         save_config(config, args.output / "config.yaml", header=f"resolved config of benchmarks/sampling_speed.py ({args.config})")
-        lines = ["| mode | batch | calls | median s/run | calls/s | RTF |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['mode']} | {r['batch']} | {r['network_calls']} | {r['median_s']:.3f} | "
+        lines = ["| mode | batch | calls | measured | median s/run | calls/s | RTF |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['mode']} | {r['batch']} | {r['network_calls']} | {r['measured']} | {r['median_s']:.3f} | "
                   f"{r['calls_per_s']:.2f} | {r['rtf']:.4f} |" for r in results]
         (args.output / "results.md").write_text("\n".join(lines) + "\n")
         print(f"wrote {args.output}/results.json, results.md and config.yaml")

@@ -27,3 +27,4 @@ def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
         assert row["rtf"] > 0 and row["calls_per_s"] > 0
     assert "block_out_channels: [8, 16]" in (out / "config.yaml").read_text()
     assert (out / "results.md").read_text().startswith("| mode | batch |")
+    assert summary["gflop_per_call"] > 0

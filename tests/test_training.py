@@ -71,7 +71,16 @@ def test_two_cpu_processes_share_work_and_stay_in_sync(tmp_path, corpus):
     assert "world size 2" in (run / "train.log").read_text()
 
 
-def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, corpus):
+@pytest.fixture
+def one_thread():
+    """In-process runs use one thread like the child processes: CPU kernels then add in the same order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, corpus, one_thread):
     extra = ["training.checkpoint_every=2", "training.keep_checkpoints=5", "training.ema_decay=0.9"]
     config = load_config(AVDiffConfig, REPO_ROOT / "configs" / "tiny.yaml", overrides(corpus, *extra))
     reference = train(config, tmp_path / "whole", max_steps=7, cpu=True)

@@ -1,0 +1,153 @@
+"""`evaluate_folders`: every metric on every matched file, with the noisy input as a baseline."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avdiff.errors import InputError
+from avdiff.evaluation.matching import MatchedItem, match_folders
+from avdiff.evaluation.metrics import SIGNAL_METRICS, PairScores, compute_metrics
+from avdiff.evaluation.report import EvaluationResult
+from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS, LengthMismatchError, MetricError
+from avdiff.evaluation.statistics import summarize
+from avdiff.evaluation.wer import Transcriber, load_transcriber, word_error_rate
+from avdiff.media import SAMPLE_RATE, load_audio
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _score(reference: np.ndarray, other_path: Path, item: MatchedItem, tolerance_ms: float) -> PairScores:
+    other = load_audio(other_path, SAMPLE_RATE)
+    try:
+        return compute_metrics(reference, other, SAMPLE_RATE, SIGNAL_METRICS, tolerance_ms)
+    except LengthMismatchError as error:
+        raise InputError(f"{item.id}: {other_path} against {item.reference}: {error}") from error
+    except MetricError as error:  # NaN samples and the like make the whole pair unusable
+        raise InputError(f"{item.id}: {other_path}: {error}") from error
+
+
+def _row(item: MatchedItem, path: Path, scores: PairScores) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": item.id, "reference": str(item.reference), "estimate": str(path), **scores.values}
+    row["trimmed_ms"] = round(scores.trimmed_ms, 3)
+    row["errors"] = "; ".join(f"{key}: {reason}" for key, reason in scores.errors.items())
+    return row
+
+
+def _reference_text(item: MatchedItem, reference: np.ndarray, transcriber: Transcriber) -> tuple[str, str]:
+    """The reference transcript: <reference>.txt beside the reference file, else ASR of the reference audio."""
+    text_file = item.reference.with_suffix(".txt")
+    if text_file.is_file():
+        return text_file.read_text(encoding="utf-8").strip(), "file"
+    return transcriber(reference), "asr"
+
+
+def _add_wer(row: dict[str, Any], audio_path: Path, reference_text: str, transcriber: Transcriber) -> None:
+    row["transcript"] = transcriber(load_audio(audio_path, SAMPLE_RATE))
+    row["reference_text"] = reference_text
+    try:
+        row["wer"] = word_error_rate(reference_text, row["transcript"])
+    except MetricError as error:
+        row["wer"] = math.nan
+        row["errors"] = "; ".join(filter(None, [row["errors"], f"wer: {error}"]))
+
+
+def _corpus_wer(rows: list[dict[str, Any]]) -> float | None:
+    from avdiff.evaluation.wer import normalize_words, word_edit_distance
+
+    usable = [row for row in rows if "reference_text" in row and normalize_words(row["reference_text"])]
+    words = sum(len(normalize_words(row["reference_text"])) for row in usable)
+    if not words:
+        return None
+    edits = sum(word_edit_distance(normalize_words(row["reference_text"]), normalize_words(row["transcript"]))
+                for row in usable)
+    return edits / words
+
+
+def _summary(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, dict]:
+    summary = summarize(rows, metrics)
+    if "wer" in summary:
+        summary["wer"]["corpus"] = _corpus_wer(rows)  # total word edits / total reference words
+    return summary
+
+
+def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None, asr_model: str | None = None, *,
+                     name: str | None = None, ids: Collection[str] | None = None,
+                     length_tolerance_ms: float = DEFAULT_LENGTH_TOLERANCE_MS, show_progress: bool = False,
+                     log: Callable[[str], None] = _stderr) -> EvaluationResult:
+    """Score every estimate against its reference (files matched by relative path without extension).
+
+    With `noisy`, the noisy inputs are scored too (baseline "noisy") and the estimate rows gain
+    SI-SDRi (estimate SI-SDR minus noisy SI-SDR); only names present in every folder are scored.
+    `asr_model` (a local folder or a model id already in the Hugging Face cache) adds WER; without
+    one WER is skipped with a one-line note. `ids` restricts the evaluation to those names.
+    Unmatched names and per-metric failures go to `log` (stderr) and into the result. Raises
+    InputError for a missing/empty folder, no matches, an unreadable file, or lengths that differ by
+    more than `length_tolerance_ms`.
+    """
+    reference, estimate = Path(reference), Path(estimate)
+    noisy = Path(noisy) if noisy is not None else None
+    matching = match_folders(reference, estimate, noisy)
+    items = matching.items
+    if ids is not None:
+        wanted = set(ids)
+        items = [item for item in items if item.id in wanted]
+        if not items:
+            raise InputError(f"none of the {len(wanted)} requested names are among the matched files of {estimate}")
+    for line in matching.describe():
+        log(f"evaluate: {line}")
+    transcriber, wer_note = load_transcriber(asr_model)
+    notes = [wer_note] if wer_note else []
+    if wer_note:
+        log(wer_note)
+
+    iterator = items
+    if show_progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(items, desc=f"evaluate {estimate.name}", unit="file")
+    rows: list[dict[str, Any]] = []
+    noisy_rows: list[dict[str, Any]] = []
+    text_sources: set[str] = set()
+    for item in iterator:
+        ref_audio = load_audio(item.reference, SAMPLE_RATE)
+        row = _row(item, item.estimate, _score(ref_audio, item.estimate, item, length_tolerance_ms))
+        noisy_row = None
+        if item.noisy is not None:
+            noisy_row = _row(item, item.noisy, _score(ref_audio, item.noisy, item, length_tolerance_ms))
+            row["si_sdr_i"] = row["si_sdr"] - noisy_row["si_sdr"]
+        if transcriber is not None:
+            reference_text, source = _reference_text(item, ref_audio, transcriber)
+            text_sources.add(source)
+            _add_wer(row, item.estimate, reference_text, transcriber)
+            if noisy_row is not None:
+                _add_wer(noisy_row, item.noisy, reference_text, transcriber)
+        for label, system_row in (("noisy", noisy_row), (name or estimate.name, row)):
+            if system_row is not None and system_row["errors"]:
+                log(f"evaluate: {item.id} ({label}): {system_row['errors']}")
+        rows.append(row)
+        if noisy_row is not None:
+            noisy_rows.append(noisy_row)
+
+    if transcriber is not None:
+        notes.append(f"WER by {transcriber.model}; reference text from "
+                     + (" and ".join(sorted({"file": "<reference>.txt", "asr": "ASR of the reference audio"}[s]
+                                            for s in text_sources)) or "nothing"))
+    metric_keys = list(SIGNAL_METRICS) + ["si_sdr_i", "wer"]
+    settings = {"reference": str(reference), "estimate": str(estimate), "noisy": str(noisy) if noisy else None,
+                "asr_model": asr_model, "sample_rate": SAMPLE_RATE, "length_tolerance_ms": length_tolerance_ms,
+                "pesq_nb_rate": 8000, "files_evaluated": len(items)}
+    result = EvaluationResult(name=name or estimate.name, rows=rows, summary=_summary(rows, metric_keys),
+                              unmatched=matching.unmatched(), settings=settings, notes=notes)
+    if noisy is not None:
+        result.baselines["noisy"] = EvaluationResult(name="noisy", rows=noisy_rows,
+                                                     summary=_summary(noisy_rows, metric_keys),
+                                                     unmatched=matching.unmatched(), settings=dict(settings))
+    return result
