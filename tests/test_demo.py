@@ -18,6 +18,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path):
     report = (out / "report.md").read_text()
     assert "Video-to-speech" in report and "Enhancement at 5dB SNR" in report
     assert "unconditional" in report and "noisereduce" in report and "audio-visual" in report
+    assert "guidance w = 2" in report
     assert (out / "report.html").read_text().count("<audio") >= 6
     assert (out / "figures" / "spectrograms.png").stat().st_size > 10_000
     summary = json.loads((out / "metrics" / "summary.json").read_text())

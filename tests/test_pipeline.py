@@ -15,7 +15,7 @@ import soundfile as sf
 from avdiff.config import AVDiffConfig, load_config
 from avdiff.errors import InputError
 from avdiff.pipeline.inputs import MouthVideo
-from avdiff.pipeline.pipeline import AVDiffusionPipeline
+from avdiff.pipeline import AVDiffusionPipeline
 from avdiff.pipeline.posterior import PosteriorSettings
 from avdiff.training.trainer import train
 from tinycorpus import make_tiny_corpus, tone_for_brightness  # noqa: E402  (tests/ is on sys.path)

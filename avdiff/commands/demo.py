@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--snr", type=float, nargs="+", default=[0.0, 5.0], help="mixture SNRs in dB")
     parser.add_argument("--method", choices=METHODS, default="udiffse+", help="enhancement method")
     parser.add_argument("--generate-steps", type=int, default=None, help="sampler levels for video-to-speech")
+    parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance for video-to-speech")
     parser.add_argument("--enhance-steps", type=int, default=None, help="levels of the posterior sampler")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         output=args.output, config=args.config, overrides=args.overrides, device=args.device,
         num_utterances=args.num_utterances, seed=args.seed, workers=args.workers, max_steps=args.max_steps,
         max_train_minutes=args.max_train_minutes, test_clips=args.test_clips, snrs=tuple(args.snr),
-        method=args.method, generate_steps=args.generate_steps, enhance_steps=args.enhance_steps)
+        method=args.method, generate_steps=args.generate_steps, enhance_steps=args.enhance_steps,
+        guidance=args.guidance)
     report = run_demo(settings)
     print(f"report: {report} (and {report.with_suffix('.html')})")
     return 0

@@ -35,7 +35,7 @@ class SamplerOutput:
     network_calls: int
 
 
-class _CallCounter:
+class CallCounter:
     """Wraps a denoiser, counting calls and handing it a (B,) sigma tensor."""
 
     def __init__(self, denoiser: DenoiserFn) -> None:
@@ -70,7 +70,7 @@ def sample_euler_maruyama(
     progress: bool = False,
 ) -> SamplerOutput:
     """Euler-Maruyama on the reverse SDE; one network call per noise level."""
-    model = _CallCounter(denoiser)
+    model = CallCounter(denoiser)
     sigma_list = sigmas.tolist()
     for i in _steps(sigmas, progress, "euler-maruyama"):
         sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
@@ -99,7 +99,7 @@ def sample_predictor_corrector(
     `x += step * score + sqrt(2 step) n`. Predictor: with d = sigma^2 - sigma_next^2,
     `x += d * score + sqrt(d) n`. 30 levels and 1 corrector step = 60 network calls.
     """
-    model = _CallCounter(denoiser)
+    model = CallCounter(denoiser)
     sigma_list = sigmas.tolist()
     for i in _steps(sigmas, progress, "predictor-corrector"):
         sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
@@ -134,7 +134,7 @@ def sample_edm_stochastic(
     sigma (1 + gamma), gamma = min(churn / N, sqrt(2) - 1), before the Heun step.
     With churn = 0 this is EDM Algorithm 1 (deterministic Heun): 2N - 1 network calls.
     """
-    model = _CallCounter(denoiser)
+    model = CallCounter(denoiser)
     sigma_list = sigmas.tolist()
     num_steps = len(sigma_list) - 1
     for i in _steps(sigmas, progress, "edm" if churn > 0 else "heun"):

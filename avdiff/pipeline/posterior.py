@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from avdiff.diffusion.denoiser import DenoiserFn
 from avdiff.diffusion.noise import randn_like_per_item
+from avdiff.diffusion.samplers import CallCounter
 from avdiff.pipeline.nmf import NoiseModel, fit_nmf
 
 METHODS = ("udiffse", "udiffse+", "dps")
@@ -81,17 +82,8 @@ def _likelihood_step(x: Tensor, y: Tensor, sigma: float, sigma_next: float, vari
     return x + gain * (y - x)
 
 
-class _Counter:
-    def __init__(self, denoiser: DenoiserFn) -> None:
-        self.denoiser, self.calls = denoiser, 0
-
-    def __call__(self, x: Tensor, sigma: float) -> Tensor:
-        self.calls += 1
-        return self.denoiser(x, torch.full((x.shape[0],), sigma, dtype=torch.float32, device=x.device))
-
-
 def _reverse_pass(
-    model: _Counter,
+    model: CallCounter,
     y: Tensor,
     sigmas: list[float],
     generators: Sequence[torch.Generator],
@@ -157,7 +149,7 @@ def enhance_spectrogram(
     if method not in METHODS:
         raise ValueError(f"unknown enhancement method {method!r}; choose one of {', '.join(METHODS)}")
     repeats = settings.num_samples if method == "udiffse" else 1
-    model = _Counter(denoiser_for(repeats))
+    model = CallCounter(denoiser_for(repeats))
     sigma_list = sigmas.tolist()
     noise = NoiseModel.initial(_power(y), settings.nmf_rank, list(generators))
     passes = settings.em_iterations if method == "udiffse" else 1
