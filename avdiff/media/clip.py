@@ -17,7 +17,7 @@ import numpy as np
 
 from avdiff.errors import InputError
 from avdiff.media.audio import decode_audio, decode_audio_stream, resample
-from avdiff.media.constants import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
+from avdiff.media.constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avdiff.media.files import open_container
 from avdiff.media.video import DecodedVideo, read_video
 
@@ -34,11 +34,11 @@ class AVClip:
 
     @property
     def num_frames(self) -> int:
-        return int(self.frames.shape[0])
+        return self.video.num_frames
 
     @property
     def duration(self) -> float:
-        return self.num_frames / VIDEO_FPS
+        return self.video.duration
 
     @property
     def audio_coverage(self) -> float:
