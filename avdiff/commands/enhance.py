@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
@@ -83,6 +84,6 @@ def run(args: argparse.Namespace) -> int:
         settings_path = (out_dir / "enhance_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
         write_run_settings(settings_path, {"command": "enhance", "model": str(args.model), "method": args.method,
                                            "video": str(args.video) if args.video else None, "seed": args.seed,
-                                           "guidance": args.guidance or 1.0, **settings.__dict__})
+                                           "guidance": args.guidance or 1.0, **asdict(settings)})
     print(report.summary())
     return 1 if report.failed else 0

@@ -9,12 +9,13 @@ mouth video with the EMA weights and logs audio and spectrogram images to Tensor
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import torch
 from accelerate import Accelerator
 from torch import Tensor
 
-from avdiff.config.schema import AVDiffConfig, SamplerConfig
+from avdiff.config.schema import AVDiffConfig
 from avdiff.data.crops import AVCropDataset, collate_crops
 from avdiff.diffusion.denoiser import guided_denoiser
 from avdiff.diffusion.noise import make_generators
@@ -60,7 +61,7 @@ def generate_examples(model: AVDiffusionModel, dataset: AVCropDataset, config: A
     spec_ref = model.transform.encode(batch["audio"].to(device))
     cond, cond_mask = model.condition(batch["video"].to(device), batch["video_valid"].to(device),
                                       batch["face_ok"].to(device), spec_ref.shape[-1])
-    sampler = SamplerConfig(**{**config.sampler.__dict__, "steps": config.training.validation_sampler_steps})
+    sampler = replace(config.sampler, steps=config.training.validation_sampler_steps)
     formulation = model.denoiser.formulation
     sigmas = formulation.sampling_sigmas(sampler.steps, device=device)
     generators = make_generators(range(count))
