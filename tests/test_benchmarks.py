@@ -28,3 +28,23 @@ def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
     assert "block_out_channels: [8, 16]" in (out / "config.yaml").read_text()
     assert (out / "results.md").read_text().startswith("| mode | batch |")
     assert summary["gflop_per_call"] > 0
+
+
+def test_diffusion_settings_benchmark_scores_methods_variants_and_baselines(tmp_path, random_pipeline, grid_dir):
+    """One real clip at one SNR: every system gets a row with its metrics; a re-run adds none."""
+    model = random_pipeline.save_pretrained(tmp_path / "model")
+    out = tmp_path / "bench"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "diffusion_settings.py"), "--model", f"tiny={model}",
+               "--parts", "enhance", "--methods", "udiffse+", "--variant", "few=udiffse+:steps=3,num_samples=1",
+               "--grid-clips", "1", "--speech-clips", "0", "--snrs", "5", "--output", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (out / "enhance.jsonl").read_text().splitlines()]
+    assert sorted(row["system"] for row in rows) == ["few", "noisereduce", "noisy", "udiffse+"]
+    calls = {row["system"]: row["calls"] for row in rows}
+    assert calls["few"] == 3 and calls["udiffse+"] == 30
+    noisy = next(row for row in rows if row["system"] == "noisy")
+    assert abs(noisy["si_sdr"] - 5.0) < 0.1  # the mixture is at the SNR asked for
+    assert "| 5.0 | tiny | few |" in (out / "summary.md").read_text()
+    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    assert again.returncode == 0 and len((out / "enhance.jsonl").read_text().splitlines()) == len(rows)

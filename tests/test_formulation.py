@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
 from avdiff.config import DiffusionConfig
+from avdiff.config.schema import EDMConfig
 from avdiff.diffusion import (
     DenoisingScoreMatchingLoss,
     EDMFormulation,
@@ -51,7 +53,8 @@ def test_karras_sigmas_endpoints_and_order():
 def test_ouve_matches_sgmse_marginal_std_and_inverts_time():
     form = OUVEFormulation(sigma_data=0.2)
     t = torch.linspace(0.03, 1.0, 50)
-    std = form.scale(form.sigma_of_time(t)) * form.sigma_of_time(t)  # the process's own std
+    # The process's own complex std: sqrt(2) x the noise level per real component (tests/test_ouve.py).
+    std = form.scale(form.sigma_of_time(t)) * form.sigma_of_time(t) * math.sqrt(2)
     torch.testing.assert_close(std.double(), sgmse_ouve_std(t), rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(form.time_of_sigma(form.sigma_of_time(t)), t, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(form.scale(form.sigma_of_time(t)), torch.exp(-1.5 * t), rtol=1e-5, atol=1e-7)
@@ -140,3 +143,29 @@ def test_formulation_save_load(tmp_path, form):
     sigma = torch.tensor([0.05, 0.5])
     for a, b in zip(loaded.precondition(sigma), form.precondition(sigma)):
         assert torch.equal(a, b)
+
+
+def test_edm_noise_levels_follow_sigma_data_and_travel_with_the_model(tmp_path, random_pipeline):
+    """Unset (null) EDM noise levels are fixed ratios to the measured sigma_data; the values used
+    are written to the model folder and read back from it."""
+    from avdiff.pipeline import load_model_folder, save_model_folder
+
+    form = build_formulation(DiffusionConfig(), sigma_data=0.09)
+    assert form.sigma_max == pytest.approx(160 * 0.09) and form.sigma_min == pytest.approx(0.004 * 0.09)
+    assert form.config.p_mean == pytest.approx(math.log(1.5 * 0.09)) and form.config.p_std == 1.8
+    assert form.sampling_sigmas(30)[0].item() == pytest.approx(14.4)
+    # The sampling range keeps EDM's image setting's ratios: at sigma_data 0.5 it is EDM's 80 / 0.002.
+    image = EDMFormulation(sigma_data=0.5)
+    assert (image.sigma_max, image.sigma_min) == pytest.approx((80.0, 0.002))
+    # A value given in the config wins over the rule.
+    explicit = build_formulation(DiffusionConfig(edm=EDMConfig(sigma_max=3.0)), sigma_data=0.09)
+    assert explicit.sigma_max == 3.0 and explicit.sigma_min == pytest.approx(0.004 * 0.09)
+
+    components = random_pipeline.components
+    components.formulation = form
+    folder = save_model_folder(components, tmp_path / "model")
+    saved = json.loads((folder / "diffusion" / "diffusion_config.json").read_text())
+    assert saved["sigma_max"] == pytest.approx(14.4) and saved["p_mean"] == pytest.approx(math.log(0.135))
+    loaded = load_model_folder(folder).formulation
+    assert (loaded.sigma_min, loaded.sigma_max, loaded.config.p_mean) == (form.sigma_min, form.sigma_max,
+                                                                           form.config.p_mean)

@@ -109,7 +109,7 @@ def test_invalid_sigmas_are_rejected():
 
 
 def unet_denoiser(tiny_unet):
-    return Denoiser(tiny_unet, EDMFormulation(sigma_data=0.3, sigma_max=5.0))
+    return Denoiser(tiny_unet, EDMFormulation(sigma_data=0.3, sigma_min=0.002, sigma_max=5.0))
 
 
 def condition(batch, frames, seed=0):

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from avdiff.demo.runner import DEFAULT_CONFIG, DemoSettings, run_demo
-from avdiff.pipeline.posterior import METHODS
+from avdiff.pipeline.posterior_settings import METHOD_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-train-minutes", type=float, default=15.0, help="training time budget")
     parser.add_argument("--test-clips", type=int, default=6, help="held-out clips generated and enhanced")
     parser.add_argument("--snr", type=float, nargs="+", default=[0.0, 5.0], help="mixture SNRs in dB")
-    parser.add_argument("--method", choices=METHODS, default="udiffse+", help="enhancement method")
+    parser.add_argument("--method", choices=METHOD_CHOICES, default="udiffse+", help="enhancement method or preset")
     parser.add_argument("--generate-steps", type=int, default=None, help="sampler levels for video-to-speech")
     parser.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance for video-to-speech")
     parser.add_argument("--enhance-steps", type=int, default=None, help="levels of the posterior sampler")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
 from avdiff.errors import InputError
 from avdiff.pipeline.batch import AUDIO_SUFFIXES, VIDEO_SUFFIXES, BatchItem, files_in, run_batch, write_wav
-from avdiff.pipeline.posterior import METHODS, PosteriorSettings
+from avdiff.pipeline.posterior_settings import METHOD_CHOICES, PosteriorSettings, resolve_method, with_steps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,9 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--video", type=Path, default=None, help="video / mouth-crop .npy, or a folder of them")
     parser.add_argument("--output", type=Path, default=None,
                         help="output .wav for one input, folder for many (default: <stem>_enhanced.wav / enhanced/)")
-    parser.add_argument("--method", choices=METHODS, default="udiffse+", help="posterior sampler (default udiffse+)")
-    parser.add_argument("--em-iterations", type=int, default=5, help="udiffse: EM iterations")
-    parser.add_argument("--likelihood-weight", type=float, default=1.5, help="lambda of the likelihood step")
+    parser.add_argument("--method", choices=METHOD_CHOICES, default="udiffse+",
+                        help="posterior sampler, or udiffse-paper: UDiffSE exactly as published (default udiffse+)")
+    parser.add_argument("--em-iterations", type=int, default=None, help="udiffse: EM iterations (default 5)")
+    parser.add_argument("--likelihood-weight", type=float, default=None,
+                        help="lambda, the total weight of the likelihood step (default 1.5)")
+    parser.add_argument("--num-samples", type=int, default=None, help="parallel samples averaged (default 2)")
     parser.add_argument("--chunk-frames", type=int, default=256, help="STFT frames per chunk (long inputs)")
     parser.add_argument("--batch-size", type=int, default=8, help="chunks processed together")
     add_model_arguments(parser)
@@ -58,18 +61,25 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
     return [BatchItem(source.stem, output, {"noisy": source, "video": args.video})], None
 
 
+def _with_flags(settings: PosteriorSettings, args: argparse.Namespace) -> PosteriorSettings:
+    """`settings` with the values of the flags the user gave."""
+    flags = {"em_iterations": args.em_iterations, "likelihood_weight": args.likelihood_weight,
+             "num_samples": args.num_samples}
+    return replace(settings, **{name: value for name, value in flags.items() if value is not None})
+
+
 def run(args: argparse.Namespace) -> int:
     items, out_dir = _items(args)
     pipeline = load_pipeline(args)
-    settings = PosteriorSettings(em_iterations=args.em_iterations, likelihood_weight=args.likelihood_weight)
-    if args.steps:
-        settings.steps = args.steps
+    method, settings = resolve_method(args.method)
+    settings = with_steps(_with_flags(settings, args), args.steps)
+    guidance = 1.0 if args.guidance is None else args.guidance
 
     def process(item: BatchItem) -> None:
         video = item.inputs.get("video")
         if "video_dir" in item.inputs:
             video = _match_video(item.inputs["video_dir"], item.inputs["stem"])
-        result = pipeline.enhance(item.inputs["noisy"], video=video, method=args.method, guidance_scale=args.guidance or 1.0,
+        result = pipeline.enhance(item.inputs["noisy"], video=video, method=method, guidance_scale=guidance,
                                   seed=args.seed, settings=settings, chunk_frames=args.chunk_frames,
                                   batch_size=args.batch_size, show_progress=args.progress, landmarks=args.landmarks,
                                   landmark_weights=args.landmark_weights)
@@ -84,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
         settings_path = (out_dir / "enhance_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
         write_run_settings(settings_path, {"command": "enhance", "model": str(args.model), "method": args.method,
                                            "video": str(args.video) if args.video else None, "seed": args.seed,
-                                           "guidance": args.guidance or 1.0, **asdict(settings)})
+                                           "guidance": guidance, **asdict(settings)})
     print(report.summary())
     return 1 if report.failed else 0

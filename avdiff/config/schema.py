@@ -33,13 +33,19 @@ class SpectrogramConfig:
 
 @dataclass
 class EDMConfig:
-    """EDM (Karras et al. 2022): x = x0 + sigma * n with the preconditioned denoiser."""
+    """EDM (Karras et al. 2022): x = x0 + sigma * n with the preconditioned denoiser.
 
-    sigma_min: float = option(0.002, "smallest noise level the samplers visit")
-    sigma_max: float = option(80.0, "largest noise level: where sampling starts")
+    The noise levels left null follow sigma_data (avdiff.diffusion.formulation.edm_noise_levels):
+    EDM's defaults were tuned for images with sigma_data 0.5; compressed speech spectrograms
+    have about 0.08.
+    """
+
+    sigma_min: float | None = option(None, "smallest noise level the samplers visit; null = 0.004 * sigma_data")
+    sigma_max: float | None = option(None, "largest noise level, where sampling starts; null = 160 * sigma_data")
     rho: float = option(7.0, "Karras schedule exponent for the sampling noise levels")
-    p_mean: float = option(-1.2, "training noise levels: ln(sigma) ~ N(p_mean, p_std**2)")
-    p_std: float = option(1.2, "training noise levels: standard deviation of ln(sigma)")
+    p_mean: float | None = option(
+        None, "training noise levels: ln(sigma) ~ N(p_mean, p_std**2); null = ln(1.5 * sigma_data)")
+    p_std: float = option(1.8, "training noise levels: standard deviation of ln(sigma) (EDM's images: 1.2)")
 
 
 @dataclass

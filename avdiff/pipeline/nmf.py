@@ -28,11 +28,18 @@ class NoiseModel:
         return (self.W @ self.H).clamp_min(FLOOR)
 
     @classmethod
-    def initial(cls, power: Tensor, rank: int, generators: list[torch.Generator]) -> "NoiseModel":
-        """Random positive factors (per-item generators) scaled so that mean(WH) = mean(power)."""
+    def initial(cls, power: Tensor, rank: int, generators: list[torch.Generator], scaled: bool = True) -> "NoiseModel":
+        """Random positive factors from per-item generators.
+
+        scaled: W's columns sum to 1 and mean(WH) = mean(power); otherwise W, H ~ U(0, 1) as
+        UDiffSE's reference code draws them (whatever the input's scale).
+        """
         batch, bins, frames = power.shape
-        W = torch.stack([torch.rand(bins, rank, generator=g) for g in generators]).to(power) + 0.1
-        H = torch.stack([torch.rand(rank, frames, generator=g) for g in generators]).to(power) + 0.1
+        W = torch.stack([torch.rand(bins, rank, generator=g) for g in generators]).to(power)
+        H = torch.stack([torch.rand(rank, frames, generator=g) for g in generators]).to(power)
+        if not scaled:
+            return cls(W.clamp_min(FLOOR), H.clamp_min(FLOOR))
+        W, H = W + 0.1, H + 0.1
         W = W / W.sum(dim=1, keepdim=True)
         scale = power.mean(dim=(1, 2), keepdim=True) / (W @ H).mean(dim=(1, 2), keepdim=True)
         return cls(W, (H * scale).clamp_min(FLOOR))

@@ -42,6 +42,7 @@ from avdiff.pipeline.inputs import (
 )
 from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
 from avdiff.pipeline.posterior import PosteriorSettings, enhance_spectrogram
+from avdiff.pipeline.posterior_settings import resolve_method, with_steps
 
 logger = logging.getLogger("avdiff.pipeline")
 
@@ -222,7 +223,6 @@ class AVDiffusionPipeline:
         guidance_scale: float = 1.0,
         seed: int = 0,
         settings: PosteriorSettings | None = None,
-        sigma_start: float | None = None,
         chunk_frames: int = 256,
         overlap_frames: int = 32,
         batch_size: int = 8,
@@ -230,14 +230,13 @@ class AVDiffusionPipeline:
         landmarks: str = "face-alignment",
         landmark_weights: str | Path | None = None,
     ) -> EnhancementOutput:
-        """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring."""
-        settings = replace(settings or PosteriorSettings(), **({"steps": steps} if steps else {}))
-        if isinstance(noisy, np.ndarray):
-            if sample_rate is None:
-                raise InputError("enhance: give sample_rate with an array input")
-            audio = audio_from_array(noisy, sample_rate, self.sample_rate)
-        else:
-            audio = load_audio_input(noisy, self.sample_rate)
+        """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring.
+
+        `method` is a method or a preset (`udiffse-paper`), whose settings apply unless
+        `settings` is given."""
+        method, settings = resolve_method(method, settings)
+        settings = with_steps(settings, steps)
+        audio = self._noisy_audio(noisy, sample_rate)
         notes = list(audio.notes)
         if audio.is_silent:
             return EnhancementOutput(np.zeros(audio.source_length, np.float32), audio.source_rate, 0, notes)
@@ -248,15 +247,30 @@ class AVDiffusionPipeline:
         if mouth is not None:
             notes += self._check_lengths(mouth, audio)
         chunks = plan_chunks(frames, chunk_frames, overlap_frames)
-        padded = chunks[-1][1]
-        y = torch.nn.functional.pad(self.transform.encode(waveform.unsqueeze(0)), (0, padded - frames))
-        cond, mask = self.condition(mouth, padded)
+        y = torch.nn.functional.pad(self.transform.encode(waveform.unsqueeze(0)), (0, chunks[-1][1] - frames))
+        spectrogram_scale = float(_power_max(y).sqrt()) if settings.normalize == "spectrogram_max" else 1.0
+        cond, mask = self.condition(mouth, chunks[-1][1])
         if mask is not None:
             mask[..., frames:] = False
+        pieces, calls = self._enhance_chunks(y / spectrogram_scale, cond, mask, chunks, method, settings,
+                                             guidance_scale, seed, batch_size, show_progress)
+        spec = self._join([p * spectrogram_scale for p in pieces], chunks, frames)
+        enhanced = self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak
+        enhanced = resample(enhanced, self.sample_rate, audio.source_rate)
+        enhanced = np.nan_to_num(_fit(enhanced, audio.source_length)).astype(np.float32)
+        return EnhancementOutput(enhanced, audio.source_rate, calls, notes)
 
-        formulation = self.denoiser.formulation
-        start = sigma_start if sigma_start is not None else min(formulation.sigma_max, 10 * formulation.sigma_data)
-        sigmas = formulation.sampling_sigmas(settings.steps, device=self.device, sigma_start=start)
+    def _noisy_audio(self, noisy: str | Path | np.ndarray, sample_rate: int | None) -> AudioInput:
+        if isinstance(noisy, np.ndarray):
+            if sample_rate is None:
+                raise InputError("enhance: give sample_rate with an array input")
+            return audio_from_array(noisy, sample_rate, self.sample_rate)
+        return load_audio_input(noisy, self.sample_rate)
+
+    def _enhance_chunks(self, y: Tensor, cond: Tensor | None, mask: Tensor | None, chunks: list[tuple[int, int]],
+                        method: str, settings: PosteriorSettings, guidance_scale: float, seed: int,
+                        batch_size: int, show_progress: bool) -> tuple[list[Tensor], int]:
+        """Posterior sampling of every chunk of y, `batch_size` chunks at a time."""
         pieces: list[Tensor] = []
         calls = 0
         for first in range(0, len(chunks), batch_size):
@@ -271,15 +285,11 @@ class AVDiffusionPipeline:
                 m = None if m is None else m.repeat_interleave(repeats, 0)
                 return self._denoiser_for(c, m, guidance_scale)
 
-            out = enhance_spectrogram(method, denoiser_for, y_chunks, sigmas, generators, settings,
-                                      formulation.sigma_data, show_progress)
+            out = enhance_spectrogram(method, denoiser_for, y_chunks, self.denoiser.formulation, generators,
+                                      settings, show_progress)
             calls += out.network_calls
             pieces.extend(out.sample.float().split(1))
-        spec = self._join(pieces, chunks, frames)
-        enhanced = self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak
-        enhanced = resample(enhanced, self.sample_rate, audio.source_rate)
-        enhanced = np.nan_to_num(_fit(enhanced, audio.source_length)).astype(np.float32)
-        return EnhancementOutput(enhanced, audio.source_rate, calls, notes)
+        return pieces, calls
 
     @staticmethod
     def _check_lengths(mouth: MouthVideo, audio: AudioInput) -> list[str]:
@@ -291,6 +301,11 @@ class AVDiffusionPipeline:
         if abs(video_s - audio_s) > 0.04:
             return [f"video {video_s:.2f} s vs audio {audio_s:.2f} s: frames without video use the audio-only prior"]
         return []
+
+
+def _power_max(spec: Tensor) -> Tensor:
+    """The largest |c|^2 of a (B, 2, F, T) real-view spectrogram (at least a tiny floor)."""
+    return spec.square().sum(1).max().clamp_min(1e-20)
 
 
 def _fit(samples: np.ndarray, length: int) -> np.ndarray:
