@@ -38,7 +38,7 @@ from avdiff.diffusion.formulation import DiffusionFormulation, OUVEFormulation
 from avdiff.diffusion.noise import randn_like_per_item
 from avdiff.diffusion.samplers import CallCounter
 from avdiff.pipeline.nmf import NoiseModel, fit_nmf
-from avdiff.pipeline.posterior_settings import (  # noqa: F401  (re-exported)
+from avdiff.pipeline.posterior_settings import (
     METHOD_CHOICES,
     METHODS,
     PRESETS,
@@ -46,6 +46,9 @@ from avdiff.pipeline.posterior_settings import (  # noqa: F401  (re-exported)
     PosteriorSettings,
     resolve_method,
 )
+
+__all__ = ["METHODS", "METHOD_CHOICES", "PRESETS", "UDIFFSE_PAPER", "PosteriorOutput", "PosteriorSchedule",
+           "PosteriorSettings", "enhance_spectrogram", "posterior_schedule", "resolve_method"]
 
 
 @dataclass
