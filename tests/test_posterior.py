@@ -106,3 +106,7 @@ def test_udiffse_paper_preset_is_the_published_procedure():
     assert schedule.times[-1] == pytest.approx(0.03, abs=1e-5) and schedule.dt == pytest.approx(1 / 30)
     with pytest.raises(ValueError, match="unknown enhancement method"):
         resolve_method("udiffse++")
+    with pytest.raises(ValueError, match="predictor must be one of"):
+        PosteriorSettings(predictor="euler")
+    with pytest.raises(ValueError, match="set schedule='ouve'"):
+        PosteriorSettings(predictor="euler_maruyama")

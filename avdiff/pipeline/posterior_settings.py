@@ -8,7 +8,7 @@ code): each field below that differs from our default says what the paper does.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args, get_origin, get_type_hints
 
 METHODS = ("udiffse", "udiffse+", "dps")
 
@@ -55,6 +55,9 @@ class PosteriorSettings:
     dps_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        for name, hint in get_type_hints(type(self)).items():
+            if get_origin(hint) is Literal and getattr(self, name) not in get_args(hint):
+                raise ValueError(f"posterior setting {name} must be one of {get_args(hint)}, got {getattr(self, name)!r}")
         positive = ("steps", "likelihood_every", "nmf_rank", "em_iterations", "num_samples")
         for name in positive:
             if getattr(self, name) < 1:
