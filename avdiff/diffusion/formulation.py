@@ -89,7 +89,10 @@ class DiffusionFormulation(ConfigMixin, ABC):
         """s(t(sigma)): the factor from unscaled coordinates to the process's own ones."""
 
     def with_sigma_data(self, sigma_data: float) -> "DiffusionFormulation":
-        """A copy of this formulation with `sigma_data` replaced (e.g. after measuring it)."""
+        """A copy of this formulation with `sigma_data` replaced (e.g. after measuring it).
+
+        Noise levels already resolved (EDM's derived from the old sigma_data) are kept: build
+        the formulation from its config with the new sigma_data to derive them again."""
         if not math.isfinite(sigma_data) or sigma_data <= 0:
             raise ValueError(f"sigma_data must be a positive finite number, got {sigma_data}")
         kwargs = {k: v for k, v in self.config.items() if not k.startswith("_")}
