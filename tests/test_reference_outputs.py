@@ -1,0 +1,77 @@
+"""Same model, same inputs, same seeds -> the same audio as saved in tests/data/reference/.
+
+A guard for refactors (issue 11): a tiny model folder and the outputs it gave for fixed
+inputs are committed; every sampler and enhancement method must reproduce them. A change that
+is meant to alter the numbers regenerates them on purpose:
+
+    AVDIFF_REGENERATE_REFERENCE=1 .venv/bin/python -m pytest tests/test_reference_outputs.py
+
+and says why in its commit message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avdiff.pipeline import AVDiffusionPipeline
+from avdiff.pipeline.posterior import PosteriorSettings
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+REGENERATE = os.environ.get("AVDIFF_REGENERATE_REFERENCE") == "1"
+
+
+def build_model(folder: Path) -> Path:
+    from avdiff.config import SamplerConfig, SpectrogramConfig
+    from avdiff.diffusion import EDMFormulation
+    from avdiff.models import LipEncoder, ScoreUNet
+    from avdiff.pipeline import ModelComponents, save_model_folder
+
+    torch.manual_seed(0)
+    components = ModelComponents(
+        lip_encoder=LipEncoder.from_preset("tiny", output_dim=8),
+        score_model=ScoreUNet(block_out_channels=(8, 16, 16), attention_levels=(False, False, True),
+                              norm_num_groups=4, attention_head_dim=8, cond_channels=8, cond_hidden_channels=8),
+        formulation=EDMFormulation(sigma_data=0.1),
+        spectrogram=SpectrogramConfig(n_fft=254),
+        sampler=SamplerConfig(name="predictor_corrector", steps=3),
+        crop_size=32,
+    )
+    return save_model_folder(components, folder)
+
+
+def outputs(pipeline: AVDiffusionPipeline) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(2024)
+    video = rng.integers(0, 255, (13, 40, 40), dtype=np.uint8)
+    noisy = (0.1 * rng.standard_normal(13 * 640)).astype(np.float32)
+    few = PosteriorSettings(steps=3, em_iterations=2)
+    results = {
+        f"generate_{name}": pipeline.generate(video, sampler=name, steps=3, seed=3, guidance_scale=guidance).audio
+        for name, guidance in (("predictor_corrector", 2.0), ("heun", 1.0), ("euler_maruyama", 1.0),
+                               ("edm_stochastic", 1.0))
+    }
+    for method in ("udiffse+", "udiffse", "dps"):
+        for label, lips in (("audio", None), ("av", video)):
+            results[f"enhance_{method}_{label}"] = pipeline.enhance(
+                noisy, sample_rate=16000, video=lips, method=method, settings=few, seed=5).audio
+    results["enhance_udiffse-paper"] = pipeline.enhance(noisy, sample_rate=16000, method="udiffse-paper",
+                                                        steps=3, seed=5).audio
+    return results
+
+
+def test_every_sampler_and_method_reproduces_the_saved_outputs(tmp_path):
+    if REGENERATE:
+        folder = build_model(REFERENCE / "model")
+        np.savez_compressed(REFERENCE / "outputs.npz", **outputs(AVDiffusionPipeline.from_pretrained(folder)))
+    if not (REFERENCE / "outputs.npz").is_file():
+        pytest.fail(f"{REFERENCE}/outputs.npz is missing: regenerate it (see this module's docstring)")
+    saved = np.load(REFERENCE / "outputs.npz")
+    now = outputs(AVDiffusionPipeline.from_pretrained(REFERENCE / "model"))
+    assert sorted(now) == sorted(saved.files)
+    for name, audio in now.items():
+        assert np.isfinite(audio).all() and np.abs(audio).max() > 0, name
+        np.testing.assert_allclose(audio, saved[name], rtol=0, atol=1e-5, err_msg=name)
