@@ -28,7 +28,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,14 +91,14 @@ def mean_ci(values: list[float]) -> str:
 # ----------------------------------------------------------------------------- part 1: loss
 @torch.no_grad()
 def loss_part(name: str, pipeline, synth: Path, count: int, seed: int, rows: Rows) -> None:
+    import soundfile as sf
+
     from avdiff.data.manifest import read_manifest, resolve
     from avdiff.pipeline.inputs import MouthVideo
 
     sd = pipeline.denoiser.formulation.sigma_data
     manifest = synth / "valid.jsonl"
     for index, item in enumerate(read_manifest(manifest)[:count]):
-        import soundfile as sf
-
         audio, _ = sf.read(resolve(manifest, item["audio"]), dtype="float32")
         wave = torch.from_numpy(audio / max(float(np.abs(audio).max()), 1e-9)).unsqueeze(0)
         x0 = pipeline.transform.encode(wave)
@@ -207,8 +207,6 @@ def known_settings(method: str, changes: dict):
     unknown = set(changes) - allowed
     if unknown:
         raise SystemExit(f"unknown PosteriorSettings {sorted(unknown)}; known: {sorted(allowed)}")
-    from dataclasses import replace
-
     return base_method, replace(settings, **changes)
 
 
@@ -219,9 +217,10 @@ def enhance_part(name: str, pipeline, systems: dict, args: argparse.Namespace, r
 
     bank = NoiseBank(find_noise_dir())
     metrics = ("si_sdr", "pesq_wb", "estoi")
+    clips = real_clips(args.grid_clips, args.speech_clips)
     for snr in args.snrs:
         rng = np.random.default_rng(args.seed + int(snr * 10))
-        for clip_id, clean in real_clips(args.grid_clips, args.speech_clips):
+        for clip_id, clean in clips:
             noisy, reference = mix_at_snr(clean, bank.excerpt(len(clean), rng), snr)
             candidates = {} if args.no_baselines else {"noisy": lambda: noisy,
                                                         "noisereduce": lambda: noisereduce_file(noisy)}

@@ -65,21 +65,10 @@ def tiny_unet():
 @pytest.fixture(scope="session")
 def random_pipeline(tmp_path_factory):
     """Untrained tiny components saved and loaded as a model folder: for lengths, seeds, inputs."""
-    from avdiff.config import SamplerConfig, SpectrogramConfig
-    from avdiff.diffusion import EDMFormulation
-    from avdiff.models import LipEncoder, ScoreUNet
-    from avdiff.pipeline import ModelComponents, save_model_folder
+    from avdiff.pipeline import save_model_folder
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from tinymodels import tiny_components
 
-    torch.manual_seed(0)
-    components = ModelComponents(
-        lip_encoder=LipEncoder.from_preset("tiny", output_dim=8),
-        score_model=ScoreUNet(block_out_channels=(8, 16, 16), attention_levels=(False, False, False),
-                              norm_num_groups=4, attention_head_dim=8, cond_channels=8, cond_hidden_channels=8),
-        formulation=EDMFormulation(sigma_data=0.1),
-        spectrogram=SpectrogramConfig(n_fft=254),
-        sampler=SamplerConfig(name="heun", steps=3),
-        crop_size=32,
-    )
+    components = tiny_components()
     folder = save_model_folder(components, tmp_path_factory.mktemp("random") / "model")
     return AVDiffusionPipeline.from_pretrained(folder)

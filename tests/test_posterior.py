@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from avdiff.diffusion import EDMFormulation, make_generators
+from avdiff.diffusion import EDMFormulation, OUVEFormulation, make_generators
 from avdiff.diffusion.samplers import CallCounter
 from avdiff.pipeline.nmf import NoiseModel
 from avdiff.pipeline.posterior import (
@@ -102,8 +102,11 @@ def test_udiffse_paper_preset_is_the_published_procedure():
     assert (settings.corrector_steps, settings.corrector_step_factor, settings.corrector_likelihood) == (1, 1.0, False)
     assert (settings.nmf_iterations, settings.likelihood_weight, settings.step_weight()) == (1, 1.5, 1.5)
     schedule = posterior_schedule(FORMULATION, settings)
-    assert schedule.times is not None and schedule.times[0] == pytest.approx(1.0)
-    assert schedule.times[-1] == pytest.approx(0.03, abs=1e-5) and schedule.dt == pytest.approx(1 / 30)
+    ouve = OUVEFormulation(sigma_data=SD)
+    times = ouve.time_of_sigma(torch.tensor(schedule.sigmas[:-1]))
+    assert times[0].item() == pytest.approx(1.0) and times[-1].item() == pytest.approx(0.03, abs=1e-5)
+    assert schedule.dt == pytest.approx(1 / 30) and schedule.theta == 1.5
+    assert schedule.diffusion == pytest.approx(ouve.diffusion_coefficient(times).tolist())
     with pytest.raises(ValueError, match="unknown enhancement method"):
         resolve_method("udiffse++")
     with pytest.raises(ValueError, match="predictor must be one of"):

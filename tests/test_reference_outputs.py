@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from tinymodels import tiny_components
 
 from avdiff.pipeline import AVDiffusionPipeline
 from avdiff.pipeline.posterior import PosteriorSettings
@@ -26,22 +26,10 @@ REGENERATE = os.environ.get("AVDIFF_REGENERATE_REFERENCE") == "1"
 
 
 def build_model(folder: Path) -> Path:
-    from avdiff.config import SamplerConfig, SpectrogramConfig
-    from avdiff.diffusion import EDMFormulation
-    from avdiff.models import LipEncoder, ScoreUNet
-    from avdiff.pipeline import ModelComponents, save_model_folder
+    from avdiff.pipeline import save_model_folder
 
-    torch.manual_seed(0)
-    components = ModelComponents(
-        lip_encoder=LipEncoder.from_preset("tiny", output_dim=8),
-        score_model=ScoreUNet(block_out_channels=(8, 16, 16), attention_levels=(False, False, True),
-                              norm_num_groups=4, attention_head_dim=8, cond_channels=8, cond_hidden_channels=8),
-        formulation=EDMFormulation(sigma_data=0.1),
-        spectrogram=SpectrogramConfig(n_fft=254),
-        sampler=SamplerConfig(name="predictor_corrector", steps=3),
-        crop_size=32,
-    )
-    return save_model_folder(components, folder)
+    return save_model_folder(tiny_components(attention_levels=(False, False, True), sampler="predictor_corrector"),
+                             folder)
 
 
 def outputs(pipeline: AVDiffusionPipeline) -> dict[str, np.ndarray]:

@@ -41,7 +41,7 @@ from avdiff.pipeline.inputs import (
     mouth_video_from_array,
 )
 from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
-from avdiff.pipeline.posterior import PosteriorSettings, enhance_spectrogram
+from avdiff.pipeline.posterior import PosteriorSettings, enhance_spectrogram, power
 from avdiff.pipeline.posterior_settings import resolve_method, with_steps
 
 logger = logging.getLogger("avdiff.pipeline")
@@ -248,7 +248,7 @@ class AVDiffusionPipeline:
             notes += self._check_lengths(mouth, audio)
         chunks = plan_chunks(frames, chunk_frames, overlap_frames)
         y = torch.nn.functional.pad(self.transform.encode(waveform.unsqueeze(0)), (0, chunks[-1][1] - frames))
-        spectrogram_scale = float(_power_max(y).sqrt()) if settings.normalize == "spectrogram_max" else 1.0
+        spectrogram_scale = float(power(y).max().clamp_min(1e-20).sqrt()) if settings.normalize == "spectrogram_max" else 1.0
         cond, mask = self.condition(mouth, chunks[-1][1])
         if mask is not None:
             mask[..., frames:] = False
@@ -301,11 +301,6 @@ class AVDiffusionPipeline:
         if abs(video_s - audio_s) > 0.04:
             return [f"video {video_s:.2f} s vs audio {audio_s:.2f} s: frames without video use the audio-only prior"]
         return []
-
-
-def _power_max(spec: Tensor) -> Tensor:
-    """The largest |c|^2 of a (B, 2, F, T) real-view spectrogram (at least a tiny floor)."""
-    return spec.square().sum(1).max().clamp_min(1e-20)
 
 
 def _fit(samples: np.ndarray, length: int) -> np.ndarray:

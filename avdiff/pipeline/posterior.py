@@ -48,7 +48,7 @@ from avdiff.pipeline.posterior_settings import (
 )
 
 __all__ = ["METHODS", "METHOD_CHOICES", "PRESETS", "UDIFFSE_PAPER", "PosteriorOutput", "PosteriorSchedule",
-           "PosteriorSettings", "enhance_spectrogram", "posterior_schedule", "resolve_method"]
+           "PosteriorSettings", "enhance_spectrogram", "posterior_schedule", "power", "resolve_method"]
 
 
 @dataclass
@@ -62,14 +62,14 @@ class PosteriorOutput:
 
 @dataclass
 class PosteriorSchedule:
-    """The levels a pass visits: `sigmas` (unscaled, then the end level), and for the OUVE
-    Euler-Maruyama predictor the diffusion `times`, the step `dt` and the formulation."""
+    """The levels a pass visits: `sigmas` (unscaled, then the end level) and their scales s(t);
+    for the OUVE Euler-Maruyama predictor also g(t) per level, the step `dt` and theta."""
 
     sigmas: list[float]
     scales: list[float]
-    times: list[float] | None = None
+    diffusion: list[float] | None = None
     dt: float = 0.0
-    ouve: OUVEFormulation | None = None
+    theta: float = 0.0
 
 
 def posterior_schedule(formulation: DiffusionFormulation, settings: PosteriorSettings) -> PosteriorSchedule:
@@ -85,10 +85,11 @@ def posterior_schedule(formulation: DiffusionFormulation, settings: PosteriorSet
         return PosteriorSchedule(sigmas.tolist(), scales)
     assert isinstance(form, OUVEFormulation)
     times = form.time_of_sigma(sigmas[:-1])
-    return PosteriorSchedule(sigmas.tolist(), scales, times.tolist(), float(times[0]) / settings.steps, form)
+    return PosteriorSchedule(sigmas.tolist(), scales, form.diffusion_coefficient(times).tolist(),
+                             float(times[0]) / settings.steps, form.config.theta)
 
 
-def _power(spec: Tensor) -> Tensor:
+def power(spec: Tensor) -> Tensor:
     """(B, 2, F, T) real view -> (B, F, T) power |.|^2."""
     return spec.square().sum(1)
 
@@ -161,15 +162,14 @@ class _Pass:
 
     def _euler_maruyama(self, state: Tensor, denoised: Tensor, i: int) -> Tensor:
         """UDiffSE's predictor, backwards by dt on dx = -theta x dt + g dw (complex w), noiseless last."""
-        schedule, ouve = self.schedule, self.schedule.ouve
-        assert ouve is not None and schedule.times is not None
-        sigma, scale, dt = schedule.sigmas[i], schedule.scales[i], schedule.dt
-        g = float(ouve.diffusion_coefficient(torch.tensor(schedule.times[i])))
+        schedule = self.schedule
+        assert schedule.diffusion is not None
+        sigma, scale, dt, g = schedule.sigmas[i], schedule.scales[i], schedule.dt, schedule.diffusion[i]
         score = (denoised - state / scale) / (scale * sigma**2)  # per real component, own coordinates
         last = i == len(schedule.sigmas) - 2
         noise = torch.zeros_like(state) if last else self._noise(state)
         # Complex score = half the per-component one; complex noise has variance 1/2 per component.
-        return state * (1 + ouve.config.theta * dt) + g**2 * dt * score / 2 + g * math.sqrt(dt / 2) * noise
+        return state * (1 + schedule.theta * dt) + g**2 * dt * score / 2 + g * math.sqrt(dt / 2) * noise
 
     def pull(self, state: Tensor, i: int, variance: Tensor) -> Tensor:
         """The closed-form likelihood step after the predictor of level i."""
@@ -177,9 +177,8 @@ class _Pass:
         weight = settings.step_weight()
         if settings.predictor == "euler_maruyama":
             # UDiffSE: x_t += lam g^2 dt (1/s) (y - x_t / s) / (|std / s|^2 + V), s and std at level i.
-            ouve, scale, dt = self.schedule.ouve, self.schedule.scales[i], self.schedule.dt
-            assert ouve is not None and self.schedule.times is not None
-            g = float(ouve.diffusion_coefficient(torch.tensor(self.schedule.times[i])))
+            assert self.schedule.diffusion is not None
+            scale, dt, g = self.schedule.scales[i], self.schedule.dt, self.schedule.diffusion[i]
             gain = weight * g**2 * dt / scale / (2 * sigma**2 + variance)
             return state + gain * (self.y - state / scale)
         d = sigma**2 - self.schedule.sigmas[i + 1] ** 2
@@ -192,8 +191,8 @@ class _Pass:
 
     def residual_power(self, estimate: Tensor) -> Tensor:
         """|y - estimate|^2 averaged over each item's samples -> (B, F, T)."""
-        power = _power(self.y - estimate)
-        return power.view(-1, self.repeats, *power.shape[1:]).mean(1)
+        residual = power(self.y - estimate)
+        return residual.view(-1, self.repeats, *residual.shape[1:]).mean(1)
 
 
 def _run_pass(run: _Pass, noise: NoiseModel, likelihood: str) -> tuple[Tensor, NoiseModel]:
@@ -244,7 +243,7 @@ def enhance_spectrogram(
     passes = settings.em_iterations if method == "udiffse" else 1
     progress = tqdm(total=passes * (len(schedule.sigmas) - 1), desc=method, disable=not show_progress, leave=False)
     run = _Pass(model, y.to(torch.float32), schedule, settings, generators, formulation.sigma_data, progress)
-    noise = NoiseModel.initial(_power(y), settings.nmf_rank, list(generators), scaled=settings.nmf_init == "scaled")
+    noise = NoiseModel.initial(power(y), settings.nmf_rank, list(generators), scaled=settings.nmf_init == "scaled")
     if method == "udiffse":
         for iteration in range(passes):
             state, _ = _run_pass(run, noise, "none" if iteration == 0 else "closed_form")
