@@ -121,7 +121,7 @@ def main() -> None:
                         denoiser(x, sigmas[:1].expand(batch), cond=cond)
                         calls_made.append(1)
                         return
-                    out = sample_predictor_corrector(guided_denoiser(denoiser, cond), x, sigmas, generators)
+                    out = sample_predictor_corrector(guided_denoiser(denoiser, cond), x, sigmas, generators=generators)
                     transform.decode(out.sample, num_samples)
                 calls_made.append(out.network_calls)
 

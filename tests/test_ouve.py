@@ -91,7 +91,7 @@ def test_corrector_step_is_sgmse_annealed_langevin():
     x_unscaled = _noise(3, shape) * math.sqrt(DATA_STD**2 + sigma**2)
     # Ours: one corrector step at sigma, then the predictor's last step returns D(x) (Tweedie).
     out = sample_predictor_corrector(gaussian_denoiser, x_unscaled, torch.tensor([sigma, 0.0]),
-                                     make_generators([11]), snr=snr, corrector_steps=1).sample
+                                     generators=make_generators([11]), snr=snr, corrector_steps=1).sample
     ours = scale * out / (DATA_STD**2 / (DATA_STD**2 + sigma**2))
     # SGMSE+ in the process's coordinates: complex score of N(0, 2 s^2 (sd^2 + sigma^2)) and
     # complex noise z_c = n / sqrt(2) per component, n the same draw our sampler made.
@@ -123,7 +123,7 @@ def test_predictor_matches_the_sgmse_reverse_sde_to_first_order(t):
         # Our sampler really takes that step: check A and V against a run with known noise.
         x = torch.ones(1, 2, 3, 3)
         out = sample_predictor_corrector(gaussian_denoiser, x, torch.tensor([sigma, sigma_next, 0.0]),
-                                         make_generators([5]), corrector_steps=0).sample
+                                         generators=make_generators([5]), corrector_steps=0).sample
         x_next = out / (DATA_STD**2 / (DATA_STD**2 + sigma_next**2))
         expected = (ours_a * s / s_next) * x + math.sqrt(ours_v) / s_next * _noise(5, (2, 3, 3))
         torch.testing.assert_close(x_next, expected, rtol=1e-4, atol=1e-5)

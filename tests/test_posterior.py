@@ -14,13 +14,11 @@ import pytest
 import torch
 
 from avdiff.diffusion import EDMFormulation, OUVEFormulation, make_generators
-from avdiff.diffusion.samplers import CallCounter
 from avdiff.pipeline.nmf import NoiseModel
 from avdiff.pipeline.posterior import (
     UDIFFSE_PAPER,
     PosteriorSettings,
     _Pass,
-    _run_pass,
     enhance_spectrogram,
     posterior_schedule,
     resolve_method,
@@ -44,9 +42,9 @@ def gaussian_pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def one_pass(settings: PosteriorSettings, y: torch.Tensor, likelihood: str) -> torch.Tensor:
     schedule = posterior_schedule(FORMULATION, settings)
-    run = _Pass(CallCounter(exact_denoiser), y, schedule, settings, make_generators(range(len(y))), SD, None)
+    run = _Pass(exact_denoiser, y, schedule, settings, make_generators(range(len(y))), SD, None)
     known = NoiseModel(torch.ones(len(y), SHAPE[2], 1), torch.full((len(y), 1, SHAPE[3]), V))
-    state, _ = _run_pass(run, known, likelihood)
+    state, _ = run.run(known, likelihood)
     return run.finish(state)
 
 

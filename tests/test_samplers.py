@@ -17,6 +17,7 @@ import torch
 
 from avdiff.config import SamplerConfig
 from avdiff.diffusion import (
+    SAMPLERS,
     Denoiser,
     EDMFormulation,
     OUVEFormulation,
@@ -26,10 +27,10 @@ from avdiff.diffusion import (
     network_calls_per_run,
     randn_per_item,
     run_sampler,
-    sample_edm_stochastic,
     sample_euler_maruyama,
     sample_heun,
     sample_predictor_corrector,
+    sampler_options,
 )
 
 MU, STD = 0.3, 0.5
@@ -41,15 +42,25 @@ def exact_denoiser(x, sigma):
     return MU + STD**2 / (STD**2 + sigma**2) * (x - MU)
 
 
+# Options under which each sampler is checked on the Gaussian (defaults unless named here), and
+# the noise levels it needs for the tolerances above. A sampler missing here fails
+# `test_every_registered_sampler_is_checked`: register one, and add its line.
+GAUSSIAN_OPTIONS = {"edm_stochastic": {"churn": 40, "churn_sigma_min": 0.05, "churn_sigma_max": 50.0}}
+CASES = [
+    ("euler_maruyama", 400),
+    ("predictor_corrector", 400),
+    ("heun", 60),
+    ("edm_stochastic", 400),
+]
+
+
 def run(name, sigmas, generators, x):
-    if name == "euler_maruyama":
-        return sample_euler_maruyama(exact_denoiser, x, sigmas, generators)
-    if name == "predictor_corrector":
-        return sample_predictor_corrector(exact_denoiser, x, sigmas, generators, snr=0.5)
-    if name == "heun":
-        return sample_heun(exact_denoiser, x, sigmas)
-    return sample_edm_stochastic(exact_denoiser, x, sigmas, generators, churn=40, churn_sigma_min=0.05,
-                                 churn_sigma_max=50.0, noise_inflation=1.0)
+    config = SamplerConfig(name=name, steps=len(sigmas) - 1, options=GAUSSIAN_OPTIONS.get(name, {}))
+    return run_sampler(config, exact_denoiser, x, sigmas, generators)
+
+
+def test_every_registered_sampler_is_checked():
+    assert sorted(SAMPLERS) == sorted(name for name, _ in CASES)
 
 
 def gaussian_samples(name, formulation, steps, seed=0):
@@ -57,14 +68,6 @@ def gaussian_samples(name, formulation, steps, seed=0):
     generators = make_generators(range(seed, seed + SHAPE[0]))
     x = MU + math.sqrt(STD**2 + sigmas[0].item() ** 2) * randn_per_item(SHAPE, generators)
     return run(name, sigmas, generators, x)
-
-
-CASES = [
-    ("euler_maruyama", 400),
-    ("predictor_corrector", 400),
-    ("heun", 60),
-    ("edm_stochastic", 400),
-]
 
 
 @pytest.mark.parametrize("formulation", [EDMFormulation(sigma_data=STD), OUVEFormulation(sigma_data=STD)],
@@ -89,20 +92,50 @@ def test_network_call_counts():
     sigmas = form.sampling_sigmas(30)
     gens = make_generators(range(2))
     x = torch.zeros(2, 2, 4, 4)
-    assert sample_euler_maruyama(exact_denoiser, x, sigmas, gens).network_calls == 30
-    assert sample_predictor_corrector(exact_denoiser, x, sigmas, gens).network_calls == 60
-    assert sample_predictor_corrector(exact_denoiser, x, sigmas, gens, corrector_steps=2).network_calls == 90
-    assert sample_heun(exact_denoiser, x, sigmas).network_calls == 59
-    for name in ("euler_maruyama", "predictor_corrector", "heun", "edm_stochastic"):
+    assert sample_euler_maruyama(exact_denoiser, x, sigmas, generators=gens).network_calls == 30
+    assert sample_predictor_corrector(exact_denoiser, x, sigmas, generators=gens).network_calls == 60
+    assert sample_predictor_corrector(exact_denoiser, x, sigmas, generators=gens, corrector_steps=2).network_calls == 90
+    assert sample_heun(exact_denoiser, x, sigmas, generators=gens).network_calls == 59
+    for name in SAMPLERS:
         config = SamplerConfig(name=name, steps=30)
         assert run_sampler(config, exact_denoiser, x, sigmas, gens).network_calls == network_calls_per_run(config)
 
 
+def test_sampler_options_are_checked_against_the_registry():
+    assert sampler_options("predictor_corrector", {"snr": 0.3})["snr"] == 0.3
+    assert sampler_options("predictor_corrector", {})["corrector_steps"] == 1
+    with pytest.raises(ValueError, match="no option 'churn'.*corrector_steps"):
+        sampler_options("predictor_corrector", {"churn": 1.0})
+    with pytest.raises(ValueError, match="finite int"):
+        sampler_options("predictor_corrector", {"corrector_steps": 1.5})
+    with pytest.raises(ValueError, match="finite float"):
+        sampler_options("edm_stochastic", {"churn": float("nan")})
+    with pytest.raises(ValueError, match="unknown sampler 'nope'"):
+        network_calls_per_run(SamplerConfig(name="nope"))
+
+
+def test_callback_sees_every_step_and_can_replace_the_sample():
+    sigmas = EDMFormulation(sigma_data=STD).sampling_sigmas(5)
+    x = torch.ones(2, 2, 4, 4)
+    seen = []
+
+    def zero_out(step):
+        seen.append((step.index, step.sigma_next))
+        return torch.zeros_like(step.x) if step.index == 4 else None
+
+    for name in SAMPLERS:
+        seen.clear()
+        out = run_sampler(SamplerConfig(name=name, steps=5), exact_denoiser, x, sigmas, make_generators([1, 2]),
+                          callback=zero_out)
+        assert [i for i, _ in seen] == list(range(5)) and seen[-1][1] == 0.0, name
+        assert torch.equal(out.sample, torch.zeros_like(x)), name
+
+
 def test_invalid_sigmas_are_rejected():
     with pytest.raises(ValueError, match="ending in 0"):
-        sample_heun(exact_denoiser, torch.zeros(1, 2, 4, 4), torch.tensor([2.0, 1.0]))
+        sample_heun(exact_denoiser, torch.zeros(1, 2, 4, 4), torch.tensor([2.0, 1.0]), generators=[])
     with pytest.raises(ValueError, match="decreasing"):
-        sample_heun(exact_denoiser, torch.zeros(1, 2, 4, 4), torch.tensor([1.0, 2.0, 0.0]))
+        sample_heun(exact_denoiser, torch.zeros(1, 2, 4, 4), torch.tensor([1.0, 2.0, 0.0]), generators=[])
 
 
 # ----------------------------------------------------------------------------- with a real UNet
@@ -117,10 +150,10 @@ def condition(batch, frames, seed=0):
     return torch.randn(batch, 6, frames, generator=gen)
 
 
-@pytest.mark.parametrize("name", ["euler_maruyama", "predictor_corrector", "heun", "edm_stochastic"])
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_per_item_seeding_is_independent_of_batch_size(tiny_unet, name):
     denoiser = unet_denoiser(tiny_unet)
-    config = SamplerConfig(name=name, steps=3, churn=5.0)
+    config = SamplerConfig(name=name, steps=3, options={"churn": 5.0} if name == "edm_stochastic" else {})
     sigmas = denoiser.formulation.sampling_sigmas(config.steps)
     seeds = [11, 12, 13, 14]
     cond = condition(4, 13)
@@ -145,7 +178,7 @@ def test_guidance_scale_one_equals_plain_conditional_sampling(tiny_unet):
     def sample(fn):
         gens = make_generators([5, 6])
         x = initial_noise((2, 2, 16, 13), sigmas[0].item(), gens)
-        return sample_predictor_corrector(fn, x, sigmas, gens)
+        return sample_predictor_corrector(fn, x, sigmas, generators=gens)
 
     plain = sample(lambda x, s: denoiser(x, s, cond=cond))
     guided = sample(guided_denoiser(denoiser, cond, guidance_scale=1.0))

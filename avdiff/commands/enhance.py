@@ -7,9 +7,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
+from avdiff.config.schema import EnhancementConfig, PosteriorSettings
 from avdiff.errors import InputError
 from avdiff.pipeline.batch import AUDIO_SUFFIXES, VIDEO_SUFFIXES, BatchItem, files_in, run_batch, write_wav
-from avdiff.pipeline.posterior_settings import METHOD_CHOICES, PosteriorSettings, resolve_method, with_steps
+from avdiff.pipeline.posterior_settings import METHOD_CHOICES, resolve_method, with_steps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,14 +23,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--video", type=Path, default=None, help="video / mouth-crop .npy, or a folder of them")
     parser.add_argument("--output", type=Path, default=None,
                         help="output .wav for one input, folder for many (default: <stem>_enhanced.wav / enhanced/)")
-    parser.add_argument("--method", choices=METHOD_CHOICES, default="udiffse+",
-                        help="posterior sampler, or udiffse-paper: UDiffSE exactly as published (default udiffse+)")
-    parser.add_argument("--em-iterations", type=int, default=None, help="udiffse: EM iterations (default 5)")
+    defaults, posterior = EnhancementConfig(), PosteriorSettings()
+    parser.add_argument("--method", choices=METHOD_CHOICES, default=defaults.method,
+                        help=f"posterior sampler, or udiffse-paper: UDiffSE exactly as published (default {defaults.method})")
+    parser.add_argument("--em-iterations", type=int, default=None,
+                        help=f"udiffse: EM iterations (default {posterior.em_iterations})")
     parser.add_argument("--likelihood-weight", type=float, default=None,
-                        help="lambda, the total weight of the likelihood step (default 1.5)")
-    parser.add_argument("--num-samples", type=int, default=None, help="parallel samples averaged (default 2)")
-    parser.add_argument("--chunk-frames", type=int, default=256, help="STFT frames per chunk (long inputs)")
-    parser.add_argument("--batch-size", type=int, default=8, help="chunks processed together")
+                        help=f"lambda, the total weight of the likelihood step (default {posterior.likelihood_weight})")
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help=f"parallel samples averaged (default {posterior.num_samples})")
+    parser.add_argument("--chunk-frames", type=int, default=defaults.chunk_frames,
+                        help=f"STFT frames per chunk (long inputs; default {defaults.chunk_frames})")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help=f"chunks processed together (default {defaults.batch_size})")
     add_model_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args)
     method, settings = resolve_method(args.method)
     settings = with_steps(_with_flags(settings, args), args.steps)
-    guidance = 1.0 if args.guidance is None else args.guidance
+    guidance = EnhancementConfig.guidance_scale if args.guidance is None else args.guidance
 
     def process(item: BatchItem) -> None:
         video = item.inputs.get("video")

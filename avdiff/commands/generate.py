@@ -9,6 +9,7 @@ import numpy as np
 
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
 from avdiff.data.manifest import read_manifest, resolve
+from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.pipeline.batch import VIDEO_SUFFIXES, BatchItem, files_in, run_batch, write_wav
 from avdiff.pipeline.inputs import MouthVideo
@@ -23,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--video", type=Path, required=True, help="video file, mouth-crop .npy, folder or manifest")
     parser.add_argument("--output", type=Path, default=None,
                         help="output .wav for one input, folder for many (default: <input stem>.wav / generated/)")
-    parser.add_argument("--sampler", choices=["euler_maruyama", "predictor_corrector", "heun", "edm_stochastic"],
-                        default=None, help="sampler (default: the model's)")
+    parser.add_argument("--sampler", choices=sorted(SAMPLERS), default=None, help="sampler (default: the model's)")
     parser.add_argument("--num-samples", type=int, default=1, help="samples per input (<id>_s<k>.wav when > 1)")
     add_model_arguments(parser)
     parser.set_defaults(func=run)

@@ -7,7 +7,7 @@ The help text of each field is the comment written above the key in resolved con
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from avdiff.config.loader import option, section
 
@@ -72,7 +72,7 @@ class DiffusionConfig:
 
 
 @dataclass
-class ScoreModelConfig:
+class UNetConfig:
     """The UNet on the 2-channel spectrogram (see avdiff.models.score_unet.ScoreUNet)."""
 
     block_out_channels: tuple[int, ...] = option((16, 32, 48, 64, 64), "channels at each resolution")
@@ -82,7 +82,6 @@ class ScoreModelConfig:
     )
     attention_head_dim: int = option(32, "channels per attention head")
     norm_num_groups: int = option(8, "GroupNorm groups; must divide every channel count")
-    cond_channels: int = option(64, "size D of the conditioning (lip embedding) vectors")
     cond_hidden_channels: int = option(32, "width of the conditioning trunk before per-level projection")
     time_embedding_scale: float = option(16.0, "scale of the Gaussian Fourier noise-level embedding")
     dropout: float = option(0.0, "dropout inside the resnet blocks")
@@ -110,24 +109,106 @@ class ScoreModelConfig:
 
 
 @dataclass
+class ScoreModelConfig:
+    """The score network: which backbone of the registry (avdiff.models.backbones) and its settings.
+
+    Every backbone takes (c_in x, c_noise, cond (B, D, T), cond_mask (B, T)) and turns masked
+    frames into a learned null condition (the contract classifier-free guidance relies on).
+    """
+
+    backbone: str = option("unet", "backbone name from the registry avdiff.models.backbones.BACKBONES (built in: unet)")
+    cond_channels: int = option(64, "size D of the conditioning (lip embedding) vectors")
+    unet: UNetConfig = section(UNetConfig, "settings used when backbone is unet")
+    options: dict[str, Any] = option(
+        {}, "settings of a backbone registered outside avdiff, checked against its registered config class")
+
+
+@dataclass
 class SamplerConfig:
     """Default reverse-process settings (stored with a model so it samples as it was meant to)."""
 
-    name: Literal["euler_maruyama", "predictor_corrector", "heun", "edm_stochastic"] = option(
-        "predictor_corrector", "sampler: euler_maruyama | predictor_corrector | heun | edm_stochastic"
-    )
+    name: str = option("predictor_corrector", "sampler from the registry avdiff.diffusion.samplers.SAMPLERS "
+                       "(euler_maruyama | predictor_corrector | heun | edm_stochastic | ...)")
     steps: int = option(30, "number of noise levels (network calls: PC 2/level, Heun 2/level - 1)")
     guidance_scale: float = option(1.0, "classifier-free guidance w: 1 = plain conditional sampling")
-    snr: float = option(0.5, "predictor_corrector: Langevin corrector signal-to-noise ratio")
-    corrector_steps: int = option(1, "predictor_corrector: Langevin steps per noise level")
-    churn: float = option(0.0, "edm_stochastic: S_churn, total noise re-injected over the run")
-    churn_sigma_min: float = option(0.0, "edm_stochastic: churn only at sigma >= this")
-    churn_sigma_max: float = option(1e9, "edm_stochastic: churn only at sigma <= this")
-    noise_inflation: float = option(1.0, "edm_stochastic: S_noise, std of the re-injected noise")
+    options: dict[str, Any] = option(
+        {}, "the sampler's own settings, e.g. {snr: 0.5, corrector_steps: 1} (predictor_corrector) or "
+        "{churn: 0.0} (edm_stochastic); unset ones take the sampler's defaults")
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+
+EnhancementMethod = Literal["udiffse+", "udiffse", "dps", "udiffse-paper"]
+
+
+@dataclass(frozen=True)
+class PosteriorSettings:
+    """How a posterior sampler runs (avdiff.pipeline.posterior has the maths).
+
+    The defaults were chosen on real speech (BENCHMARKS.md, "Posterior sampling settings");
+    the `udiffse-paper` preset (avdiff.pipeline.posterior_settings) is UDiffSE as published.
+    """
+
+    steps: int = option(30, "noise levels of one reverse pass")
+    schedule: Literal["model", "ouve"] = option(
+        "model", "noise levels: the model's own schedule, or SGMSE+'s OUVE time grid (ouve, the paper's)")
+    predictor: Literal["reverse_diffusion", "euler_maruyama"] = option(
+        "reverse_diffusion", "reverse-diffusion step with a Tweedie last step, or Euler-Maruyama on the OUVE SDE "
+        "in its own coordinates with dt = t_start / steps (the paper's; needs schedule ouve)")
+    start_sigma: float | None = option(
+        10.0, "first noise level in units of sigma_data; null = the schedule's largest (paper: t = 1)")
+    start_point: Literal["observation", "scaled_observation"] = option(
+        "observation", "start at y + sigma n, or at y + std(t) n in the OUVE process's coordinates (paper)")
+    normalize: Literal["peak", "spectrogram_max"] = option(
+        "peak", "input scale: waveform peak 1 (as in training) or largest spectrogram magnitude 1 (paper)")
+    corrector_steps: int = option(0, "annealed Langevin steps per level (paper: 1)")
+    snr: float = option(0.5, "Langevin corrector signal-to-noise ratio")
+    corrector_step_factor: float = option(
+        2.0, "Langevin step = factor * (snr sigma)^2: 2 is SGMSE+'s, 1 is UDiffSE's")
+    corrector_likelihood: bool = option(True, "the corrector follows the posterior score (paper: the prior's)")
+    likelihood_weight: float = option(1.5, "lambda, the weight of the likelihood step")
+    likelihood_every: int = option(1, "the likelihood step runs at every k-th level (paper: 2)")
+    rescale_likelihood: bool = option(
+        True, "lambda is the total weight (each step weighs lambda * likelihood_every); false = per step (paper)")
+    clamp_gain: bool = option(True, "the closed-form pull towards y never overshoots y (paper: no clamp)")
+    nmf_rank: int = option(4, "rank of the NMF noise variance model")
+    nmf_iterations: int = option(1, "multiplicative NMF updates per refit (UDiffSE: 1)")
+    nmf_init: Literal["scaled", "uniform"] = option("scaled", "NMF start: scaled to the input, or W, H ~ U(0, 1) (paper)")
+    nmf_refit_below: float | None = option(
+        3.0, "udiffse+/dps: refit the noise model only at sigma <= this * sigma_data (null = every level)")
+    em_iterations: int = option(5, "udiffse: EM iterations")
+    num_samples: int = option(2, "parallel posterior samples per input, averaged (every method)")
+    dps_weight: float = option(1.0, "dps: weight of the likelihood gradient step")
+
+    def __post_init__(self) -> None:
+        for name, hint in get_type_hints(type(self)).items():
+            if get_origin(hint) is Literal and getattr(self, name) not in get_args(hint):
+                raise ValueError(f"posterior setting {name} must be one of {get_args(hint)}, got {getattr(self, name)!r}")
+        for name in ("steps", "likelihood_every", "nmf_rank", "em_iterations", "num_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"posterior setting {name} must be >= 1, got {getattr(self, name)}")
+        if self.corrector_steps < 0 or self.nmf_iterations < 0:
+            raise ValueError("corrector_steps and nmf_iterations must be >= 0")
+        if self.predictor == "euler_maruyama" and self.schedule != "ouve":
+            raise ValueError("predictor euler_maruyama integrates the OUVE SDE: set schedule='ouve'")
+
+    def step_weight(self) -> float:
+        """lambda of one likelihood step, given how often it runs."""
+        return self.likelihood_weight * (self.likelihood_every if self.rescale_likelihood else 1)
+
+
+@dataclass
+class EnhancementConfig:
+    """Defaults of `avdiff enhance` and `pipeline.enhance` (each has flags / arguments to change them)."""
+
+    method: EnhancementMethod = option(
+        "udiffse+", "posterior sampler (udiffse+ | udiffse | dps), or udiffse-paper: UDiffSE as published")
+    guidance_scale: float = option(1.0, "classifier-free guidance w of the lip condition (1 = plain conditional)")
+    chunk_frames: int = option(256, "STFT frames per chunk of long inputs")
+    batch_size: int = option(8, "chunks processed together")
+    posterior: PosteriorSettings = section(PosteriorSettings, "posterior sampler settings (not used by udiffse-paper)")
 
 
 @dataclass
@@ -219,6 +300,7 @@ class AVDiffConfig:
     sampler: SamplerConfig = section(SamplerConfig, "default sampler settings")
     data: DataConfig = section(DataConfig, "training data")
     training: TrainingConfig = section(TrainingConfig, "optimisation, checkpoints and logging")
+    enhancement: EnhancementConfig = section(EnhancementConfig, "enhancement defaults")
 
     def __post_init__(self) -> None:
         if self.lip_encoder.output_dim != self.score_model.cond_channels:

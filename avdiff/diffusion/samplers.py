@@ -1,22 +1,29 @@
-"""Samplers: small pure functions over a denoiser, k-diffusion style.
+"""Samplers: small functions over a denoiser with one signature, k-diffusion style, and their registry.
 
-Each takes `denoiser(x, sigma) -> x0_hat` (condition and guidance already bound, see
-`guided_denoiser`), the starting sample `x` at `sigmas[0]`, and the decreasing noise levels
-`sigmas` ending in 0 (from `DiffusionFormulation.sampling_sigmas`). They work in the unscaled
-coordinates of the formulation (variance exploding, `x = x0 + sigma n`), where the reverse SDE
-is `dx = -2 sigma score dsigma + sqrt(2 sigma |dsigma|) dW` and the probability-flow ODE is
-`dx/dsigma = (x - D(x; sigma)) / sigma`, with `score = (D - x) / sigma^2`. The step to
-sigma = 0 is the denoised estimate itself (Tweedie), as SGMSE+ returns its last `x_mean`.
+Every sampler is `sampler(denoiser, x, sigmas, *, generators, callback=None, progress=False,
+**options) -> SamplerOutput`: `denoiser(x, sigma) -> x0_hat` (condition and guidance already
+bound, see `guided_denoiser`), the starting sample `x` at `sigmas[0]`, the decreasing noise
+levels `sigmas` ending in 0 (from `DiffusionFormulation.sampling_sigmas`), one generator per
+item (so the same seed gives the same sample at any batch size), and a `callback(Step)` run
+after every step that may return a replacement sample: posterior sampling injects its
+likelihood step through it (`avdiff.pipeline.posterior`). The keyword options with scalar
+defaults are the sampler's settings (`SamplerConfig.options`, `avdiff generate`).
 
-Randomness comes from per-item generators (`randn_like_per_item`), so the same seed gives
-the same sample at any batch size. Each sampler returns the sample and its network calls.
+They work in the unscaled coordinates of the formulation (variance exploding, x = x0 + sigma n),
+where the reverse SDE is `dx = -2 sigma score dsigma + sqrt(2 sigma |dsigma|) dW` and the
+probability-flow ODE is `dx/dsigma = (x - D(x; sigma)) / sigma`, with score = (D - x) / sigma^2.
+The step to sigma = 0 is the denoised estimate itself (Tweedie), as SGMSE+ returns its last x_mean.
+
+Adding a sampler is one function with the signature above and one `@register_sampler` line.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -24,7 +31,10 @@ from tqdm.auto import tqdm
 
 from avdiff.config.schema import SamplerConfig
 from avdiff.diffusion.denoiser import DenoiserFn
+from avdiff.diffusion.formulation import DiffusionFormulation
 from avdiff.diffusion.noise import randn_like_per_item, randn_per_item
+
+Generators = Sequence[torch.Generator]
 
 
 @dataclass
@@ -33,6 +43,102 @@ class SamplerOutput:
 
     sample: Tensor
     network_calls: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """One finished step from `sigma` to `sigma_next`: the new sample `x` and the `denoised`
+    estimate D(x; sigma) the step used (k-diffusion's callback dictionary, typed)."""
+
+    index: int
+    sigma: float
+    sigma_next: float
+    x: Tensor
+    denoised: Tensor
+
+
+StepCallback = Callable[[Step], "Tensor | None"]
+SamplerFn = Callable[..., SamplerOutput]
+# A predictor moves a sample from `step.sigma` to `step.sigma_next` given D(x; sigma).
+Predictor = Callable[[Step, Generators], Tensor]
+# An extra score term (e.g. a likelihood's) the Langevin corrector adds to the prior's: (x, sigma) -> score.
+ScoreTerm = Callable[[Tensor, float], Tensor]
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A registered sampler: its function, its network calls for a number of levels and
+    options, and its options with their defaults (read from the function's signature)."""
+
+    function: SamplerFn
+    network_calls: Callable[[int, Mapping[str, Any]], int]
+    options: Mapping[str, Any]
+
+
+SAMPLERS: dict[str, SamplerSpec] = {}
+_NOT_OPTIONS = ("generators", "callback", "progress")
+
+
+def register_sampler(name: str, network_calls: Callable[[int, Mapping[str, Any]], int]
+                     ) -> Callable[[SamplerFn], SamplerFn]:
+    """Decorator adding a sampler to `SAMPLERS` (and so to the CLI, the schema's checks and the tests)."""
+
+    def add(function: SamplerFn) -> SamplerFn:
+        parameters = inspect.signature(function).parameters.values()
+        options = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _NOT_OPTIONS
+                   and isinstance(p.default, (bool, int, float))}
+        SAMPLERS[name] = SamplerSpec(function, network_calls, options)
+        return function
+
+    return add
+
+
+def sampler_spec(name: str) -> SamplerSpec:
+    """The registered sampler `name`, or an error listing the registered ones."""
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(sorted(SAMPLERS))}")
+    return SAMPLERS[name]
+
+
+def sampler_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampler's defaults updated by `options`; unknown or mistyped options are errors."""
+    defaults = sampler_spec(name).options
+    resolved = dict(defaults)
+    for key, value in options.items():
+        if key not in defaults:
+            allowed = ", ".join(sorted(defaults)) or "none"
+            raise ValueError(f"sampler {name!r} has no option {key!r} (its options: {allowed})")
+        kind = type(defaults[key])
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, (int, float)) or \
+                (kind is int and float(value) != int(value)) or not math.isfinite(float(value)):
+            raise ValueError(f"sampler option {key!r} must be a finite {kind.__name__}, got {value!r}")
+        resolved[key] = kind(value)
+    return resolved
+
+
+def run_sampler(config: SamplerConfig, denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, generators: Generators,
+                progress: bool = False, callback: StepCallback | None = None) -> SamplerOutput:
+    """Run the sampler a `SamplerConfig` names, with that config's options."""
+    options = sampler_options(config.name, config.options)
+    return sampler_spec(config.name).function(denoiser, x, sigmas, generators=generators, callback=callback,
+                                              progress=progress, **options)
+
+
+def sample_from_noise(config: SamplerConfig, denoiser: DenoiserFn, formulation: DiffusionFormulation,
+                      shape: Sequence[int], generators: Generators, device: torch.device | str = "cpu",
+                      progress: bool = False) -> SamplerOutput:
+    """A sample of `shape` from pure noise at the formulation's largest level, on `config.steps` levels."""
+    sigmas = formulation.sampling_sigmas(config.steps, device=device)
+    x = initial_noise(shape, sigmas[0].item(), generators, device)
+    return run_sampler(config, denoiser, x, sigmas, generators, progress=progress)
+
+
+def network_calls_per_run(config: SamplerConfig) -> int:
+    """Network calls a sampler run with `config` makes (before guidance doubles the batch)."""
+    return sampler_spec(config.name).network_calls(config.steps, sampler_options(config.name, config.options))
+
+
+# ----------------------------------------------------------------------------- shared parts
 
 
 class CallCounter:
@@ -48,85 +154,101 @@ class CallCounter:
         return self.denoiser(x, sigma_batch)
 
 
-def _steps(sigmas: Tensor, progress: bool, name: str) -> tqdm:
+def levels(sigmas: Tensor, progress: bool, name: str) -> Iterator[tuple[int, float, float]]:
+    """(index, sigma, sigma_next) of every step, after checking the schedule; with a progress bar."""
     if sigmas.dim() != 1 or len(sigmas) < 2 or float(sigmas[-1]) != 0.0 or bool((sigmas.diff() >= 0).any()):
         raise ValueError(f"sigmas must be a 1-D strictly decreasing sequence ending in 0, got {sigmas.tolist()}")
-    return tqdm(range(len(sigmas) - 1), desc=name, disable=not progress, leave=False)
+    sigma_list = sigmas.tolist()
+    for i in tqdm(range(len(sigma_list) - 1), desc=name, disable=not progress, leave=False):
+        yield i, sigma_list[i], sigma_list[i + 1]
 
 
-def initial_noise(
-    shape: Sequence[int], sigma_max: float, generators: Sequence[torch.Generator], device: torch.device | str = "cpu"
-) -> Tensor:
+def after_step(callback: StepCallback | None, step: Step) -> Tensor:
+    """The sample after `step`: the callback's replacement if it returns one."""
+    if callback is None:
+        return step.x
+    replaced = callback(step)
+    return step.x if replaced is None else replaced
+
+
+def initial_noise(shape: Sequence[int], sigma_max: float, generators: Generators,
+                  device: torch.device | str = "cpu") -> Tensor:
     """The starting sample sigma_max * n of the unscaled (variance-exploding) process."""
     return sigma_max * randn_per_item(shape, generators, device=device)
 
 
+def reverse_diffusion_step(step: Step, generators: Generators) -> Tensor:
+    """SGMSE+'s reverse-diffusion predictor: with d = sigma^2 - sigma_next^2,
+    x += d * score + sqrt(d) n; the last step (to 0) is the denoised estimate."""
+    if step.sigma_next == 0:
+        return step.denoised
+    d = step.sigma**2 - step.sigma_next**2
+    return step.x + d * (step.denoised - step.x) / step.sigma**2 + math.sqrt(d) * randn_like_per_item(step.x, generators)
+
+
+def langevin_corrector(model: CallCounter, x: Tensor, sigma: float, generators: Generators, steps: int,
+                       step_size: float, extra_score: ScoreTerm | None = None) -> Tensor:
+    """Annealed Langevin steps x += step_size * score + sqrt(2 step_size) n at level sigma."""
+    for _ in range(steps):
+        score = (model(x, sigma) - x) / sigma**2
+        if extra_score is not None:
+            score = score + extra_score(x, sigma)
+        x = x + step_size * score + math.sqrt(2 * step_size) * randn_like_per_item(x, generators)
+    return x
+
+
+# ----------------------------------------------------------------------------- the samplers
+
+
+@register_sampler("euler_maruyama", lambda steps, options: steps)
 @torch.no_grad()
-def sample_euler_maruyama(
-    denoiser: DenoiserFn,
-    x: Tensor,
-    sigmas: Tensor,
-    generators: Sequence[torch.Generator],
-    progress: bool = False,
-) -> SamplerOutput:
+def sample_euler_maruyama(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, generators: Generators,
+                          callback: StepCallback | None = None, progress: bool = False) -> SamplerOutput:
     """Euler-Maruyama on the reverse SDE; one network call per noise level."""
     model = CallCounter(denoiser)
-    sigma_list = sigmas.tolist()
-    for i in _steps(sigmas, progress, "euler-maruyama"):
-        sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
+    for i, sigma, sigma_next in levels(sigmas, progress, "euler-maruyama"):
         denoised = model(x, sigma)
         if sigma_next == 0:
-            x = denoised
-            continue
-        step = sigma - sigma_next
-        x = x + 2 * step * (denoised - x) / sigma + math.sqrt(2 * sigma * step) * randn_like_per_item(x, generators)
+            x_next = denoised
+        else:
+            step = sigma - sigma_next
+            noise = math.sqrt(2 * sigma * step) * randn_like_per_item(x, generators)
+            x_next = x + 2 * step * (denoised - x) / sigma + noise
+        x = after_step(callback, Step(i, sigma, sigma_next, x_next, denoised))
     return SamplerOutput(x, model.calls)
 
 
+@register_sampler("predictor_corrector", lambda steps, options: (1 + options["corrector_steps"]) * steps)
 @torch.no_grad()
 def sample_predictor_corrector(
-    denoiser: DenoiserFn,
-    x: Tensor,
-    sigmas: Tensor,
-    generators: Sequence[torch.Generator],
-    snr: float = 0.5,
-    corrector_steps: int = 1,
-    progress: bool = False,
+    denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, generators: Generators,
+    callback: StepCallback | None = None, progress: bool = False, snr: float = 0.5, corrector_steps: int = 1,
+    corrector_step_factor: float = 2.0, predictor: Predictor | None = None, extra_score: ScoreTerm | None = None,
 ) -> SamplerOutput:
-    """SGMSE+'s predictor-corrector: annealed Langevin corrector, then reverse-diffusion predictor.
+    """SGMSE+'s predictor-corrector: annealed Langevin corrector, then the reverse-diffusion predictor.
 
-    Corrector (per level, `corrector_steps` times): step = 2 (snr sigma)^2,
-    `x += step * score + sqrt(2 step) n`. Predictor: with d = sigma^2 - sigma_next^2,
-    `x += d * score + sqrt(d) n`. 30 levels and 1 corrector step = 60 network calls.
+    Corrector (per level, `corrector_steps` times): step = factor (snr sigma)^2 (SGMSE+: factor 2),
+    `x += step * score + sqrt(2 step) n`. 30 levels and 1 corrector step = 60 network calls.
+    Posterior sampling passes its own `predictor`, an `extra_score` (the likelihood's) for the
+    corrector, and its likelihood step as the `callback`.
     """
     model = CallCounter(denoiser)
-    sigma_list = sigmas.tolist()
-    for i in _steps(sigmas, progress, "predictor-corrector"):
-        sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
-        step = 2 * (snr * sigma) ** 2
-        for _ in range(corrector_steps):
-            score = (model(x, sigma) - x) / sigma**2
-            x = x + step * score + math.sqrt(2 * step) * randn_like_per_item(x, generators)
+    predict = predictor or reverse_diffusion_step
+    for i, sigma, sigma_next in levels(sigmas, progress, "predictor-corrector"):
+        step_size = corrector_step_factor * (snr * sigma) ** 2
+        x = langevin_corrector(model, x, sigma, generators, corrector_steps, step_size, extra_score)
         denoised = model(x, sigma)
-        if sigma_next == 0:
-            x = denoised
-            continue
-        variance_step = sigma**2 - sigma_next**2
-        x = x + variance_step * (denoised - x) / sigma**2 + math.sqrt(variance_step) * randn_like_per_item(x, generators)
+        x_next = predict(Step(i, sigma, sigma_next, x, denoised), generators)
+        x = after_step(callback, Step(i, sigma, sigma_next, x_next, denoised))
     return SamplerOutput(x, model.calls)
 
 
+@register_sampler("edm_stochastic", lambda steps, options: 2 * steps - 1)
 @torch.no_grad()
 def sample_edm_stochastic(
-    denoiser: DenoiserFn,
-    x: Tensor,
-    sigmas: Tensor,
-    generators: Sequence[torch.Generator] | None = None,
-    churn: float = 0.0,
-    churn_sigma_min: float = 0.0,
-    churn_sigma_max: float = float("inf"),
-    noise_inflation: float = 1.0,
-    progress: bool = False,
+    denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, generators: Generators,
+    callback: StepCallback | None = None, progress: bool = False, churn: float = 0.0,
+    churn_sigma_min: float = 0.0, churn_sigma_max: float = 1e9, noise_inflation: float = 1.0,
 ) -> SamplerOutput:
     """EDM Algorithm 2: Heun steps on the probability-flow ODE with optional noise churn.
 
@@ -135,77 +257,24 @@ def sample_edm_stochastic(
     With churn = 0 this is EDM Algorithm 1 (deterministic Heun): 2N - 1 network calls.
     """
     model = CallCounter(denoiser)
-    sigma_list = sigmas.tolist()
-    num_steps = len(sigma_list) - 1
-    for i in _steps(sigmas, progress, "edm" if churn > 0 else "heun"):
-        sigma, sigma_next = sigma_list[i], sigma_list[i + 1]
+    num_steps = len(sigmas) - 1
+    for i, sigma, sigma_next in levels(sigmas, progress, "edm" if churn > 0 else "heun"):
         gamma = min(churn / num_steps, math.sqrt(2) - 1) if churn_sigma_min <= sigma <= churn_sigma_max else 0.0
         sigma_hat = sigma * (1 + gamma)
         if gamma > 0:
-            if generators is None:
-                raise ValueError("churn > 0 needs per-item generators")
-            extra = math.sqrt(sigma_hat**2 - sigma**2) * noise_inflation
-            x = x + extra * randn_like_per_item(x, generators)
-        slope = (x - model(x, sigma_hat)) / sigma_hat
+            x = x + math.sqrt(sigma_hat**2 - sigma**2) * noise_inflation * randn_like_per_item(x, generators)
+        denoised = model(x, sigma_hat)
+        slope = (x - denoised) / sigma_hat
         x_next = x + (sigma_next - sigma_hat) * slope
         if sigma_next != 0:
             slope_next = (x_next - model(x_next, sigma_next)) / sigma_next
             x_next = x + (sigma_next - sigma_hat) * (slope + slope_next) / 2
-        x = x_next
+        x = after_step(callback, Step(i, sigma_hat, sigma_next, x_next, denoised))
     return SamplerOutput(x, model.calls)
 
 
-@torch.no_grad()
-def sample_heun(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, progress: bool = False) -> SamplerOutput:
+@register_sampler("heun", lambda steps, options: 2 * steps - 1)
+def sample_heun(denoiser: DenoiserFn, x: Tensor, sigmas: Tensor, *, generators: Generators,
+                callback: StepCallback | None = None, progress: bool = False) -> SamplerOutput:
     """EDM Algorithm 1: deterministic Heun (2nd order) on the probability-flow ODE."""
-    return sample_edm_stochastic(denoiser, x, sigmas, generators=None, churn=0.0, progress=progress)
-
-
-SamplerFn = Callable[..., SamplerOutput]
-
-SAMPLERS: dict[str, SamplerFn] = {
-    "euler_maruyama": sample_euler_maruyama,
-    "predictor_corrector": sample_predictor_corrector,
-    "heun": sample_heun,
-    "edm_stochastic": sample_edm_stochastic,
-}
-
-
-def run_sampler(
-    config: SamplerConfig,
-    denoiser: DenoiserFn,
-    x: Tensor,
-    sigmas: Tensor,
-    generators: Sequence[torch.Generator],
-    progress: bool = False,
-) -> SamplerOutput:
-    """Run the sampler a `SamplerConfig` names, with that config's settings."""
-    if config.name == "euler_maruyama":
-        return sample_euler_maruyama(denoiser, x, sigmas, generators, progress=progress)
-    if config.name == "predictor_corrector":
-        return sample_predictor_corrector(
-            denoiser, x, sigmas, generators, config.snr, config.corrector_steps, progress=progress
-        )
-    if config.name == "heun":
-        return sample_heun(denoiser, x, sigmas, progress=progress)
-    if config.name == "edm_stochastic":
-        return sample_edm_stochastic(
-            denoiser,
-            x,
-            sigmas,
-            generators,
-            config.churn,
-            config.churn_sigma_min,
-            config.churn_sigma_max,
-            config.noise_inflation,
-            progress=progress,
-        )
-    raise ValueError(f"unknown sampler {config.name!r}; choose one of {sorted(SAMPLERS)}")
-
-
-def network_calls_per_run(config: SamplerConfig) -> int:
-    """Network calls a sampler run with `config` makes (before guidance doubles the batch)."""
-    per_level = {"euler_maruyama": 1, "predictor_corrector": 1 + config.corrector_steps}
-    if config.name in per_level:
-        return per_level[config.name] * config.steps
-    return 2 * config.steps - 1
+    return sample_edm_stochastic(denoiser, x, sigmas, generators=generators, callback=callback, progress=progress)

@@ -229,6 +229,13 @@ def upsample_mask(frame_ok: Tensor, num_stft_frames: int, offset: int = 0,
     return ok & covered.expand(batch, -1)
 
 
+def lips_to_condition(embeddings: Tensor, frame_ok: Tensor, num_stft_frames: int) -> tuple[Tensor, Tensor]:
+    """Lip embeddings (B, T_v, D) and per-video-frame usability (B, T_v) -> the score network's
+    condition (B, D, T) and mask (B, T) on the STFT grid (the backbone contract, see
+    `avdiff.models.backbones`); training and the pipeline both turn lips into a condition here."""
+    return upsample_to_stft(embeddings, num_stft_frames), upsample_mask(frame_ok, num_stft_frames)
+
+
 def num_stft_frames(num_video_frames: int) -> int:
     """STFT frames (centred, hop 128 at 16 kHz) of a clip of T_v video frames: 5 T_v + 1."""
     return STFT_FRAMES_PER_VIDEO_FRAME * num_video_frames + 1

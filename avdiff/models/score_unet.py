@@ -12,6 +12,7 @@ Inputs of any size are zero-padded to the UNet's multiple and the output cropped
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,9 +24,23 @@ from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block
 from torch import Tensor, nn
 
 from avdiff.config.loader import to_dict
-from avdiff.config.schema import ScoreModelConfig
+from avdiff.config.schema import ScoreModelConfig, UNetConfig
 from avdiff.models.conditioning import ConditionTrunk, FrameFiLM, SpectralMap
 from avdiff.models.loading import own_aligned_storage
+
+
+_UNET = UNetConfig()
+
+
+@dataclass(frozen=True)
+class _BlockSettings:
+    """What every UNet block of one network shares."""
+
+    layers_per_block: int
+    attention_head_dim: int
+    temb_channels: int
+    cond_hidden_channels: int
+    common: dict[str, Any]
 
 
 class ScoreUNet(ModelMixin, ConfigMixin):
@@ -36,27 +51,28 @@ class ScoreUNet(ModelMixin, ConfigMixin):
         self,
         in_channels: int = 2,
         out_channels: int = 2,
-        block_out_channels: Sequence[int] = (16, 32, 48, 64, 64),
-        layers_per_block: int = 1,
-        attention_levels: Sequence[bool] = (False, False, False, False, True),
-        attention_head_dim: int = 32,
-        norm_num_groups: int = 8,
-        cond_channels: int = 64,
-        cond_hidden_channels: int = 32,
-        time_embedding_scale: float = 16.0,
-        dropout: float = 0.0,
-        frequency_channels: int = 4,
-        cond_spectral_channels: int = 2,
-        cond_spectral_bins: int = 64,
+        block_out_channels: Sequence[int] = _UNET.block_out_channels,
+        layers_per_block: int = _UNET.layers_per_block,
+        attention_levels: Sequence[bool] = _UNET.attention_levels,
+        attention_head_dim: int = _UNET.attention_head_dim,
+        norm_num_groups: int = _UNET.norm_num_groups,
+        cond_channels: int = ScoreModelConfig.cond_channels,
+        cond_hidden_channels: int = _UNET.cond_hidden_channels,
+        time_embedding_scale: float = _UNET.time_embedding_scale,
+        dropout: float = _UNET.dropout,
+        frequency_channels: int = _UNET.frequency_channels,
+        cond_spectral_channels: int = _UNET.cond_spectral_channels,
+        cond_spectral_bins: int = _UNET.cond_spectral_bins,
     ) -> None:
+        """Defaults are the config schema's (`UNetConfig`), so they are written once."""
         super().__init__()
         if len(attention_levels) != len(block_out_channels):
             raise ValueError("attention_levels needs one flag per entry of block_out_channels")
         channels = list(block_out_channels)
-        num_levels = len(channels)
         temb_channels = 4 * channels[0]
-        common = dict(resnet_eps=1e-6, resnet_act_fn="silu", resnet_groups=norm_num_groups, dropout=dropout)
-
+        blocks = _BlockSettings(layers_per_block, attention_head_dim, temb_channels, cond_hidden_channels,
+                                dict(resnet_eps=1e-6, resnet_act_fn="silu", resnet_groups=norm_num_groups,
+                                     dropout=dropout))
         self.time_proj = GaussianFourierProjection(
             channels[0], scale=time_embedding_scale, log=False, flip_sin_to_cos=True
         )
@@ -65,62 +81,47 @@ class ScoreUNet(ModelMixin, ConfigMixin):
                                  kernel_size=3, padding=1)
         self.condition = ConditionTrunk(cond_channels, cond_hidden_channels)
         self.spectral_map = SpectralMap(cond_hidden_channels, cond_spectral_channels, cond_spectral_bins)
-
-        self.down_blocks = nn.ModuleList()
-        self.down_film = nn.ModuleList()
-        previous = channels[0]
-        for level, (width, attend) in enumerate(zip(channels, attention_levels)):
-            self.down_film.append(FrameFiLM(cond_hidden_channels, previous, 2**level))
-            self.down_blocks.append(
-                get_down_block(
-                    "AttnDownBlock2D" if attend else "DownBlock2D",
-                    num_layers=layers_per_block,
-                    in_channels=previous,
-                    out_channels=width,
-                    temb_channels=temb_channels,
-                    add_downsample=level < num_levels - 1,
-                    attention_head_dim=attention_head_dim,
-                    downsample_padding=1,
-                    **common,
-                )
-            )
-            previous = width
-
-        bottom = 2 ** (num_levels - 1)
-        self.mid_film = FrameFiLM(cond_hidden_channels, channels[-1], bottom)
-        self.mid_block = UNetMidBlock2D(
-            in_channels=channels[-1],
-            temb_channels=temb_channels,
-            attention_head_dim=attention_head_dim,
-            **common,
-        )
-
-        self.up_blocks = nn.ModuleList()
-        self.up_film = nn.ModuleList()
-        reversed_channels = channels[::-1]
-        previous = channels[-1]
-        for index, (width, attend) in enumerate(zip(reversed_channels, attention_levels[::-1])):
-            level = num_levels - 1 - index
-            skip_channels = reversed_channels[min(index + 1, num_levels - 1)]
-            self.up_film.append(FrameFiLM(cond_hidden_channels, previous, 2**level))
-            self.up_blocks.append(
-                get_up_block(
-                    "AttnUpBlock2D" if attend else "UpBlock2D",
-                    num_layers=layers_per_block + 1,
-                    in_channels=skip_channels,
-                    out_channels=width,
-                    prev_output_channel=previous,
-                    temb_channels=temb_channels,
-                    add_upsample=level > 0,
-                    attention_head_dim=attention_head_dim,
-                    resolution_idx=index,
-                    **common,
-                )
-            )
-            previous = width
-
+        self.down_blocks, self.down_film = self._encoder(channels, list(attention_levels), blocks)
+        self.mid_film = FrameFiLM(cond_hidden_channels, channels[-1], 2 ** (len(channels) - 1))
+        self.mid_block = UNetMidBlock2D(in_channels=channels[-1], temb_channels=temb_channels,
+                                        attention_head_dim=attention_head_dim, **blocks.common)
+        self.up_blocks, self.up_film = self._decoder(channels, list(attention_levels), blocks)
         self.norm_out = nn.GroupNorm(norm_num_groups, channels[0], eps=1e-6)
         self.conv_out = nn.Conv2d(channels[0], out_channels, kernel_size=3, padding=1)
+
+    @staticmethod
+    def _encoder(channels: list[int], attention: list[bool], blocks: "_BlockSettings"
+                 ) -> tuple[nn.ModuleList, nn.ModuleList]:
+        """The down path: per level, FiLM by the condition then a (attention) down block."""
+        down_blocks, down_film = nn.ModuleList(), nn.ModuleList()
+        previous = channels[0]
+        for level, (width, attend) in enumerate(zip(channels, attention)):
+            down_film.append(FrameFiLM(blocks.cond_hidden_channels, previous, 2**level))
+            down_blocks.append(get_down_block(
+                "AttnDownBlock2D" if attend else "DownBlock2D", num_layers=blocks.layers_per_block,
+                in_channels=previous, out_channels=width, temb_channels=blocks.temb_channels,
+                add_downsample=level < len(channels) - 1, attention_head_dim=blocks.attention_head_dim,
+                downsample_padding=1, **blocks.common))
+            previous = width
+        return down_blocks, down_film
+
+    @staticmethod
+    def _decoder(channels: list[int], attention: list[bool], blocks: "_BlockSettings"
+                 ) -> tuple[nn.ModuleList, nn.ModuleList]:
+        """The up path, mirroring the encoder with one more resnet layer per level."""
+        up_blocks, up_film = nn.ModuleList(), nn.ModuleList()
+        num_levels, reversed_channels, previous = len(channels), channels[::-1], channels[-1]
+        for index, (width, attend) in enumerate(zip(reversed_channels, attention[::-1])):
+            level = num_levels - 1 - index
+            skip_channels = reversed_channels[min(index + 1, num_levels - 1)]
+            up_film.append(FrameFiLM(blocks.cond_hidden_channels, previous, 2**level))
+            up_blocks.append(get_up_block(
+                "AttnUpBlock2D" if attend else "UpBlock2D", num_layers=blocks.layers_per_block + 1,
+                in_channels=skip_channels, out_channels=width, prev_output_channel=previous,
+                temb_channels=blocks.temb_channels, add_upsample=level > 0,
+                attention_head_dim=blocks.attention_head_dim, resolution_idx=index, **blocks.common))
+            previous = width
+        return up_blocks, up_film
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> "ScoreUNet":
@@ -129,8 +130,8 @@ class ScoreUNet(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_avdiff_config(cls, config: ScoreModelConfig) -> "ScoreUNet":
-        """Build from the `score_model` section of an avdiff YAML config."""
-        return cls(**to_dict(config))
+        """Build from the `score_model` section of an avdiff YAML config (its `unet` settings)."""
+        return cls(cond_channels=config.cond_channels, **to_dict(config.unet))
 
     @property
     def size_multiple(self) -> int:

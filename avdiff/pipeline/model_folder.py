@@ -18,17 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from avdiff import __version__
 from avdiff.config.loader import from_dict, to_dict
 from avdiff.config.schema import SamplerConfig, SpectrogramConfig
 from avdiff.diffusion.formulation import CONFIG_NAME as DIFFUSION_CONFIG_NAME
 from avdiff.diffusion.formulation import DiffusionFormulation, load_formulation
+from avdiff.diffusion.samplers import sampler_options, sampler_spec
 from avdiff.errors import InputError
+from avdiff.media.constants import VIDEO_FPS
+from avdiff.models.backbones import backbone_class
 from avdiff.models.lip_encoder import LipEncoder
-from avdiff.models.score_unet import ScoreUNet
 
 INDEX_NAME = "avdiff_pipeline.json"
 COMPONENTS = ("lip_encoder", "score_model", "diffusion")
+# Sampler keys that older model folders kept beside `name` and `steps` (now under `options`).
+LEGACY_SAMPLER_KEYS = ("snr", "corrector_steps", "churn", "churn_sigma_min", "churn_sigma_max", "noise_inflation")
 
 
 @dataclass
@@ -36,7 +42,7 @@ class ModelComponents:
     """The parts of a trained avdiff model and the settings it was trained with."""
 
     lip_encoder: LipEncoder
-    score_model: ScoreUNet
+    score_model: nn.Module  # a registered backbone (avdiff.models.backbones)
     formulation: DiffusionFormulation
     spectrogram: SpectrogramConfig
     sampler: SamplerConfig
@@ -54,7 +60,7 @@ class ModelComponents:
             },
             "spectrogram": to_dict(self.spectrogram),
             "sampler": to_dict(self.sampler),
-            "video": {"fps": 25, "crop_size": self.crop_size},
+            "video": {"fps": VIDEO_FPS, "crop_size": self.crop_size},
         }
 
 
@@ -82,17 +88,49 @@ def save_model_folder(components: ModelComponents, path: str | Path) -> Path:
 
 
 def load_model_folder(path: str | Path) -> ModelComponents:
-    """Load a model folder, with an error naming whatever is missing or unreadable."""
+    """Load a model folder, building the classes its index names, with an error naming whatever
+    is missing, unreadable or not what this version of avdiff can run."""
     path = Path(path)
+    index = _read_index(path)
+    source = str(path / INDEX_NAME)
+    score_class = _component_class(index, "score_model", source)
+    try:
+        lip_encoder = LipEncoder.from_pretrained(path / "lip_encoder")
+        score_model = score_class.from_pretrained(path / "score_model")
+    except (OSError, ValueError, RuntimeError) as error:
+        raise InputError(f"{path}: cannot load model weights ({str(error).splitlines()[0]})") from error
+    formulation = load_formulation(path / "diffusion")
+    if _component_name(index, "diffusion", source) != type(formulation).__name__:
+        raise InputError(f"{source}: the index names diffusion class {_component_name(index, 'diffusion', source)!r} "
+                         f"but diffusion/ holds a {type(formulation).__name__}")
+    sampler = from_dict(SamplerConfig, _sampler_section(index.get("sampler")), source, "sampler.")
+    try:
+        sampler_options(sampler.name, sampler.options)
+    except ValueError as error:
+        raise InputError(f"{source}: {error}") from error
+    return ModelComponents(
+        lip_encoder=lip_encoder.eval(),
+        score_model=score_model.eval(),
+        formulation=formulation,
+        spectrogram=from_dict(SpectrogramConfig, index.get("spectrogram"), source, "spectrogram."),
+        sampler=sampler,
+        crop_size=int(index.get("video", {}).get("crop_size", 88)),
+    )
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    """The folder's index, after checking every component's files are there."""
     if not path.is_dir():
         raise InputError(f"{path}: model folder not found")
     index_path = path / INDEX_NAME
     if not index_path.is_file():
-        raise InputError(f"{path}: no {INDEX_NAME}; not an avdiff model folder (export one with training/train.py)")
+        raise InputError(f"{path}: no {INDEX_NAME}; not an avdiff model folder (export one with `avdiff train`)")
     try:
         index = json.loads(index_path.read_text())
     except json.JSONDecodeError as error:
         raise InputError(f"{index_path}: not valid JSON ({error})") from error
+    if not isinstance(index, dict):
+        raise InputError(f"{index_path}: expected a JSON object")
     for name, marker in (("lip_encoder", "config.json"), ("score_model", "config.json"),
                          ("diffusion", DIFFUSION_CONFIG_NAME)):
         if not (path / name / marker).is_file():
@@ -100,17 +138,38 @@ def load_model_folder(path: str | Path) -> ModelComponents:
     for name in ("lip_encoder", "score_model"):
         if not list((path / name).glob("*.safetensors")):
             raise InputError(f"{path}: component {name!r} has no .safetensors weights")
+    _component_class(index, "lip_encoder", str(index_path))
+    return index
+
+
+def _component_name(index: dict[str, Any], name: str, source: str) -> str:
+    """The class name the index records for component `name` (["avdiff", class name])."""
+    entry = index.get("components", {}).get(name)
+    if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)):
+        raise InputError(f"{source}: components.{name} must be [library, class name], got {entry!r}")
+    return entry[1]
+
+
+def _component_class(index: dict[str, Any], name: str, source: str) -> type:
+    """The class to build component `name` with: the lip encoder, or a registered backbone."""
+    class_name = _component_name(index, name, source)
+    if name == "lip_encoder":
+        if class_name != LipEncoder.__name__:
+            raise InputError(f"{source}: unknown lip encoder class {class_name!r} (this avdiff has LipEncoder)")
+        return LipEncoder
     try:
-        lip_encoder = LipEncoder.from_pretrained(path / "lip_encoder")
-        score_model = ScoreUNet.from_pretrained(path / "score_model")
-    except (OSError, ValueError, RuntimeError) as error:
-        raise InputError(f"{path}: cannot load model weights ({str(error).splitlines()[0]})") from error
-    source = str(index_path)
-    return ModelComponents(
-        lip_encoder=lip_encoder.eval(),
-        score_model=score_model.eval(),
-        formulation=load_formulation(path / "diffusion"),
-        spectrogram=from_dict(SpectrogramConfig, index.get("spectrogram"), source, "spectrogram."),
-        sampler=from_dict(SamplerConfig, index.get("sampler"), source, "sampler."),
-        crop_size=int(index.get("video", {}).get("crop_size", 88)),
-    )
+        return backbone_class(class_name)
+    except KeyError as error:
+        raise InputError(f"{source}: {error.args[0]}; import the module that registers it first") from error
+
+
+def _sampler_section(section: Any) -> Any:
+    """The index's sampler section, with the keys of older folders moved under `options`."""
+    if not isinstance(section, dict) or not any(key in section for key in LEGACY_SAMPLER_KEYS):
+        return section
+    section = dict(section)
+    legacy = {key: section.pop(key) for key in LEGACY_SAMPLER_KEYS if key in section}
+    known = sampler_spec(section.get("name", SamplerConfig.name)).options
+    section["options"] = {**{k: v for k, v in legacy.items() if k in known and v != known[k]},
+                          **section.get("options", {})}
+    return section

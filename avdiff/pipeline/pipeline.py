@@ -25,12 +25,14 @@ import torch
 from torch import Tensor
 
 from avdiff.audio.spectrogram import SpectrogramTransform
+from avdiff.config.schema import EnhancementConfig
 from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
 from avdiff.diffusion.noise import make_generators
-from avdiff.diffusion.samplers import initial_noise, run_sampler
+from avdiff.diffusion.samplers import sample_from_noise
 from avdiff.errors import InputError
 from avdiff.media.audio import resample
-from avdiff.models.lip_encoder import upsample_mask, upsample_to_stft
+from avdiff.media.constants import SAMPLES_PER_FRAME, VIDEO_FPS
+from avdiff.models.lip_encoder import lips_to_condition
 from avdiff.pipeline.chunks import join_chunks, plan_chunks
 from avdiff.pipeline.inputs import (
     AudioInput,
@@ -46,7 +48,6 @@ from avdiff.pipeline.posterior_settings import resolve_method, with_steps
 
 logger = logging.getLogger("avdiff.pipeline")
 
-SAMPLES_PER_VIDEO_FRAME = 640
 MAX_VIDEO_AUDIO_MISMATCH_S = 1.0
 
 
@@ -142,10 +143,8 @@ class AVDiffusionPipeline:
         """(1, D, T) lip condition and (1, T) mask for T STFT frames; frames without a face are masked."""
         if video is None:
             return None, None
-        embeddings = self.encode_lips(video)
-        cond = upsample_to_stft(embeddings.unsqueeze(0), num_frames)
         face_ok = torch.from_numpy(video.face_ok).to(self.device).unsqueeze(0)
-        return cond, upsample_mask(face_ok, num_frames)
+        return lips_to_condition(self.encode_lips(video).unsqueeze(0), face_ok, num_frames)
 
     def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float) -> DenoiserFn:
         guided = guided_denoiser(self.denoiser, cond, mask, guidance_scale)
@@ -174,30 +173,31 @@ class AVDiffusionPipeline:
     ) -> GenerationOutput:
         """Speech for a silent talking-face video, `num_samples` samples of exactly its duration."""
         config = self.components.sampler
-        config = replace(config, name=sampler or config.name, steps=steps or config.steps,
+        if sampler is not None and sampler != config.name:  # another sampler: its own default options
+            config = replace(config, name=sampler, options={})
+        config = replace(config, steps=steps or config.steps,
                          guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale)
         mouth = self.load_video(video, landmarks, landmark_weights)
-        length = mouth.num_frames * SAMPLES_PER_VIDEO_FRAME
+        length = mouth.num_frames * SAMPLES_PER_FRAME
         frames = self.transform.num_frames(length)
         notes = []
         if not mouth.face_ok.any():
             notes.append("no frame has a usable face: the output is the audio-only prior's speech")
         chunks = plan_chunks(frames, chunk_frames, overlap_frames)
         cond, mask = self.condition(mouth, chunks[-1][1])  # frames past the video are masked
-        sigmas = self.denoiser.formulation.sampling_sigmas(config.steps, device=self.device)
         bins = self.transform.num_bins
         pieces: list[Tensor] = []
         calls = 0
         for index, (start, end) in enumerate(chunks):
             generators = make_generators([item_seed(seed, j, index) for j in range(num_samples)])
-            x = initial_noise((num_samples, 2, bins, end - start), sigmas[0].item(), generators, self.device)
             chunk_cond = cond[..., start:end].expand(num_samples, -1, -1)
             chunk_mask = mask[..., start:end].expand(num_samples, -1)
             denoise = self._denoiser_for(chunk_cond, chunk_mask, config.guidance_scale)
             if index > 0:
                 known_end = chunks[index - 1][1] - start
                 denoise = _keep_known(denoise, pieces[-1][..., start - chunks[index - 1][0] :], known_end)
-            out = run_sampler(config, denoise, x, sigmas, generators, progress=show_progress)
+            out = sample_from_noise(config, denoise, self.denoiser.formulation, (num_samples, 2, bins, end - start),
+                                    generators, self.device, show_progress)
             calls += out.network_calls
             pieces.append(out.sample.float())
         spec = self._join(pieces, chunks, frames)
@@ -218,14 +218,14 @@ class AVDiffusionPipeline:
         noisy: str | Path | np.ndarray,
         sample_rate: int | None = None,
         video: str | Path | MouthVideo | np.ndarray | None = None,
-        method: str = "udiffse+",
+        method: str = EnhancementConfig.method,
         steps: int | None = None,
-        guidance_scale: float = 1.0,
+        guidance_scale: float = EnhancementConfig.guidance_scale,
         seed: int = 0,
         settings: PosteriorSettings | None = None,
-        chunk_frames: int = 256,
+        chunk_frames: int = EnhancementConfig.chunk_frames,
         overlap_frames: int = 32,
-        batch_size: int = 8,
+        batch_size: int = EnhancementConfig.batch_size,
         show_progress: bool = False,
         landmarks: str = "face-alignment",
         landmark_weights: str | Path | None = None,
@@ -293,7 +293,7 @@ class AVDiffusionPipeline:
 
     @staticmethod
     def _check_lengths(mouth: MouthVideo, audio: AudioInput) -> list[str]:
-        video_s = mouth.num_frames / 25
+        video_s = mouth.num_frames / VIDEO_FPS
         audio_s = len(audio.samples) / audio.sample_rate
         if abs(video_s - audio_s) > MAX_VIDEO_AUDIO_MISMATCH_S:
             raise InputError(f"the video lasts {video_s:.2f} s but the audio {audio_s:.2f} s; "

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from avdiff.diffusion.denoiser import DenoiserFn
 from avdiff.diffusion.formulation import DiffusionFormulation, OUVEFormulation
 from avdiff.diffusion.noise import randn_like_per_item
-from avdiff.diffusion.samplers import CallCounter
+from avdiff.diffusion.samplers import Step, reverse_diffusion_step, sample_predictor_corrector
 from avdiff.pipeline.nmf import NoiseModel, fit_nmf
 from avdiff.pipeline.posterior_settings import (
     METHOD_CHOICES,
@@ -95,9 +95,15 @@ def power(spec: Tensor) -> Tensor:
 
 
 class _Pass:
-    """One reverse pass over `num_samples` parallel samples of every item (batch B * R)."""
+    """The posterior parts of one reverse pass over `num_samples` parallel samples of every item
+    (batch B * R), plugged into the shared predictor-corrector loop (`sample_predictor_corrector`):
+    the corrector's likelihood score, the predictor, and the likelihood step as its callback.
 
-    def __init__(self, model: CallCounter, y: Tensor, schedule: PosteriorSchedule, settings: PosteriorSettings,
+    The loop carries unscaled (variance-exploding) samples; the Euler-Maruyama predictor steps
+    in the OUVE process's own coordinates (x_t = s(t) * unscaled), as UDiffSE integrates it.
+    """
+
+    def __init__(self, model: DenoiserFn, y: Tensor, schedule: PosteriorSchedule, settings: PosteriorSettings,
                  generators: Sequence[torch.Generator], sigma_data: float, progress: tqdm | None) -> None:
         self.model, self.schedule, self.settings = model, schedule, settings
         self.repeats = settings.num_samples
@@ -105,85 +111,103 @@ class _Pass:
         # Sample j of item b uses generator b (the parallel samples follow one another in its stream).
         self.generators = [g for g in generators for _ in range(self.repeats)]
         self.sigma_data, self.progress = sigma_data, progress
+        self.likelihood, self.noise = "none", None
+        self.gradient: Tensor | None = None
+        self.dps_active = False
+        self.calls = 0
 
-    # -- coordinates: the reverse-diffusion state is unscaled; the Euler-Maruyama state is the
-    #    OUVE process's own (x_t = s(t) * unscaled), as UDiffSE integrates it.
-    def _scale(self, i: int) -> float:
-        return self.schedule.scales[i] if self.settings.predictor == "euler_maruyama" else 1.0
-
-    def _noise(self, like: Tensor) -> Tensor:
-        return randn_like_per_item(like, self.generators)
-
-    def variance_of(self, noise: NoiseModel) -> Tensor:
+    def variance(self) -> Tensor:
         """The complex noise variance (B*R, 1, F, T), broadcastable over the real view."""
-        return noise.variance.repeat_interleave(self.repeats, dim=0).unsqueeze(1)
+        assert self.noise is not None
+        return self.noise.variance.repeat_interleave(self.repeats, dim=0).unsqueeze(1)
+
+    def run(self, noise: NoiseModel, likelihood: str) -> tuple[Tensor, NoiseModel]:
+        """One reverse pass; likelihood is "none", "closed_form" (fixed NMF), "tweedie" or "dps"
+        (NMF refitted from the denoised estimate)."""
+        self.noise, self.likelihood = noise, likelihood
+        self.dps_active = likelihood == "dps"
+        settings = self.settings
+        corrector_term = self.likelihood_score if likelihood != "none" and settings.corrector_likelihood else None
+        out = sample_predictor_corrector(
+            self.denoise, self.start(), torch.tensor(self.schedule.sigmas), generators=self.generators,
+            callback=self.after_step, snr=settings.snr, corrector_steps=settings.corrector_steps,
+            corrector_step_factor=settings.corrector_step_factor, predictor=self.predict, extra_score=corrector_term)
+        self.calls += out.network_calls
+        return out.sample, self.noise
 
     def start(self) -> Tensor:
-        """The first state: y (or y / s(t), paper) plus sigma_0 n, in the state's coordinates."""
+        """The first (unscaled) sample: y, or y / s(t) (paper), plus sigma_0 n."""
         sigma, scale = self.schedule.sigmas[0], self.schedule.scales[0]
         mean = self.y / scale if self.settings.start_point == "scaled_observation" else self.y
-        return (mean + sigma * self._noise(self.y)) * self._scale(0)
+        return mean + sigma * randn_like_per_item(self.y, self.generators)
 
-    def correct(self, state: Tensor, i: int, variance: Tensor | None) -> Tensor:
-        """Annealed Langevin steps at level i (prior score, plus the likelihood's if enabled)."""
-        settings, sigma, scale = self.settings, self.schedule.sigmas[i], self._scale(i)
-        x = state / scale
-        step = settings.corrector_step_factor * (settings.snr * sigma) ** 2
-        for _ in range(settings.corrector_steps):
-            score = (self.model(x, sigma) - x) / sigma**2
-            if settings.corrector_likelihood and variance is not None:
-                score = score + settings.likelihood_weight * (self.y - x) / (sigma**2 + variance / 2)
-            x = x + step * score + math.sqrt(2 * step) * self._noise(x)
-        return x * scale
+    def likelihood_score(self, x: Tensor, sigma: float) -> Tensor:
+        """The likelihood's score for the corrector: lambda (y - x) / (sigma^2 + V/2)."""
+        return self.settings.likelihood_weight * (self.y - x) / (sigma**2 + self.variance() / 2)
 
-    def denoise(self, state: Tensor, i: int, variance: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """D(x) at level i and, when `variance` is given (dps), the likelihood's gradient in x."""
-        sigma = self.schedule.sigmas[i]
-        x = state / self._scale(i)
-        if variance is None:
-            return self.model(x, sigma), None
+    def denoise(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """D(x); for dps at active levels also the likelihood's gradient in x, kept for the callback."""
+        if not self.dps_active:
+            return self.model(x, sigma)
         with torch.enable_grad():
             x_grad = x.detach().requires_grad_(True)
             denoised = self.model(x_grad, sigma)
-            c2 = self.sigma_data**2 * sigma**2 / (self.sigma_data**2 + sigma**2)
-            log_lik = -0.5 * ((self.y - denoised).square() / (c2 + variance / 2)).sum()
-            (gradient,) = torch.autograd.grad(log_lik, x_grad)
-        return denoised.detach(), gradient
+            level = float(sigma[0])
+            c2 = self.sigma_data**2 * level**2 / (self.sigma_data**2 + level**2)
+            log_lik = -0.5 * ((self.y - denoised).square() / (c2 + self.variance() / 2)).sum()
+            (self.gradient,) = torch.autograd.grad(log_lik, x_grad)
+        return denoised.detach()
 
-    def predict(self, state: Tensor, denoised: Tensor, i: int) -> Tensor:
+    def predict(self, step: Step, generators: Sequence[torch.Generator]) -> Tensor:
         """The predictor from level i to level i + 1 (the last goes to the denoised estimate)."""
-        sigma, sigma_next = self.schedule.sigmas[i], self.schedule.sigmas[i + 1]
         if self.settings.predictor == "euler_maruyama":
-            return self._euler_maruyama(state, denoised, i)
-        if sigma_next == 0:
-            return denoised
-        d = sigma**2 - sigma_next**2
-        return state + d * (denoised - state) / sigma**2 + math.sqrt(d) * self._noise(state)
+            return self._euler_maruyama(step)
+        return reverse_diffusion_step(step, generators)
 
-    def _euler_maruyama(self, state: Tensor, denoised: Tensor, i: int) -> Tensor:
+    def _euler_maruyama(self, step: Step) -> Tensor:
         """UDiffSE's predictor, backwards by dt on dx = -theta x dt + g dw (complex w), noiseless last."""
-        schedule = self.schedule
+        schedule, i = self.schedule, step.index
         assert schedule.diffusion is not None
-        sigma, scale, dt, g = schedule.sigmas[i], schedule.scales[i], schedule.dt, schedule.diffusion[i]
-        score = (denoised - state / scale) / (scale * sigma**2)  # per real component, own coordinates
-        last = i == len(schedule.sigmas) - 2
-        noise = torch.zeros_like(state) if last else self._noise(state)
+        sigma, scale, dt, g = step.sigma, schedule.scales[i], schedule.dt, schedule.diffusion[i]
+        state = step.x * scale
+        score = (step.denoised - step.x) / (scale * sigma**2)  # per real component, own coordinates
+        last = step.sigma_next == 0
+        noise = torch.zeros_like(state) if last else randn_like_per_item(state, self.generators)
         # Complex score = half the per-component one; complex noise has variance 1/2 per component.
-        return state * (1 + schedule.theta * dt) + g**2 * dt * score / 2 + g * math.sqrt(dt / 2) * noise
+        state = state * (1 + schedule.theta * dt) + g**2 * dt * score / 2 + g * math.sqrt(dt / 2) * noise
+        return state if last else state / schedule.scales[i + 1]  # the last state stays as UDiffSE returns it
 
-    def pull(self, state: Tensor, i: int, variance: Tensor) -> Tensor:
+    def after_step(self, step: Step) -> Tensor:
+        """The likelihood step after level i's predictor: NMF refit, then the pull towards y."""
+        settings, i, x = self.settings, step.index, step.x
+        active = self.likelihood != "none" and i % settings.likelihood_every == 0
+        refit_ok = settings.nmf_refit_below is None or step.sigma <= settings.nmf_refit_below * self.sigma_data
+        if self.likelihood in ("tweedie", "dps") and active and refit_ok:
+            self.noise = fit_nmf(self.residual_power(step.denoised), self.noise, settings.nmf_iterations)
+        if active and self.likelihood in ("closed_form", "tweedie") and step.sigma_next > 0:
+            x = self.pull(x, step)
+        elif active and self.likelihood == "dps" and step.sigma_next > 0:
+            x = x + settings.dps_weight * (step.sigma**2 - step.sigma_next**2) * self.gradient
+        self.dps_active = self.likelihood == "dps" and (i + 1) % settings.likelihood_every == 0
+        if self.progress is not None:
+            self.progress.update(1)
+        return x
+
+    def pull(self, x: Tensor, step: Step) -> Tensor:
         """The closed-form likelihood step after the predictor of level i."""
-        settings, sigma = self.settings, self.schedule.sigmas[i]
+        settings, i, sigma, variance = self.settings, step.index, step.sigma, self.variance()
         weight = settings.step_weight()
         if settings.predictor == "euler_maruyama":
             # UDiffSE: x_t += lam g^2 dt (1/s) (y - x_t / s) / (|std / s|^2 + V), s and std at level i.
             assert self.schedule.diffusion is not None
             scale, dt, g = self.schedule.scales[i], self.schedule.dt, self.schedule.diffusion[i]
+            scale_next = self.schedule.scales[i + 1]
+            state = x * scale_next
             gain = weight * g**2 * dt / scale / (2 * sigma**2 + variance)
-            return state + gain * (self.y - state / scale)
-        d = sigma**2 - self.schedule.sigmas[i + 1] ** 2
+            return (state + gain * (self.y - state / scale)) / scale_next
+        d = sigma**2 - step.sigma_next**2
         gain = weight * d / (sigma**2 + variance / 2)
-        return state + (gain.clamp(max=1.0) if settings.clamp_gain else gain) * (self.y - state)
+        return x + (gain.clamp(max=1.0) if settings.clamp_gain else gain) * (self.y - x)
 
     def finish(self, state: Tensor) -> Tensor:
         """The pass's result, averaged over the parallel samples -> (B, 2, F, T)."""
@@ -193,30 +217,6 @@ class _Pass:
         """|y - estimate|^2 averaged over each item's samples -> (B, F, T)."""
         residual = power(self.y - estimate)
         return residual.view(-1, self.repeats, *residual.shape[1:]).mean(1)
-
-
-def _run_pass(run: _Pass, noise: NoiseModel, likelihood: str) -> tuple[Tensor, NoiseModel]:
-    """One reverse pass; likelihood is "none", "closed_form" (fixed NMF), "tweedie" or "dps"
-    (NMF refitted from the denoised estimate)."""
-    settings, sigmas = run.settings, run.schedule.sigmas
-    state = run.start()
-    for i in range(len(sigmas) - 1):
-        active = likelihood != "none" and i % settings.likelihood_every == 0
-        variance = run.variance_of(noise) if likelihood != "none" else None
-        state = run.correct(state, i, variance)
-        denoised, gradient = run.denoise(state, i, variance if likelihood == "dps" and active else None)
-        refit_ok = settings.nmf_refit_below is None or sigmas[i] <= settings.nmf_refit_below * run.sigma_data
-        if likelihood in ("tweedie", "dps") and active and refit_ok:
-            noise = fit_nmf(run.residual_power(denoised), noise, settings.nmf_iterations)
-            variance = run.variance_of(noise)
-        state = run.predict(state, denoised, i)
-        if active and likelihood in ("closed_form", "tweedie") and sigmas[i + 1] > 0:
-            state = run.pull(state, i, variance)
-        elif active and gradient is not None and sigmas[i + 1] > 0:
-            state = state + settings.dps_weight * (sigmas[i] ** 2 - sigmas[i + 1] ** 2) * gradient
-        if run.progress is not None:
-            run.progress.update(1)
-    return state, noise
 
 
 @torch.no_grad()
@@ -239,16 +239,16 @@ def enhance_spectrogram(
     if method == "dps" and settings.predictor != "reverse_diffusion":
         raise ValueError("dps needs the reverse_diffusion predictor")
     schedule = posterior_schedule(formulation, settings)
-    model = CallCounter(denoiser_for(settings.num_samples))
     passes = settings.em_iterations if method == "udiffse" else 1
     progress = tqdm(total=passes * (len(schedule.sigmas) - 1), desc=method, disable=not show_progress, leave=False)
-    run = _Pass(model, y.to(torch.float32), schedule, settings, generators, formulation.sigma_data, progress)
+    run = _Pass(denoiser_for(settings.num_samples), y.to(torch.float32), schedule, settings, generators,
+                formulation.sigma_data, progress)
     noise = NoiseModel.initial(power(y), settings.nmf_rank, list(generators), scaled=settings.nmf_init == "scaled")
     if method == "udiffse":
         for iteration in range(passes):
-            state, _ = _run_pass(run, noise, "none" if iteration == 0 else "closed_form")
+            state, _ = run.run(noise, "none" if iteration == 0 else "closed_form")
             noise = fit_nmf(run.residual_power(state), noise, settings.nmf_iterations)
     else:
-        state, noise = _run_pass(run, noise, "tweedie" if method == "udiffse+" else "dps")
+        state, noise = run.run(noise, "tweedie" if method == "udiffse+" else "dps")
     progress.close()
-    return PosteriorOutput(sample=run.finish(state), noise=noise, network_calls=model.calls)
+    return PosteriorOutput(sample=run.finish(state), noise=noise, network_calls=run.calls)

@@ -14,8 +14,8 @@ from avdiff.config.schema import AVDiffConfig, LipEncoderConfig, TrainingConfig
 from avdiff.diffusion.denoiser import Denoiser
 from avdiff.diffusion.formulation import DiffusionFormulation
 from avdiff.diffusion.loss import DenoisingScoreMatchingLoss, LossOutput
-from avdiff.models.lip_encoder import LipEncoder, upsample_mask, upsample_to_stft
-from avdiff.models.score_unet import ScoreUNet
+from avdiff.models.backbones import build_backbone
+from avdiff.models.lip_encoder import LipEncoder, lips_to_condition
 from avdiff.training.condition_dropout import drop_condition
 
 
@@ -37,7 +37,7 @@ class AVDiffusionModel(nn.Module):
     def __init__(
         self,
         lip_encoder: LipEncoder,
-        score_model: ScoreUNet,
+        score_model: nn.Module,
         formulation: DiffusionFormulation,
         transform: SpectrogramTransform,
         training: TrainingConfig | None = None,
@@ -53,22 +53,20 @@ class AVDiffusionModel(nn.Module):
     def from_config(cls, config: AVDiffConfig, formulation: DiffusionFormulation) -> "AVDiffusionModel":
         return cls(
             build_lip_encoder(config.lip_encoder),
-            ScoreUNet.from_avdiff_config(config.score_model),
+            build_backbone(config.score_model),
             formulation,
             SpectrogramTransform(config.spectrogram),
             config.training,
         )
 
     @property
-    def score_model(self) -> ScoreUNet:
+    def score_model(self) -> nn.Module:
         return self.denoiser.network
 
     def condition(self, video: Tensor, video_valid: Tensor, face_ok: Tensor, num_frames: int) -> tuple[Tensor, Tensor]:
         """Mouth crops (B, T_v, H, W) -> condition (B, D, T) and its (B, T) validity mask."""
         embeddings = self.lip_encoder(video, frame_mask=video_valid)
-        cond = upsample_to_stft(embeddings, num_frames)
-        cond_mask = upsample_mask(face_ok & video_valid, num_frames)
-        return cond, cond_mask
+        return lips_to_condition(embeddings, face_ok & video_valid, num_frames)
 
     def forward(
         self,

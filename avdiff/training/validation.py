@@ -19,7 +19,7 @@ from avdiff.config.schema import AVDiffConfig
 from avdiff.data.crops import AVCropDataset, collate_crops
 from avdiff.diffusion.denoiser import guided_denoiser
 from avdiff.diffusion.noise import make_generators
-from avdiff.diffusion.samplers import initial_noise, run_sampler
+from avdiff.diffusion.samplers import sample_from_noise
 from avdiff.training.model import AVDiffusionModel
 
 
@@ -62,12 +62,9 @@ def generate_examples(model: AVDiffusionModel, dataset: AVCropDataset, config: A
     cond, cond_mask = model.condition(batch["video"].to(device), batch["video_valid"].to(device),
                                       batch["face_ok"].to(device), spec_ref.shape[-1])
     sampler = replace(config.sampler, steps=config.training.validation_sampler_steps)
-    formulation = model.denoiser.formulation
-    sigmas = formulation.sampling_sigmas(sampler.steps, device=device)
-    generators = make_generators(range(count))
-    x = initial_noise(spec_ref.shape, sigmas[0].item(), generators, device)
     denoiser = guided_denoiser(model.denoiser, cond, cond_mask, sampler.guidance_scale)
-    spec = run_sampler(sampler, denoiser, x, sigmas, generators).sample
+    spec = sample_from_noise(sampler, denoiser, model.denoiser.formulation, spec_ref.shape,
+                             make_generators(range(count)), device).sample
     audio = model.transform.decode(spec, batch["audio"].shape[-1])
     return batch["audio"], audio.cpu(), spec.cpu()
 
