@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.grid_grammar import NUM_SENTENCES, SLOTS
 from avdiff.synth.espeak import VoiceSettings
-from avdiff.synth.grammar import NUM_SENTENCES, SLOTS, Sentence
+from avdiff.synth.grammar import Sentence
 from avdiff.synth.speakers import DEFAULT_VARIANTS, Speaker, make_speakers
 from avdiff.synth.utterance import make_utterance
 

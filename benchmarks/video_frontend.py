@@ -22,6 +22,7 @@ import torch
 
 from avdiff.landmarks import create_detector
 from avdiff.media import read_video
+from avdiff.media.files import VIDEO_SUFFIXES
 from avdiff.models.lip_encoder import LipEncoder
 from avdiff.mouth import extract_mouth_rois
 
@@ -79,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    clips = sorted(p for p in args.clips.glob("*") if p.suffix.lower() in {".mpg", ".mp4", ".mov", ".avi", ".mkv"})
+    clips = sorted(p for p in args.clips.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     results: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                                  "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                                  "cuda": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}}

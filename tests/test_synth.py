@@ -14,10 +14,11 @@ pytest.importorskip("espeakng_loader", reason="avdiff synth needs pip install 'a
 from avdiff.cli import main  # noqa: E402
 from avdiff.data.manifest import read_manifest  # noqa: E402
 from avdiff.errors import InputError  # noqa: E402
+from avdiff.grid_grammar import LETTERS, NUM_SENTENCES, SLOTS, words_of_code  # noqa: E402
 from avdiff.media.constants import SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
 from avdiff.synth.corpus import SynthSettings, plan_corpus  # noqa: E402
 from avdiff.synth.espeak import VoiceSettings, synthesize  # noqa: E402
-from avdiff.synth.grammar import LETTERS, NUM_SENTENCES, SLOTS, Sentence  # noqa: E402
+from avdiff.synth.grammar import Sentence  # noqa: E402
 from avdiff.synth.render import Appearance, Nuisance, render_mouth  # noqa: E402
 from avdiff.synth.speakers import make_speakers  # noqa: E402
 from avdiff.synth.utterance import make_utterance  # noqa: E402
@@ -36,6 +37,10 @@ def test_grammar_index_round_trip_and_codes():
         assert Sentence.from_text(sentence.text) == sentence
     bbaf2n = Sentence.from_text("bin blue at f two now")
     assert bbaf2n.code == "bbaf2n"
+    zero = Sentence.from_text("bin blue in z zero now")
+    assert zero.code == "bbizzn"  # GRID writes the digit zero as "z"
+    for sentence in (bbaf2n, zero, Sentence.from_index(NUM_SENTENCES - 1)):
+        assert words_of_code(sentence.code) == sentence.words  # the code read back the way prepare reads it
     assert Sentence.from_text("set red by a one again").spoken_text == "set red by eh one again"
     with pytest.raises(ValueError):
         Sentence.from_text("bin blue at w two now")  # no "w" in GRID's letter slot

@@ -28,8 +28,8 @@ from torch.utils.data import Dataset
 from avdiff.config.schema import DataConfig, SpectrogramConfig
 from avdiff.data.manifest import read_manifest, resolve
 from avdiff.errors import InputError
+from avdiff.media.constants import SAMPLE_RATE, VIDEO_FPS
 
-VIDEO_FPS = 25
 MOUTH_MEAN_PIXEL = round(0.421 * 255)  # value of time-masked frames (the normalisation mean)
 
 
@@ -38,13 +38,13 @@ class CropGeometry:
     """Sizes of one training crop on the STFT, audio and video time grids."""
 
     crop_frames: int
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     hop_length: int = 128
 
     def __post_init__(self) -> None:
         if self.sample_rate % VIDEO_FPS or (self.sample_rate // VIDEO_FPS) % self.hop_length:
             raise ValueError(
-                f"hop_length {self.hop_length} at {self.sample_rate} Hz does not divide a 25 fps video frame; "
+                f"hop_length {self.hop_length} at {self.sample_rate} Hz does not divide a {VIDEO_FPS} fps video frame; "
                 "exact audio-video alignment needs an integer number of STFT frames per video frame"
             )
 

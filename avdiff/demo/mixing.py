@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.media.audio import load_audio
+from avdiff.media.constants import SAMPLE_RATE
 
 
 def find_noise_dir() -> Path | None:
@@ -19,7 +20,7 @@ def find_noise_dir() -> Path | None:
     return None
 
 
-def generated_noise(length: int, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
+def generated_noise(length: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Non-stationary coloured noise (pink noise with a slow random envelope), for lack of real noise."""
     white = rng.standard_normal(length + 1)
     spectrum = np.fft.rfft(white)
@@ -32,7 +33,7 @@ def generated_noise(length: int, rng: np.random.Generator, sample_rate: int = 16
 class NoiseBank:
     """Random excerpts of real noise files (or generated noise when there are none)."""
 
-    def __init__(self, folder: Path | None, sample_rate: int = 16000) -> None:
+    def __init__(self, folder: Path | None, sample_rate: int = SAMPLE_RATE) -> None:
         self.recordings = [load_audio(path, sample_rate) for path in sorted(folder.glob("*.wav"))] if folder else []
         self.source = str(folder) if self.recordings else "generated pink noise"
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.media.constants import SAMPLE_RATE
 
-def spectrogram_png(signals: dict[str, np.ndarray], path: Path, sample_rate: int = 16000, title: str = "") -> Path:
+
+def spectrogram_png(signals: dict[str, np.ndarray], path: Path, sample_rate: int = SAMPLE_RATE, title: str = "") -> Path:
     """One row per signal: log-magnitude spectrograms on a shared colour scale."""
     import matplotlib
 

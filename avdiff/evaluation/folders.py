@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from avdiff.errors import InputError
-from avdiff.evaluation.matching import MatchedItem, match_folders
+from avdiff.evaluation.matching import MatchedItem, Matching, match_folders
 from avdiff.evaluation.metrics import SIGNAL_METRICS, PairScores, compute_metrics
 from avdiff.evaluation.report import EvaluationResult
 from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS, LengthMismatchError, MetricError
@@ -32,6 +32,15 @@ def _score(reference: np.ndarray, other_path: Path, item: MatchedItem, tolerance
         raise InputError(f"{item.id}: {other_path} against {item.reference}: {error}") from error
     except MetricError as error:  # NaN samples and the like make the whole pair unusable
         raise InputError(f"{item.id}: {other_path}: {error}") from error
+
+
+def _progress(items: list[MatchedItem], show: bool, description: str) -> Iterable[MatchedItem]:
+    """`items`, with a tqdm progress bar when `show`."""
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, unit="file")
 
 
 def _row(item: MatchedItem, path: Path, scores: PairScores) -> dict[str, Any]:
@@ -78,6 +87,55 @@ def _summary(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, dict]:
     return summary
 
 
+def _select(items: list[MatchedItem], ids: Collection[str] | None, estimate: Path) -> list[MatchedItem]:
+    """The matched items named in `ids` (all of them without `ids`); InputError if none is left."""
+    if ids is None:
+        return items
+    wanted = set(ids)
+    items = [item for item in items if item.id in wanted]
+    if not items:
+        raise InputError(f"none of the {len(wanted)} requested names are among the matched files of {estimate}")
+    return items
+
+
+def _score_item(item: MatchedItem, transcriber: Transcriber | None, tolerance_ms: float
+                ) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """The estimate's row, the noisy input's row (None without one) and where the reference text came from."""
+    ref_audio = load_audio(item.reference, SAMPLE_RATE)
+    row = _row(item, item.estimate, _score(ref_audio, item.estimate, item, tolerance_ms))
+    noisy_row = None
+    if item.noisy is not None:
+        noisy_row = _row(item, item.noisy, _score(ref_audio, item.noisy, item, tolerance_ms))
+        row["si_sdr_i"] = row["si_sdr"] - noisy_row["si_sdr"]
+    source = None
+    if transcriber is not None:
+        reference_text, source = _reference_text(item, ref_audio, transcriber)
+        _add_wer(row, item.estimate, reference_text, transcriber)
+        if noisy_row is not None:
+            _add_wer(noisy_row, item.noisy, reference_text, transcriber)
+    return row, noisy_row, source
+
+
+def _wer_note(transcriber: Transcriber, text_sources: set[str]) -> str:
+    """Which model transcribed, and where the reference texts came from."""
+    described = {"file": "<reference>.txt", "asr": "ASR of the reference audio"}
+    return (f"WER by {transcriber.model}; reference text from "
+            + (" and ".join(sorted(described[s] for s in text_sources)) or "nothing"))
+
+
+def _result(name: str, rows: list[dict[str, Any]], noisy_rows: list[dict[str, Any]] | None, matching: Matching,
+            settings: dict[str, Any], notes: list[str]) -> EvaluationResult:
+    """The estimate's result, with the noisy input's as baseline "noisy" when there is one."""
+    metric_keys = list(SIGNAL_METRICS) + ["si_sdr_i", "wer"]
+    result = EvaluationResult(name=name, rows=rows, summary=_summary(rows, metric_keys),
+                              unmatched=matching.unmatched(), settings=settings, notes=notes)
+    if noisy_rows is not None:
+        result.baselines["noisy"] = EvaluationResult(name="noisy", rows=noisy_rows,
+                                                     summary=_summary(noisy_rows, metric_keys),
+                                                     unmatched=matching.unmatched(), settings=dict(settings))
+    return result
+
+
 def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None, asr_model: str | None = None, *,
                      name: str | None = None, ids: Collection[str] | None = None,
                      length_tolerance_ms: float = DEFAULT_LENGTH_TOLERANCE_MS, show_progress: bool = False,
@@ -95,12 +153,7 @@ def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None,
     reference, estimate = Path(reference), Path(estimate)
     noisy = Path(noisy) if noisy is not None else None
     matching = match_folders(reference, estimate, noisy)
-    items = matching.items
-    if ids is not None:
-        wanted = set(ids)
-        items = [item for item in items if item.id in wanted]
-        if not items:
-            raise InputError(f"none of the {len(wanted)} requested names are among the matched files of {estimate}")
+    items = _select(matching.items, ids, estimate)
     for line in matching.describe():
         log(f"evaluate: {line}")
     transcriber, wer_note = load_transcriber(asr_model)
@@ -108,46 +161,24 @@ def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None,
     if wer_note:
         log(wer_note)
 
-    iterator = items
-    if show_progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(items, desc=f"evaluate {estimate.name}", unit="file")
+    label = name or estimate.name
     rows: list[dict[str, Any]] = []
     noisy_rows: list[dict[str, Any]] = []
     text_sources: set[str] = set()
-    for item in iterator:
-        ref_audio = load_audio(item.reference, SAMPLE_RATE)
-        row = _row(item, item.estimate, _score(ref_audio, item.estimate, item, length_tolerance_ms))
-        noisy_row = None
-        if item.noisy is not None:
-            noisy_row = _row(item, item.noisy, _score(ref_audio, item.noisy, item, length_tolerance_ms))
-            row["si_sdr_i"] = row["si_sdr"] - noisy_row["si_sdr"]
-        if transcriber is not None:
-            reference_text, source = _reference_text(item, ref_audio, transcriber)
-            text_sources.add(source)
-            _add_wer(row, item.estimate, reference_text, transcriber)
-            if noisy_row is not None:
-                _add_wer(noisy_row, item.noisy, reference_text, transcriber)
-        for label, system_row in (("noisy", noisy_row), (name or estimate.name, row)):
+    for item in _progress(items, show_progress, f"evaluate {estimate.name}"):
+        row, noisy_row, source = _score_item(item, transcriber, length_tolerance_ms)
+        for system, system_row in (("noisy", noisy_row), (label, row)):
             if system_row is not None and system_row["errors"]:
-                log(f"evaluate: {item.id} ({label}): {system_row['errors']}")
+                log(f"evaluate: {item.id} ({system}): {system_row['errors']}")
         rows.append(row)
         if noisy_row is not None:
             noisy_rows.append(noisy_row)
+        if source is not None:
+            text_sources.add(source)
 
     if transcriber is not None:
-        notes.append(f"WER by {transcriber.model}; reference text from "
-                     + (" and ".join(sorted({"file": "<reference>.txt", "asr": "ASR of the reference audio"}[s]
-                                            for s in text_sources)) or "nothing"))
-    metric_keys = list(SIGNAL_METRICS) + ["si_sdr_i", "wer"]
+        notes.append(_wer_note(transcriber, text_sources))
     settings = {"reference": str(reference), "estimate": str(estimate), "noisy": str(noisy) if noisy else None,
                 "asr_model": asr_model, "sample_rate": SAMPLE_RATE, "length_tolerance_ms": length_tolerance_ms,
                 "pesq_nb_rate": 8000, "files_evaluated": len(items)}
-    result = EvaluationResult(name=name or estimate.name, rows=rows, summary=_summary(rows, metric_keys),
-                              unmatched=matching.unmatched(), settings=settings, notes=notes)
-    if noisy is not None:
-        result.baselines["noisy"] = EvaluationResult(name="noisy", rows=noisy_rows,
-                                                     summary=_summary(noisy_rows, metric_keys),
-                                                     unmatched=matching.unmatched(), settings=dict(settings))
-    return result
+    return _result(label, rows, noisy_rows if noisy is not None else None, matching, settings, notes)

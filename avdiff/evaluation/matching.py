@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avdiff.errors import InputError
-
-# Audio only: a noisy folder often also holds the videos (x.wav + x.mp4 would be ambiguous).
-EVAL_AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac")
+from avdiff.media.files import AUDIO_SUFFIXES
 
 
 def audio_files_by_id(folder: Path, role: str) -> dict[str, Path]:
@@ -17,13 +15,13 @@ def audio_files_by_id(folder: Path, role: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(f"{role} folder {folder}: no such folder")
     files: dict[str, Path] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EVAL_AUDIO_SUFFIXES):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
         key = path.relative_to(folder).with_suffix("").as_posix()
         if key in files:
             raise InputError(f"{role} folder {folder}: {files[key].name} and {path.name} share the name {key!r}")
         files[key] = path
     if not files:
-        raise InputError(f"{role} folder {folder} holds no audio files ({', '.join(EVAL_AUDIO_SUFFIXES)})")
+        raise InputError(f"{role} folder {folder} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
     return files
 
 

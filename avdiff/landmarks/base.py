@@ -94,8 +94,3 @@ class LandmarkDetector(ABC):
     @abstractmethod
     def _detect_batch(self, frames: np.ndarray) -> Landmarks:
         """Landmarks for consecutive frames; may use and update `self._previous_box`."""
-
-
-def empty_landmarks(n: int) -> Landmarks:
-    """n frames with no face."""
-    return Landmarks(np.full((n, NUM_LANDMARKS, 2), np.nan, np.float32), np.zeros(n, bool))

@@ -4,10 +4,10 @@ from avdiff.media.audio import DecodedAudio, decode_audio, load_audio, resample
 from avdiff.media.clip import AVClip, fit_length, load_clip
 from avdiff.media.constants import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from avdiff.media.files import require_file
-from avdiff.media.video import DecodedVideo, iter_video_25fps, read_video
+from avdiff.media.video import DecodedVideo, read_video
 
 __all__ = [
     "AVClip", "DecodedAudio", "DecodedVideo", "SAMPLE_RATE", "SAMPLES_PER_FRAME", "VIDEO_FPS",
-    "decode_audio", "fit_length", "iter_video_25fps", "load_audio", "load_clip", "read_video",
+    "decode_audio", "fit_length", "load_audio", "load_clip", "read_video",
     "require_file", "resample",
 ]

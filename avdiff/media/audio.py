@@ -18,7 +18,7 @@ import torchaudio.functional as AF
 
 from avdiff.errors import InputError
 from avdiff.media.constants import SAMPLE_RATE
-from avdiff.media.files import _ffmpeg_reason, open_container, require_file
+from avdiff.media.files import SOUNDFILE_SUFFIXES, _ffmpeg_reason, open_container, require_file
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,6 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
         return samples
     out = AF.resample(torch.from_numpy(samples), int(source_rate), int(target_rate))
     return out.numpy().astype(np.float32, copy=False)
-
-
-# Read with libsndfile; everything else (video containers, AAC, MP2 ...) goes through PyAV.
-SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".caf", ".w64"})
 
 
 def _read_with_soundfile(path: Path) -> DecodedAudio | None:

@@ -1,7 +1,8 @@
-"""Checks and opening helpers shared by the audio and video decoders.
+"""Which file suffixes avdiff takes as video or audio, and checks and opening helpers for them.
 
-They turn the ways an input can be unusable (missing, a folder, empty, not a media file) into
-one-line `InputError`s that name the file, so a batch job can log them and carry on.
+The suffix lists are written here once; modules that accept fewer types use a named subset.
+The helpers turn the ways an input can be unusable (missing, a folder, empty, not a media file)
+into one-line `InputError`s that name the file, so a batch job can log them and carry on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,21 @@ from pathlib import Path
 import av
 
 from avdiff.errors import InputError
+
+# Video containers, decoded with FFmpeg (PyAV).
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm")
+# Mouth crops saved with numpy: (T, S, S) uint8 frames at 25 fps, as `avdiff prepare` and `avdiff synth` write.
+MOUTH_ARRAY_SUFFIX = ".npy"
+# What generate and enhance take as video: a video file or a mouth-crop array.
+VIDEO_INPUT_SUFFIXES: tuple[str, ...] = (*VIDEO_SUFFIXES, MOUTH_ARRAY_SUFFIX)
+# Audio files looked for in folders (evaluate, enhance). Audio only: a folder that also holds the
+# videos would otherwise give two files per name (x.wav and x.mp4).
+AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac")
+# The lossless subset, in order of preference: the audio `avdiff prepare` takes from beside a video.
+SIDECAR_AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac")
+# Read with libsndfile; everything else (video containers, AAC, MP3, MP2 ...) goes through PyAV.
+SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".caf", ".w64"})
+assert set(SIDECAR_AUDIO_SUFFIXES) <= set(AUDIO_SUFFIXES) & SOUNDFILE_SUFFIXES
 
 
 def require_file(path: str | Path) -> Path:

@@ -116,14 +116,6 @@ def _resampled(container: av.container.InputContainer, path: Path, fps: int, max
         j += 1
 
 
-def iter_video_25fps(path: str | Path, fps: int = VIDEO_FPS, max_side: int | None = None
-                     ) -> Iterator[np.ndarray]:
-    """Yield RGB uint8 frames on the `fps` grid one at a time (memory does not grow with length)."""
-    path = Path(path)
-    with open_container(path) as container:
-        yield from _resampled(container, path, fps, max_side, _Stats())
-
-
 def read_video(path: str | Path, fps: int = VIDEO_FPS, max_side: int | None = None,
                max_frames: int | None = None) -> DecodedVideo:
     """Decode a whole video to RGB uint8 frames at `fps` (default 25).

@@ -1,13 +1,13 @@
 """Where the videos, audio and transcripts of each supported corpus are, as published.
 
-- `folder`: any tree of videos (.mp4 .mpg .mpeg .mov .avi .mkv .webm). Transcript from a sibling
+- `folder`: any tree of videos (`avdiff.media.files.VIDEO_SUFFIXES`). Transcript from a sibling
   `<name>.txt` (an LRS3-style "Text:" line if present, else the whole file); audio from a sibling
   `<name>.wav`/`.flac` if present, else from the video's own track. Speaker: the parent folder.
 - `grid`: GRID (Cooke et al. 2006): `s<N>/` folders of `.mpg` videos (often `s<N>/video/mpg_6000/`);
   audio, when downloaded apart, in `audio_25k/s<N>/` or `audio_50k/s<N>/` (else the video's own
   track); word alignments in `alignments/s<N>/<name>.align` or `s<N>/align/`; without them the
-  transcript is decoded from the file name (GRID grammar: command colour preposition letter
-  digit adverb, "bbaf2n" = "bin blue at f two now").
+  transcript is decoded from the file name (`avdiff.grid_grammar`: command colour preposition
+  letter digit adverb, "bbaf2n" = "bin blue at f two now").
 - `lrs3`: LRS3-TED: `{pretrain,trainval,test}/<speaker id>/<NNNNN>.mp4` with `<NNNNN>.txt`
   ("Text:  WORDS" first line). Audio from the .mp4.
 - `tcd-timit`: TCD-TIMIT: `volunteers/<NNx>/Clips/<camera>/<sentence>.mp4` and
@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avdiff.errors import InputError
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm"})
-AUDIO_SUFFIXES = (".wav", ".flac")
+from avdiff.grid_grammar import words_of_code
+from avdiff.media.files import SIDECAR_AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def _videos(root: Path) -> list[Path]:
 
 
 def _sibling_audio(video: Path) -> Path | None:
-    for suffix in AUDIO_SUFFIXES:
+    for suffix in SIDECAR_AUDIO_SUFFIXES:
         candidate = video.with_suffix(suffix)
         if candidate.is_file():
             return candidate
@@ -79,23 +78,10 @@ def discover_folder(root: Path) -> list[SourceItem]:
 
 
 # -- GRID ---------------------------------------------------------------------------------------
-_GRID_WORDS = (
-    {"b": "bin", "l": "lay", "p": "place", "s": "set"},
-    {"b": "blue", "g": "green", "r": "red", "w": "white"},
-    {"a": "at", "b": "by", "i": "in", "w": "with"},
-    {c: c for c in "abcdefghijklmnopqrstuvxyz"},  # GRID has no letter w
-    {"z": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
-     "7": "seven", "8": "eight", "9": "nine"},
-    {"a": "again", "n": "now", "p": "please", "s": "soon"},
-)
-
-
 def grid_sentence(stem: str) -> str | None:
     """The sentence a GRID file name encodes ("bbaf2n" -> "bin blue at f two now"), or None."""
-    if len(stem) != 6:
-        return None
-    words = [table.get(char) for table, char in zip(_GRID_WORDS, stem.lower())]
-    return " ".join(words) if all(words) else None  # type: ignore[arg-type]
+    words = words_of_code(stem)
+    return " ".join(words) if words else None
 
 
 def read_grid_align(path: Path) -> str | None:

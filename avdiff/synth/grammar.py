@@ -1,9 +1,10 @@
-"""The GRID sentence grammar: command colour preposition letter digit adverb ("bin blue at f two now").
+"""GRID sentences to synthesise: command colour preposition letter digit adverb ("bin blue at f two now").
 
-4 x 4 x 4 x 25 x 10 x 4 = 64,000 sentences (the letter slot has no "w", as in GRID). A sentence
-is identified by its index in mixed radix (`Sentence.index`) and by GRID's six-character code
-("bbaf2n"). `spoken_text` is what espeak-ng reads: the transcript itself except letters, written
-so that espeak-ng says the letter's name ("a" alone would be read as the article /@/).
+The word lists and GRID's file-name code are `avdiff.grid_grammar`'s. 4 x 4 x 4 x 25 x 10 x 4 =
+64,000 sentences. A sentence is identified by its index in mixed radix (`Sentence.index`) and by
+GRID's six-character code ("bbaf2n"). `spoken_text` is what espeak-ng reads: the transcript itself
+except letters, written so that espeak-ng says the letter's name ("a" alone would be read as the
+article /@/).
 """
 
 from __future__ import annotations
@@ -12,16 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COMMANDS = ("bin", "lay", "place", "set")
-COLOURS = ("blue", "green", "red", "white")
-PREPOSITIONS = ("at", "by", "in", "with")
-LETTERS = tuple("abcdefghijklmnopqrstuvxyz")
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-ADVERBS = ("again", "now", "please", "soon")
-SLOTS: tuple[tuple[str, ...], ...] = (COMMANDS, COLOURS, PREPOSITIONS, LETTERS, DIGITS, ADVERBS)
-SLOT_NAMES = ("command", "colour", "preposition", "letter", "digit", "adverb")
-NUM_SENTENCES = int(np.prod([len(slot) for slot in SLOTS]))  # 64000
-VOCABULARY: tuple[str, ...] = tuple(word for slot in SLOTS for word in slot)
+from avdiff.grid_grammar import LETTERS, NUM_SENTENCES, SLOTS, code_of
 
 # The letter names as espeak-ng reads them in running text (checked with espeak_TextToPhonemes).
 LETTER_SPOKEN = {letter: letter.upper() for letter in LETTERS}
@@ -80,9 +72,8 @@ class Sentence:
 
     @property
     def code(self) -> str:
-        """GRID's file-name code: first letters, the letter, the digit: "bbaf2n"."""
-        w = self.words
-        return f"{w[0][0]}{w[1][0]}{w[2][0]}{w[3]}{self.choice[4]}{w[5][0]}"
+        """GRID's file-name code: "bbaf2n" (see `avdiff.grid_grammar.code_of`)."""
+        return code_of(self.words)
 
 
 def sentence_order(rng: np.random.Generator) -> np.ndarray:

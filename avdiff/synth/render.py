@@ -102,84 +102,159 @@ def _texture(appearance: Appearance, x: np.ndarray, y: np.ndarray, cos: np.ndarr
     return out * np.float32(appearance.texture_amplitude / np.sqrt(2.5))
 
 
-def render_mouth(params: np.ndarray, appearance: Appearance, nuisance: Nuisance,
-                 rng: np.random.Generator, size: int = 88, noise_std: float = 2.0 / 255) -> np.ndarray:
-    """(T, len(PARAMETERS)) articulator values -> (T, size, size) uint8 frames."""
-    T = params.shape[0]
-    f32 = np.float32
-    col = lambda a: np.asarray(a, f32).reshape(T, 1, 1)  # noqa: E731
-    o, sp, rd = col(params[:, P["open"]]), col(params[:, P["spread"]]), col(params[:, P["round"]])
-    teeth, tongue = col(params[:, P["teeth"]]), col(params[:, P["tongue"]])
-    lab, closure = col(params[:, P["labiodental"]]), col(params[:, P["closure"]])
+def _col(values, num_frames: int) -> np.ndarray:
+    """Per-frame values as float32 (T, 1, 1), to broadcast over the frames' pixels."""
+    return np.asarray(values, np.float32).reshape(num_frames, 1, 1)
 
-    # pixel grid -> face coordinates (unit: mouth half-width)
-    scale_px = col(appearance.mouth_width_px * (size / 88.0) * nuisance.scale)
-    ys, xs = np.mgrid[0:size, 0:size].astype(f32)
-    cx = col(size / 2 - 0.5 + nuisance.dx)
-    cy = col(size / 2 - 0.5 + appearance.vertical_offset_px * size / 88.0 + nuisance.dy)
-    cos, sin = col(np.cos(nuisance.roll)), col(np.sin(nuisance.roll))
+
+@dataclass(frozen=True)
+class _Articulators:
+    """The articulator values of every frame, float32 (T, 1, 1) each (names as in `visemes.P`)."""
+
+    open: np.ndarray
+    spread: np.ndarray
+    round: np.ndarray
+    teeth: np.ndarray
+    tongue: np.ndarray
+    labiodental: np.ndarray
+    closure: np.ndarray
+
+    @classmethod
+    def from_params(cls, params: np.ndarray) -> _Articulators:
+        """Pick the columns of a (T, len(PARAMETERS)) array."""
+        return cls(**{name: _col(params[:, P[name]], params.shape[0]) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class _FaceGrid:
+    """Every frame's pixels in face coordinates (unit: mouth half-width), and the pose that maps them."""
+
+    xs: np.ndarray  # (S, S) pixel column
+    ys: np.ndarray  # (S, S) pixel row
+    cx: np.ndarray  # (T, 1, 1) face centre, pixels
+    cy: np.ndarray
+    cos: np.ndarray  # (T, 1, 1) head roll
+    sin: np.ndarray
+    scale_px: np.ndarray  # (T, 1, 1) pixels per face unit
+    u: np.ndarray  # (T, S, S) face x: the mouth corners at +-1
+    v: np.ndarray  # (T, S, S) face y, pointing down: the lips meet at 0
+    pixel: np.ndarray  # (T, 1, 1) one pixel in face units
+
+
+def _face_grid(appearance: Appearance, nuisance: Nuisance, size: int, num_frames: int) -> _FaceGrid:
+    """Map the pixel grid through each frame's head pose (translation, roll, scale) to face coordinates."""
+    scale_px = _col(appearance.mouth_width_px * (size / 88.0) * nuisance.scale, num_frames)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    cx = _col(size / 2 - 0.5 + nuisance.dx, num_frames)
+    cy = _col(size / 2 - 0.5 + appearance.vertical_offset_px * size / 88.0 + nuisance.dy, num_frames)
+    cos, sin = _col(np.cos(nuisance.roll), num_frames), _col(np.sin(nuisance.roll), num_frames)
     X, Y = xs[None] - cx, ys[None] - cy
     u = (X * cos + Y * sin) / scale_px
     v = (-X * sin + Y * cos) / scale_px
-    pixel = 1.0 / scale_px  # one pixel in face units
+    return _FaceGrid(xs=xs, ys=ys, cx=cx, cy=cy, cos=cos, sin=sin, scale_px=scale_px, u=u, v=v, pixel=1.0 / scale_px)
 
-    # mouth geometry
-    half_width = 1.0 + 0.12 * sp - 0.25 * rd
-    aperture = appearance.max_open * o * (1.0 - closure)
-    upper_open = 0.38 * aperture * (1 - lab) + 0.13 * lab  # upper lip lifts to show the teeth
-    lower_open = 0.62 * aperture * (1 - lab) - 0.03 * lab  # lower lip tucks up under them
-    inner_width = half_width * (0.9 - 0.35 * rd)
-    exponent = 2.0 + 2.5 * sp * (1 - rd)  # superellipse: rounder when rounded, flatter when spread
+
+@dataclass(frozen=True)
+class _MouthShape:
+    """The inner lip contour and the coverage of the lips and of the open mouth, (T, S, S) each."""
+
+    inner_width: np.ndarray  # (T, 1, 1) half-width of the aperture
+    y_upper_inner: np.ndarray
+    y_lower_inner: np.ndarray
+    lips_and_mouth: np.ndarray  # coverage of everything inside the outer lip contour
+    cavity: np.ndarray  # coverage of the aperture
+
+
+def _mouth_shape(a: _Articulators, appearance: Appearance, grid: _FaceGrid) -> _MouthShape:
+    """Lip contours from the articulators: a superellipse aperture inside lips with a Cupid's bow."""
+    u, v, pixel = grid.u, grid.v, grid.pixel
+    half_width = 1.0 + 0.12 * a.spread - 0.25 * a.round
+    aperture = appearance.max_open * a.open * (1.0 - a.closure)
+    upper_open = 0.38 * aperture * (1 - a.labiodental) + 0.13 * a.labiodental  # upper lip lifts to show the teeth
+    lower_open = 0.62 * aperture * (1 - a.labiodental) - 0.03 * a.labiodental  # lower lip tucks up under them
+    inner_width = half_width * (0.9 - 0.35 * a.round)
+    exponent = 2.0 + 2.5 * a.spread * (1 - a.round)  # superellipse: rounder when rounded, flatter when spread
     xi = np.clip(np.abs(u) / inner_width, 0.0, 1.0)
     inner_profile = np.power(np.clip(1.0 - np.power(xi, exponent), 0.0, 1.0), 1.0 / exponent)
     y_upper_inner = -upper_open * inner_profile
     y_lower_inner = lower_open * inner_profile
     xo = np.clip(np.abs(u) / half_width, 0.0, 1.0)
     outer_profile = np.sqrt(np.clip(1.0 - xo ** 2, 0.0, 1.0))
-    thickness = (1.0 + 0.45 * rd) * (1.0 - 0.3 * closure)
+    thickness = (1.0 + 0.45 * a.round) * (1.0 - 0.3 * a.closure)
     bow = 1.0 - appearance.cupid_bow * np.exp(-(u / 0.12) ** 2) + 0.12 * np.exp(-((np.abs(u) - 0.22) / 0.12) ** 2)
     y_upper_outer = y_upper_inner - appearance.upper_lip * thickness * outer_profile ** 0.7 * bow
-    y_lower_outer = y_lower_inner + appearance.lower_lip * thickness * outer_profile ** 0.8 * (1 - 0.3 * lab)
+    y_lower_outer = y_lower_inner + appearance.lower_lip * thickness * outer_profile ** 0.8 * (1 - 0.3 * a.labiodental)
     corner = half_width - np.abs(u)  # positive inside the mouth's width
 
-    mouth_region = _soft(np.minimum(np.minimum(v - y_upper_outer, y_lower_outer - v), corner), pixel)
+    lips_and_mouth = _soft(np.minimum(np.minimum(v - y_upper_outer, y_lower_outer - v), corner), pixel)
     cavity = _soft(np.minimum(np.minimum(v - y_upper_inner, y_lower_inner - v), inner_width - np.abs(u)), pixel)
-    cavity = cavity * np.clip(1.0 - 0.6 * closure, 0.0, 1.0)  # pressed lips: a fainter seam
+    cavity = cavity * np.clip(1.0 - 0.6 * a.closure, 0.0, 1.0)  # pressed lips: a fainter seam
+    return _MouthShape(inner_width=inner_width, y_upper_inner=y_upper_inner, y_lower_inner=y_lower_inner,
+                       lips_and_mouth=lips_and_mouth, cavity=cavity)
 
-    # the face around the mouth
+
+def _face(a: _Articulators, appearance: Appearance, grid: _FaceGrid) -> np.ndarray:
+    """The skin around the mouth: texture, nostrils, philtrum, chin crease and the chin's lower edge."""
+    u, v, pixel = grid.u, grid.v, grid.pixel
     skin = appearance.skin
-    image = skin + _texture(appearance, xs[None, :1] - cx, ys[None, :, :1] - cy, cos, sin, scale_px)
+    image = skin + _texture(appearance, grid.xs[None, :1] - grid.cx, grid.ys[None, :, :1] - grid.cy,
+                            grid.cos, grid.sin, grid.scale_px)
     image -= 0.05 * np.clip(-v - 0.4, 0, 1)  # upper face slightly darker towards the nose
     nostrils = np.exp(-(((np.abs(u) - 0.42) / 0.16) ** 2 + ((v + 1.45) / 0.09) ** 2))
     image -= 0.35 * skin * nostrils
     philtrum = np.exp(-(((np.abs(u) - 0.09) / 0.035) ** 2)) * _soft(-(v + 0.3), pixel) * _soft(v + 1.3, pixel)
     image -= 0.05 * philtrum
-    jaw_drop = 0.75 * appearance.max_open * o * (1 - closure)
+    jaw_drop = 0.75 * appearance.max_open * a.open * (1 - a.closure)
     crease = np.exp(-(((v - (0.62 + 0.6 * jaw_drop)) / 0.07) ** 2)) * np.exp(-((u / 0.5) ** 2))
     image -= 0.06 * crease  # the mentolabial sulcus under the lower lip
     chin_edge = 1.55 + 0.9 * jaw_drop + 0.45 * u ** 2
     image -= 0.3 * skin * _soft(v - chin_edge, 4 * pixel)  # below the chin: shadow
+    return image
 
-    # lips
-    lip = skin - appearance.lip_contrast
-    highlight = 0.06 * np.exp(-((u / 0.35) ** 2) - ((v - (y_lower_inner + 0.45 * appearance.lower_lip)) / 0.06) ** 2)
-    image = image * (1 - mouth_region) + (lip + highlight - 0.03 * closure) * mouth_region
 
-    # inside the mouth: cavity, teeth, tongue
+def _paint_lips(image: np.ndarray, a: _Articulators, appearance: Appearance, grid: _FaceGrid,
+                mouth: _MouthShape) -> np.ndarray:
+    """Lay the lips over the face: darker than the skin, a highlight on the lower lip, darker when pressed."""
+    u, v = grid.u, grid.v
+    lip = appearance.skin - appearance.lip_contrast
+    highlight = 0.06 * np.exp(-((u / 0.35) ** 2) - ((v - (mouth.y_lower_inner + 0.45 * appearance.lower_lip)) / 0.06) ** 2)
+    return image * (1 - mouth.lips_and_mouth) + (lip + highlight - 0.03 * a.closure) * mouth.lips_and_mouth
+
+
+def _inside_mouth(a: _Articulators, appearance: Appearance, grid: _FaceGrid, mouth: _MouthShape) -> np.ndarray:
+    """What the aperture shows: the dark cavity, upper and lower teeth bands and the tongue tip."""
+    u, v, pixel = grid.u, grid.v, grid.pixel
+    teeth, lab, inner_width = a.teeth, a.labiodental, mouth.inner_width
+    y_upper_inner, y_lower_inner = mouth.y_upper_inner, mouth.y_lower_inner
     inside = np.full_like(u, appearance.cavity)
     upper_band = (0.09 + 0.08 * lab) * teeth
     upper_teeth = _soft(np.minimum(y_upper_inner + upper_band - v, inner_width * 0.8 - np.abs(u)), pixel)
     lower_teeth = _soft(np.minimum(v - (y_lower_inner - 0.06 * teeth * (1 - lab)), inner_width * 0.7 - np.abs(u)), pixel)
     teeth_alpha = np.clip(np.maximum(upper_teeth * np.clip(teeth * 1.5, 0, 1), lower_teeth * np.clip(teeth - 0.2, 0, 1)), 0, 1)
     inside = inside * (1 - teeth_alpha) + appearance.teeth * teeth_alpha
-    tongue_y = y_lower_inner - (0.05 + 0.5 * tongue) * (y_lower_inner - y_upper_inner)
+    tongue_y = y_lower_inner - (0.05 + 0.5 * a.tongue) * (y_lower_inner - y_upper_inner)
     tongue_shape = ((u / (0.45 * inner_width)) ** 2 + ((v - tongue_y - 0.12) / 0.14) ** 2)
-    tongue_alpha = np.clip(tongue, 0, 1) * _soft(1.0 - tongue_shape, 0.5 * pixel / 0.14)
-    inside = inside * (1 - tongue_alpha) + (lip + 0.06) * tongue_alpha
-    image = image * (1 - cavity) + inside * cavity
+    tongue_alpha = np.clip(a.tongue, 0, 1) * _soft(1.0 - tongue_shape, 0.5 * pixel / 0.14)
+    lip = appearance.skin - appearance.lip_contrast
+    return inside * (1 - tongue_alpha) + (lip + 0.06) * tongue_alpha
 
-    # lighting and the sensor
+
+def _light_and_sensor(image: np.ndarray, nuisance: Nuisance, xs: np.ndarray, rng: np.random.Generator,
+                      noise_std: float) -> np.ndarray:
+    """Apply the lighting (gain, side-light gradient), add sensor noise and quantise to uint8."""
+    num_frames, size = image.shape[0], image.shape[-1]
     x_img = (xs[None] / (size - 1) - 0.5)
-    image = image * col(nuisance.gain) * (1.0 + col(nuisance.side_light) * x_img)
-    image = image + np.float32(noise_std) * rng.standard_normal(image.shape, dtype=f32)
+    image = image * _col(nuisance.gain, num_frames) * (1.0 + _col(nuisance.side_light, num_frames) * x_img)
+    image = image + np.float32(noise_std) * rng.standard_normal(image.shape, dtype=np.float32)
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def render_mouth(params: np.ndarray, appearance: Appearance, nuisance: Nuisance,
+                 rng: np.random.Generator, size: int = 88, noise_std: float = 2.0 / 255) -> np.ndarray:
+    """(T, len(PARAMETERS)) articulator values -> (T, size, size) uint8 frames."""
+    articulators = _Articulators.from_params(params)
+    grid = _face_grid(appearance, nuisance, size, params.shape[0])
+    mouth = _mouth_shape(articulators, appearance, grid)
+    image = _paint_lips(_face(articulators, appearance, grid), articulators, appearance, grid, mouth)
+    image = image * (1 - mouth.cavity) + _inside_mouth(articulators, appearance, grid, mouth) * mouth.cavity
+    return _light_and_sensor(image, nuisance, grid.xs, rng, noise_std)
