@@ -25,6 +25,7 @@ from avdiff.config import AVDiffConfig, load_config, save_config
 from avdiff.data.manifest import read_manifest, resolve
 from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
 from avdiff.demo.report import spectrogram_png, write_report
+from avdiff.media.constants import SAMPLE_RATE
 from avdiff.pipeline.batch import write_wav
 from avdiff.pipeline.inputs import MouthVideo
 
@@ -105,13 +106,13 @@ def stage_generate(settings: DemoSettings, pipeline, data: Path) -> dict[str, Pa
         rois = np.load(resolve(data / "test.jsonl", item["video"]))
         face_ok = np.asarray(item.get("face_ok", [True] * len(rois)), dtype=bool)
         clean, _ = sf.read(resolve(data / "test.jsonl", item["audio"]), dtype="float32")
-        write_wav_once(folders["reference"] / f"{item['id']}.wav", lambda: clean, 16000)
+        write_wav_once(folders["reference"] / f"{item['id']}.wav", lambda: clean, SAMPLE_RATE)
         for name, mask in (("lips", face_ok), ("unconditional", np.zeros_like(face_ok))):
             path = folders[name] / f"{item['id']}.wav"
             guidance = settings.guidance if name == "lips" else 1.0  # no condition to guide with
             write_wav_once(path, lambda mask=mask, guidance=guidance: pipeline.generate(
                 MouthVideo(rois, mask), seed=settings.seed, steps=settings.generate_steps,
-                guidance_scale=guidance).audio[0], 16000)
+                guidance_scale=guidance).audio[0], SAMPLE_RATE)
     return folders
 
 
@@ -137,15 +138,15 @@ def stage_enhance(settings: DemoSettings, pipeline, data: Path) -> dict[str, dic
             clean, _ = sf.read(resolve(data / "test.jsonl", item["audio"]), dtype="float32")
             noise = bank.excerpt(len(clean), rng)
             noisy, reference = mix_at_snr(clean, noise, snr)
-            write_wav_once(paths["reference"] / f"{item['id']}.wav", lambda: reference, 16000)
-            write_wav_once(paths["noisy"] / f"{item['id']}.wav", lambda: noisy, 16000)
+            write_wav_once(paths["reference"] / f"{item['id']}.wav", lambda: reference, SAMPLE_RATE)
+            write_wav_once(paths["noisy"] / f"{item['id']}.wav", lambda: noisy, SAMPLE_RATE)
             noisy_file = paths["noisy"] / f"{item['id']}.wav"
             rois = np.load(resolve(data / "test.jsonl", item["video"]))
             face_ok = np.asarray(item.get("face_ok", [True] * len(rois)), dtype=bool)
             for name, video in (("audio-only", None), ("audio-visual", MouthVideo(rois, face_ok))):
                 write_wav_once(paths[name] / f"{item['id']}.wav", lambda video=video: pipeline.enhance(
                     noisy_file, video=video, method=settings.method, steps=settings.enhance_steps,
-                    seed=settings.seed).audio, 16000)
+                    seed=settings.seed).audio, SAMPLE_RATE)
         if not any(paths["noisereduce"].glob("*.wav")):
             noisereduce_folder(paths["noisy"], paths["noisereduce"])
     return folders
