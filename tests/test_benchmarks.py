@@ -14,8 +14,8 @@ def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
     out = tmp_path / "bench"
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "benchmarks" / "sampling_speed.py"), "--config",
-         str(REPO_ROOT / "configs" / "tiny.yaml"), "--set", "score_model.block_out_channels=[8,16]",
-         "--set", "score_model.attention_levels=[false,true]", "--set", "score_model.norm_num_groups=4", "--set", "score_model.attention_head_dim=8",
+         str(REPO_ROOT / "configs" / "tiny.yaml"), "--set", "score_model.unet.block_out_channels=[8,16]",
+         "--set", "score_model.unet.attention_levels=[false,true]", "--set", "score_model.unet.norm_num_groups=4", "--set", "score_model.unet.attention_head_dim=8",
          "--calls", "4", "--seconds", "0.2", "--repeats", "1", "--batch-sizes", "1", "2", "--output", str(out)],
         capture_output=True, text=True, cwd=REPO_ROOT,
     )

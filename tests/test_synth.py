@@ -15,7 +15,7 @@ from avdiff.cli import main  # noqa: E402
 from avdiff.data.manifest import read_manifest  # noqa: E402
 from avdiff.errors import InputError  # noqa: E402
 from avdiff.grid_grammar import LETTERS, NUM_SENTENCES, SLOTS, words_of_code  # noqa: E402
-from avdiff.media.constants import SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
+from avdiff.timegrid import SAMPLE_RATE, SAMPLES_PER_FRAME  # noqa: E402
 from avdiff.synth.corpus import SynthSettings, plan_corpus  # noqa: E402
 from avdiff.synth.espeak import VoiceSettings, synthesize  # noqa: E402
 from avdiff.synth.grammar import Sentence  # noqa: E402

@@ -9,7 +9,8 @@ from pathlib import Path
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
 from avdiff.config.schema import EnhancementConfig, PosteriorSettings
 from avdiff.errors import InputError
-from avdiff.pipeline.batch import AUDIO_SUFFIXES, VIDEO_SUFFIXES, BatchItem, files_in, run_batch, write_wav
+from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
+from avdiff.pipeline.batch import BatchItem, files_in, run_batch, write_wav
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES, resolve_method, with_steps
 
 
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _match_video(video_dir: Path | None, stem: str) -> Path | None:
     if video_dir is None:
         return None
-    for suffix in VIDEO_SUFFIXES:
+    for suffix in VIDEO_INPUT_SUFFIXES:
         candidate = video_dir / f"{stem}{suffix}"
         if candidate.is_file():
             return candidate

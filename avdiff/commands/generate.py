@@ -11,7 +11,8 @@ from avdiff.commands.common import add_model_arguments, load_pipeline, write_run
 from avdiff.data.manifest import read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
-from avdiff.pipeline.batch import VIDEO_SUFFIXES, BatchItem, files_in, run_batch, write_wav
+from avdiff.media.files import VIDEO_INPUT_SUFFIXES
+from avdiff.pipeline.batch import BatchItem, files_in, run_batch, write_wav
 from avdiff.pipeline.inputs import MouthVideo
 
 
@@ -42,7 +43,7 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
         return items, out_dir
     if source.is_dir():
         out_dir = args.output or Path("generated")
-        files = files_in(source, VIDEO_SUFFIXES)
+        files = files_in(source, VIDEO_INPUT_SUFFIXES)
         if not files:
             raise InputError(f"{source}: no video or .npy files")
         return [BatchItem(str(p.relative_to(source).with_suffix("")), out_dir / p.relative_to(source).with_suffix(".wav"),

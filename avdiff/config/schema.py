@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from avdiff.config.loader import option, section
+from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH
 
 
 @dataclass
 class SpectrogramConfig:
     """Waveform <-> compressed complex STFT; the defaults match SGMSE+ / UDiffSE."""
 
-    sample_rate: int = option(16000, "audio sample rate in Hz; inputs at other rates are resampled")
+    sample_rate: int = option(SAMPLE_RATE, "audio sample rate in Hz; inputs at other rates are resampled")
     n_fft: int = option(510, "FFT size; 510 gives 256 frequency bins (SGMSE+)")
-    hop_length: int = option(128, "hop in samples; 128 at 16 kHz = 125 frames/s = 5 per 25 fps video frame")
+    hop_length: int = option(STFT_HOP_LENGTH, "hop in samples; 128 at 16 kHz = 125 frames/s = 5 per 25 fps video frame")
     window: Literal["hann"] = option("hann", "analysis window: periodic Hann")
     center: bool = option(True, "centre frames (frame k is centred on sample k * hop_length)")
     compression_alpha: float = option(0.5, "amplitude compression exponent: |c| -> beta * |c|**alpha")

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from avdiff.config.schema import DataConfig, SpectrogramConfig
 from avdiff.data.manifest import read_manifest, resolve
 from avdiff.errors import InputError
-from avdiff.media.constants import SAMPLE_RATE, VIDEO_FPS
+from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
 
 MOUTH_MEAN_PIXEL = round(0.421 * 255)  # value of time-masked frames (the normalisation mean)
 
@@ -39,7 +39,7 @@ class CropGeometry:
 
     crop_frames: int
     sample_rate: int = SAMPLE_RATE
-    hop_length: int = 128
+    hop_length: int = STFT_HOP_LENGTH
 
     def __post_init__(self) -> None:
         if self.sample_rate % VIDEO_FPS or (self.sample_rate // VIDEO_FPS) % self.hop_length:

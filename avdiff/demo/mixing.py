@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.media.audio import load_audio
-from avdiff.media.constants import SAMPLE_RATE
+from avdiff.timegrid import SAMPLE_RATE
 
 
 def find_noise_dir() -> Path | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avdiff.media.constants import SAMPLE_RATE
+from avdiff.timegrid import SAMPLE_RATE
 
 
 def spectrogram_png(signals: dict[str, np.ndarray], path: Path, sample_rate: int = SAMPLE_RATE, title: str = "") -> Path:

@@ -17,7 +17,7 @@ import torch
 import torchaudio.functional as AF
 
 from avdiff.errors import InputError
-from avdiff.media.constants import SAMPLE_RATE
+from avdiff.timegrid import SAMPLE_RATE
 from avdiff.media.files import SOUNDFILE_SUFFIXES, _ffmpeg_reason, open_container, require_file
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from avdiff.errors import InputError
 from avdiff.media.audio import decode_audio, decode_audio_stream, resample
-from avdiff.media.constants import SAMPLE_RATE, SAMPLES_PER_FRAME
+from avdiff.timegrid import SAMPLE_RATE, SAMPLES_PER_FRAME
 from avdiff.media.files import open_container
 from avdiff.media.video import DecodedVideo, read_video
 

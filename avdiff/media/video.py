@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from avdiff.errors import InputError
-from avdiff.media.constants import VIDEO_FPS
+from avdiff.timegrid import VIDEO_FPS
 from avdiff.media.files import _ffmpeg_reason, open_container
 
 

@@ -30,8 +30,7 @@ from avdiff.errors import InputError
 from avdiff.models.lip_frontend import VisualFrontend
 from avdiff.models.loading import own_aligned_storage
 from avdiff.models.lip_temporal import Conformer
-
-STFT_FRAMES_PER_VIDEO_FRAME = 5  # (16000 / 128) / 25
+from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
 
 LIP_ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(stem_channels=8, trunk_channels=(8, 16, 16, 32), trunk_blocks=(1, 1, 1, 1),

@@ -19,8 +19,6 @@ import soundfile as sf
 
 from avdiff.errors import AVDiffError
 
-VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm", ".npy")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac")
 
 
 @dataclass

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-FRAMES_PER_VIDEO_FRAME = 5
+from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
 
 
 def plan_chunks(num_frames: int, chunk_frames: int, overlap_frames: int) -> list[tuple[int, int]]:
@@ -28,11 +28,11 @@ def plan_chunks(num_frames: int, chunk_frames: int, overlap_frames: int) -> list
     if num_frames <= chunk_frames:
         return [(0, num_frames)]
     hop = chunk_frames - overlap_frames
-    hop -= hop % FRAMES_PER_VIDEO_FRAME
+    hop -= hop % STFT_FRAMES_PER_VIDEO_FRAME
     if hop <= 0:
-        raise ValueError(f"chunk_frames - overlap_frames must be at least {FRAMES_PER_VIDEO_FRAME}")
+        raise ValueError(f"chunk_frames - overlap_frames must be at least {STFT_FRAMES_PER_VIDEO_FRAME}")
     last = num_frames - chunk_frames
-    last += -last % FRAMES_PER_VIDEO_FRAME  # aligned up: the last chunk reaches the end
+    last += -last % STFT_FRAMES_PER_VIDEO_FRAME  # aligned up: the last chunk reaches the end
     starts = list(range(0, last, hop)) + [last]
     return [(start, start + chunk_frames) for start in starts]
 

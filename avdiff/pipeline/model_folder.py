@@ -27,7 +27,7 @@ from avdiff.diffusion.formulation import CONFIG_NAME as DIFFUSION_CONFIG_NAME
 from avdiff.diffusion.formulation import DiffusionFormulation, load_formulation
 from avdiff.diffusion.samplers import sampler_options, sampler_spec
 from avdiff.errors import InputError
-from avdiff.media.constants import VIDEO_FPS
+from avdiff.timegrid import VIDEO_FPS
 from avdiff.models.backbones import backbone_class
 from avdiff.models.lip_encoder import LipEncoder
 

@@ -31,7 +31,7 @@ from avdiff.diffusion.noise import make_generators
 from avdiff.diffusion.samplers import sample_from_noise
 from avdiff.errors import InputError
 from avdiff.media.audio import resample
-from avdiff.media.constants import SAMPLES_PER_FRAME, VIDEO_FPS
+from avdiff.timegrid import SAMPLES_PER_FRAME, VIDEO_FPS
 from avdiff.models.lip_encoder import lips_to_condition
 from avdiff.pipeline.chunks import join_chunks, plan_chunks
 from avdiff.pipeline.inputs import (

@@ -17,7 +17,7 @@ import soundfile as sf
 from avdiff.errors import InputError
 from avdiff.landmarks.base import LandmarkDetector
 from avdiff.media.clip import load_clip
-from avdiff.media.constants import SAMPLE_RATE, VIDEO_FPS
+from avdiff.timegrid import SAMPLE_RATE, VIDEO_FPS
 from avdiff.mouth.extract import extract_mouth_rois
 from avdiff.prepare.layouts import SourceItem
 from avdiff.prepare.settings import PrepareSettings

@@ -37,7 +37,7 @@ from avdiff import __version__
 from avdiff.data.manifest import write_manifest
 from avdiff.errors import AVDiffError, InputError
 from avdiff.grid_grammar import NUM_SENTENCES
-from avdiff.media.constants import SAMPLE_RATE, VIDEO_FPS
+from avdiff.timegrid import SAMPLE_RATE, VIDEO_FPS
 from avdiff.synth.grammar import Sentence, sentence_order
 from avdiff.synth.speakers import DEFAULT_VARIANTS, Speaker, check_variants, make_speakers
 from avdiff.synth.utterance import make_utterance

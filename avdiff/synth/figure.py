@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avdiff.media.constants import SAMPLE_RATE, VIDEO_FPS
+from avdiff.timegrid import SAMPLE_RATE, VIDEO_FPS
 from avdiff.synth.grammar import Sentence
 from avdiff.synth.speakers import make_speakers
 from avdiff.synth.utterance import Utterance, make_utterance

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avdiff.media.audio import resample
-from avdiff.media.constants import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
+from avdiff.timegrid import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from avdiff.synth.espeak import synthesize
 from avdiff.synth.grammar import Sentence
 from avdiff.synth.render import random_nuisance, render_mouth
