@@ -19,16 +19,22 @@ def drop_condition(
     span_prob: float,
     span_max_frames: int,
 ) -> Tensor:
-    """A copy of the (B, T) bool mask with dropped items and spans set to False."""
+    """A copy of the (B, T) bool mask with dropped items and spans set to False.
+
+    The draws come from the (CPU) `generator`; the mask stays on its device: only the (B, 2)
+    dropped ranges travel to it."""
     batch, frames = cond_mask.shape
     draws = torch.rand(batch, 3, generator=generator)
-    keep = cond_mask.clone()
-    positions = torch.arange(frames, device=cond_mask.device)
+    ranges = []
     for i in range(batch):
         if draws[i, 0] < item_prob:
-            keep[i] = False
+            ranges.append((0, frames))
         elif span_max_frames > 0 and draws[i, 1] < span_prob:
             length = int(torch.randint(1, min(span_max_frames, frames) + 1, (1,), generator=generator))
             start = int(draws[i, 2] * (frames - length + 1))
-            keep[i] &= (positions < start) | (positions >= start + length)
-    return keep
+            ranges.append((start, start + length))
+        else:
+            ranges.append((0, 0))
+    bounds = torch.tensor(ranges, device=cond_mask.device).unsqueeze(-1)  # (B, 2, 1)
+    positions = torch.arange(frames, device=cond_mask.device)
+    return cond_mask & ((positions < bounds[:, 0]) | (positions >= bounds[:, 1]))

@@ -14,9 +14,23 @@ from avdiff.config.schema import AVDiffConfig, LipEncoderConfig, TrainingConfig
 from avdiff.diffusion.denoiser import Denoiser
 from avdiff.diffusion.formulation import DiffusionFormulation
 from avdiff.diffusion.loss import DenoisingScoreMatchingLoss, LossOutput
-from avdiff.models.backbones import build_backbone
+from avdiff.diffusion.samplers import sampler_options
+from avdiff.errors import ConfigError
+from avdiff.models.backbones import BACKBONES, build_backbone
 from avdiff.models.lip_encoder import LipEncoder, lips_to_condition
 from avdiff.training.condition_dropout import drop_condition
+
+
+def check_registered(config: AVDiffConfig) -> None:
+    """A ConfigError naming the key when the config's sampler or backbone is not registered or the
+    sampler's options do not fit it (the schema cannot know what the registries hold)."""
+    if config.score_model.backbone not in BACKBONES:
+        raise ConfigError(f"score_model.backbone: unknown backbone {config.score_model.backbone!r}; "
+                          f"registered: {', '.join(sorted(BACKBONES))}")
+    try:
+        sampler_options(config.sampler.name, config.sampler.options)
+    except ValueError as error:
+        raise ConfigError(f"sampler: {error}") from error
 
 
 def build_lip_encoder(config: LipEncoderConfig) -> LipEncoder:
@@ -51,6 +65,8 @@ class AVDiffusionModel(nn.Module):
 
     @classmethod
     def from_config(cls, config: AVDiffConfig, formulation: DiffusionFormulation) -> "AVDiffusionModel":
+        """The model a config describes, after checking the names it gives the registries."""
+        check_registered(config)
         return cls(
             build_lip_encoder(config.lip_encoder),
             build_backbone(config.score_model),
@@ -83,7 +99,6 @@ class AVDiffusionModel(nn.Module):
         cond, cond_mask = self.condition(video, video_valid, face_ok, spec.shape[-1])
         if drop_conditions:
             config = self.training_config
-            cond_mask = drop_condition(
-                cond_mask.cpu(), generator, config.cond_drop_prob, config.cond_span_drop_prob, config.cond_span_max_frames
-            ).to(cond_mask.device)
+            cond_mask = drop_condition(cond_mask, generator, config.cond_drop_prob, config.cond_span_drop_prob,
+                                       config.cond_span_max_frames)
         return self.loss(self.denoiser, spec, cond=cond, cond_mask=cond_mask, frame_mask=frame_mask, generator=generator)
