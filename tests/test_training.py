@@ -1,5 +1,5 @@
 """Training with Accelerate: two CPU processes, exact resume after SIGTERM, non-finite steps,
-crash-safe checkpoints, and the exported model folder."""
+crash-safe checkpoints, the exported model folder, and the `avdiff train` command."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from avdiff.cli import main as avdiff_main
 from avdiff.config import AVDiffConfig, load_config
 from avdiff.diffusion.loss import DenoisingScoreMatchingLoss
 from avdiff.pipeline import load_model_folder
@@ -29,8 +30,8 @@ TINY_OVERRIDES = [
     "data.crop_frames=32", "data.crop_size=32", "data.num_workers=0",
     "training.batch_size=2", "training.warmup_steps=2", "training.log_every=1", "training.validate_every=0",
     "training.learning_rate=1e-3",
-    "score_model.block_out_channels=[8,16]", "score_model.attention_levels=[false,false]",
-    "score_model.norm_num_groups=4", "score_model.attention_head_dim=8",
+    "score_model.unet.block_out_channels=[8,16]", "score_model.unet.attention_levels=[false,false]",
+    "score_model.unet.norm_num_groups=4", "score_model.unet.attention_head_dim=8",
 ]
 
 
@@ -200,3 +201,18 @@ def test_exported_model_folder_loads_with_ema_weights(tmp_path, corpus):
         assert torch.equal(value, ema[f"shadow.denoiser.network.{name}"]), name
     assert components.formulation.sigma_data == pytest.approx(ckpt.read_state(tmp_path / "run" / "checkpoint-2").sigma_data)
     assert components.sampler == config.sampler and components.spectrogram == config.spectrogram
+
+
+def test_avdiff_train_command_trains_and_exports(tmp_path, corpus, one_thread, capsys):
+    """`avdiff train` (what `accelerate launch -m avdiff train` runs) trains and exports a model folder."""
+    tiny = str(REPO_ROOT / "configs" / "tiny.yaml")
+    assert avdiff_main(["train", "--config", tiny, "--output", str(tmp_path / "no-data")]) == 2
+    assert "data.train_manifest is not set" in capsys.readouterr().err
+
+    run = tmp_path / "run"
+    code = avdiff_main(["train", "--config", tiny, "--output", str(run), "--max-steps", "2", "--cpu",
+                        *sum((["--set", o] for o in overrides(corpus)), [])])
+    assert code == 0
+    assert ckpt.read_state(ckpt.find_latest_checkpoint(run)).step == 2
+    components = load_model_folder(run / "model")
+    assert components.sampler == load_config(AVDiffConfig, tiny).sampler

@@ -1,4 +1,5 @@
-"""Small parts of training: EMA, learning-rate schedule, condition dropout, model folder errors."""
+"""Small parts of training: EMA, learning-rate schedule, condition dropout, model folder errors,
+the sigma_data measurement and the logging window."""
 
 from __future__ import annotations
 
@@ -92,3 +93,36 @@ def test_model_folder_round_trip_and_missing_parts(tmp_path):
         load_model_folder(folder)
     with pytest.raises(InputError, match="not an avdiff model folder"):
         load_model_folder(tmp_path)
+
+
+def test_sigma_data_maths_is_shared_and_masks_padding():
+    """The trainer's masked measurement and `measure_sigma_data` use one formula (RMS over valid frames)."""
+    from avdiff.diffusion.formulation import measure_sigma_data, sigma_data_from_energy, spectrogram_energy
+
+    spec = torch.randn(2, 2, 5, 8, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[1, 5:] = False  # padding frames of a short clip
+    spec[1, :, :, 5:] = 100.0  # must not count
+    expected = torch.cat([spec[0].flatten(), spec[1, :, :, :5].flatten()]).double().square().mean().sqrt()
+    assert sigma_data_from_energy(spectrogram_energy(spec, mask)) == pytest.approx(float(expected), rel=1e-12)
+    assert measure_sigma_data([spec[:1], spec[:1]]) == pytest.approx(float(spec[0].double().square().mean().sqrt()))
+    with pytest.raises(InputError, match="cannot measure sigma_data"):
+        measure_sigma_data([torch.zeros(1, 2, 3, 4)])
+
+
+def test_log_window_means_and_sigma_bands():
+    """Each item's loss goes to the band of its noise level; a non-finite micro-batch only counts as such."""
+    from avdiff.diffusion.loss import LossOutput
+    from avdiff.training.trainer import LogWindow
+
+    window = LogWindow()
+    out = LossOutput(loss=torch.tensor(2.0), per_item=torch.tensor([1.0, 3.0]), sigma=torch.tensor([0.005, 5.0]))
+    window.add_micro_batch(out, finite=True, items=2)
+    window.add_micro_batch(out, finite=False, items=2)
+    window.add_grad_norm(0.5)
+    scalars = window.scalars(lr=1e-3, device=torch.device("cpu"))
+    assert scalars["train/loss"] == 2.0 and scalars["train/loss_nonfinite"] == 0.5
+    assert scalars["train/loss_band0"] == 1.0 and scalars["train/loss_band3"] == 3.0
+    assert scalars["train/grad_norm"] == 0.5 and scalars["train/lr"] == 1e-3 and scalars["train/samples_per_s"] > 0
+    window.reset()
+    assert window.scalars(lr=0.0, device=torch.device("cpu")).keys() == {"train/lr", "train/samples_per_s"}

@@ -329,17 +329,33 @@ def load_formulation(folder: str | Path) -> DiffusionFormulation:
 
 
 @torch.no_grad()
+def spectrogram_energy(spec: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+    """float64 [sum of squares, number of values] of compressed spectrograms (B, 2, F, T): the parts
+    of sigma_data that add up over batches and processes; `frame_mask` (B, T) keeps only valid frames."""
+    spec = spec.detach().to(torch.float64)
+    if frame_mask is not None:
+        spec = spec[frame_mask.to(spec.device)[:, None, None, :].expand_as(spec)]
+    count = torch.tensor(float(spec.numel()), dtype=torch.float64, device=spec.device)
+    return torch.stack([spec.square().sum(), count])
+
+
+def sigma_data_from_energy(energy: Tensor) -> float:
+    """sqrt(sum of squares / count) of summed `spectrogram_energy` values, or a clear error for silence."""
+    total, count = float(energy[0]), float(energy[1])
+    if count == 0 or total == 0.0:
+        raise InputError("cannot measure sigma_data: the spectrograms are empty or all zero (silent audio?); "
+                         "check the data or set it, e.g. --set diffusion.sigma_data=0.2")
+    return math.sqrt(total / count)
+
+
 def measure_sigma_data(spectrograms: Iterable[Tensor]) -> float:
     """RMS of all values of compressed spectrograms (real view): the data scale EDM centres on.
 
     The real and imaginary parts of an STFT have zero mean, so their RMS is their std; the
-    estimate is accumulated in float64 over any number of batches.
+    estimate is accumulated in float64 over any number of batches. The trainer measures it the
+    same way (`spectrogram_energy`, summed over its processes) on the training crops.
     """
-    total, count = 0.0, 0
+    energy = torch.zeros(2, dtype=torch.float64)
     for spec in spectrograms:
-        spec = spec.detach().to(torch.float64)
-        total += float(spec.square().sum())
-        count += spec.numel()
-    if count == 0 or total == 0.0:
-        raise InputError("cannot measure sigma_data: the spectrograms are empty or all zero")
-    return math.sqrt(total / count)
+        energy += spectrogram_energy(spec).cpu()
+    return sigma_data_from_energy(energy)

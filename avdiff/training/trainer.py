@@ -5,14 +5,20 @@ Each process draws its own items (`ShardedEpochSampler`), its own noise and cond
 (a generator seeded with seed + rank), and DDP averages the gradients. Non-finite losses or
 gradients skip the step; `max_nonfinite_steps` in a row stop the run, leaving the last good
 checkpoint untouched. SIGTERM / Ctrl-C finish the current step, save a checkpoint and exit.
+
+`Trainer` holds one run: `train_on` (a micro-batch, and `step` when the accumulation is
+complete), then after each step `log`, `validate`, `checkpoint` and the stop policy
+(`should_stop`); `run` loops over the epochs and ends with `export`. `train(...)` is the entry point.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
+import shutil
 import signal
 import time
 from collections import defaultdict
@@ -32,7 +38,8 @@ from avdiff.config.loader import save_config
 from avdiff.config.schema import AVDiffConfig
 from avdiff.data.crops import AVCropDataset, collate_crops
 from avdiff.data.sampler import ShardedEpochSampler
-from avdiff.diffusion.formulation import build_formulation
+from avdiff.diffusion.formulation import build_formulation, sigma_data_from_energy, spectrogram_energy
+from avdiff.diffusion.loss import LossOutput
 from avdiff.errors import AVDiffError, ConfigError
 from avdiff.pipeline.model_folder import ModelComponents, save_model_folder
 from avdiff.training import checkpoints as ckpt
@@ -61,6 +68,7 @@ class TrainResult:
 
 
 def resolve_mixed_precision(setting: str, cpu: bool) -> str:
+    """`auto` -> bf16 on a GPU that supports it, else no; other settings as given."""
     if setting != "auto":
         return setting
     if not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
@@ -69,6 +77,7 @@ def resolve_mixed_precision(setting: str, cpu: bool) -> str:
 
 
 def make_accelerator(config: AVDiffConfig, output_dir: Path, cpu: bool) -> Accelerator:
+    """The run's Accelerator: precision, gradient accumulation and TensorBoard logging in DIR/logs."""
     return Accelerator(
         cpu=cpu,
         mixed_precision=resolve_mixed_precision(config.training.mixed_precision, cpu),
@@ -98,10 +107,12 @@ class StopRequest:
     """Set by SIGTERM / SIGINT; a second SIGINT aborts at once."""
 
     def __init__(self) -> None:
+        """Nothing requested yet; handlers are installed by `with`."""
         self.requested = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopRequest":
+        """Install the SIGTERM / SIGINT handlers (where signals can be handled)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -110,10 +121,12 @@ class StopRequest:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Restore the previous handlers."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
+        """Note the request (the loop stops after this step); a second SIGINT raises KeyboardInterrupt."""
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
@@ -140,28 +153,326 @@ def any_process(accelerator: Accelerator, flag: bool) -> bool:
     return bool(accelerator.reduce(value, reduction="sum").item() > 0)
 
 
-def measure_sigma_data(
+def measure_training_sigma_data(
     accelerator: Accelerator, dataset: AVCropDataset, transform: SpectrogramTransform, config: AVDiffConfig
 ) -> float:
-    """RMS of the compressed spectrogram over the first batches of every process's training data."""
-    sampler = ShardedEpochSampler(len(dataset), config.training.seed + 1, accelerator.process_index, accelerator.num_processes)
-    loader = DataLoader(dataset, batch_size=config.training.batch_size, sampler=sampler, collate_fn=collate_crops)
-    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    """sigma_data over the first batches of every process's training crops (the maths: the formulation's)."""
+    tc = config.training
+    sampler = ShardedEpochSampler(len(dataset), tc.seed + 1, accelerator.process_index, accelerator.num_processes)
+    loader = DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate_crops)
+    energy = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     used = 0
-    for number, batch in enumerate(loader):
-        if number >= config.training.sigma_data_batches:
-            break
-        used = number + 1
+    for batch in itertools.islice(loader, tc.sigma_data_batches):
         spec = transform.encode(batch["audio"].to(accelerator.device))
-        mask = batch["frame_mask"].to(accelerator.device)[:, None, None, :].expand_as(spec)
-        total[0] += spec.double().square()[mask].sum()
-        total[1] += mask.sum()
-    total = accelerator.reduce(total, reduction="sum")
-    if total[1] == 0 or total[0] == 0:
-        raise AVDiffError("cannot measure sigma_data: the training audio is empty or silent")
-    sigma_data = math.sqrt(float(total[0] / total[1]))
+        energy += spectrogram_energy(spec, batch["frame_mask"].to(accelerator.device))
+        used += 1
+    sigma_data = sigma_data_from_energy(accelerator.reduce(energy, reduction="sum"))
     logger.info("measured sigma_data = %.5f over %d batches per process", sigma_data, used)
     return sigma_data
+
+
+class LogWindow:
+    """The scalars gathered between two log lines, so each line reports means over its window."""
+
+    def __init__(self) -> None:
+        """An empty window starting now."""
+        self.values: dict[str, list[float]] = defaultdict(list)
+        self.start, self.items = time.perf_counter(), 0
+
+    def add_micro_batch(self, out: LossOutput, finite: bool, items: int) -> None:
+        """Record a micro-batch's loss (or that it was non-finite) and each item's loss in its sigma band."""
+        self.values["loss_nonfinite"].append(0.0 if finite else 1.0)
+        if finite:
+            self.values["loss"].append(float(out.loss.detach()))
+            for sigma, value in zip(out.sigma.tolist(), out.per_item.tolist()):
+                band = sum(sigma >= edge for edge in SIGMA_BANDS)
+                self.values[f"loss_band{band}"].append(value)
+        self.items += items
+
+    def add_grad_norm(self, grad_norm: float) -> None:
+        """Record the gradient norm of a step that was taken."""
+        self.values["grad_norm"].append(grad_norm)
+
+    def scalars(self, lr: float, device: torch.device) -> dict[str, float]:
+        """The window's means as `train/...` scalars, with the learning rate, samples/s and peak GPU memory."""
+        elapsed = time.perf_counter() - self.start
+        scalars = {f"train/{k}": sum(v) / len(v) for k, v in self.values.items() if v}
+        scalars["train/lr"] = lr
+        scalars["train/samples_per_s"] = self.items / max(elapsed, 1e-9)
+        if device.type == "cuda":
+            scalars["train/gpu_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        return scalars
+
+    def reset(self) -> None:
+        """Start a new window (after a log line)."""
+        self.values.clear()
+        self.start, self.items = time.perf_counter(), 0
+
+
+class Trainer:
+    """One training run: set up in `__init__`, advanced a micro-batch at a time, ended by `run`."""
+
+    def __init__(self, config: AVDiffConfig, output_dir: str | Path, max_steps: int | None = None,
+                 resume: str | None = None, cpu: bool = False, record_data_order: bool = False,
+                 max_minutes: float | None = None) -> None:
+        """Accelerator, data, model, optimizer and state (restored from `resume`); arguments as `train`'s."""
+        self.config, self.tc = config, config.training
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.max_steps = max_steps if max_steps is not None else self.tc.max_steps
+        self.max_minutes, self.record_data_order = max_minutes, record_data_order
+        if not config.data.train_manifest:
+            raise ConfigError("data.train_manifest is not set: name a prepared manifest, "
+                              "e.g. --set data.train_manifest=DATA/train.jsonl")
+        self.accelerator = accelerator = make_accelerator(config, self.output_dir, cpu)
+        setup_logging(self.output_dir, accelerator.is_main_process)
+        self.rank, self.world, self.device = accelerator.process_index, accelerator.num_processes, accelerator.device
+        logger.info("world size %d, device %s, mixed precision %s", self.world, self.device, accelerator.mixed_precision)
+        if accelerator.is_main_process:
+            save_config(config, self.output_dir / "config.yaml", header="resolved config of this training run")
+        self._build_data()
+        resume_dir = ckpt.resolve_resume(self.output_dir, resume) if resume else None
+        self.state = self._initial_state(resume_dir)
+        self.formulation = build_formulation(config.diffusion, sigma_data=self.state.sigma_data)
+        self._build_model()
+        if resume_dir is not None:
+            self._restore(resume_dir)
+        if accelerator.is_main_process:
+            accelerator.init_trackers("avdiff", config={"max_steps": self.max_steps, "batch_size": self.tc.batch_size,
+                                                        "world_size": self.world, "learning_rate": self.tc.learning_rate})
+        self.seen_ids: list[str] = []
+        self.saved_at = self.state.step if resume_dir is not None else -1  # the step of the last checkpoint
+        self.status = "finished"
+        self.loss_was_nonfinite = False  # in a micro-batch of the step being accumulated
+        self.window = LogWindow()
+        self.progress: Any = None
+        self.deadline: float | None = None
+
+    def _build_data(self) -> None:
+        """The training and validation crops, and this process's sharded, resumable loader."""
+        config, tc = self.config, self.tc
+        self.transform = SpectrogramTransform(config.spectrogram)
+        self.train_set = AVCropDataset(config.data.train_manifest, config.data, config.spectrogram, train=True)
+        self.valid_set = (AVCropDataset(config.data.valid_manifest, config.data, config.spectrogram, train=False)
+                          if config.data.valid_manifest else None)
+        self.sampler = ShardedEpochSampler(len(self.train_set), tc.seed, self.rank, self.world)
+        if self.sampler.items_per_rank < tc.batch_size:
+            raise ConfigError(f"{config.data.train_manifest}: {len(self.train_set)} items give each of {self.world} "
+                              f"processes {self.sampler.items_per_rank}, fewer than training.batch_size={tc.batch_size}")
+        self.loader = DataLoader(self.train_set, batch_size=tc.batch_size, sampler=self.sampler,
+                                 collate_fn=collate_crops, num_workers=config.data.num_workers, drop_last=True,
+                                 persistent_workers=config.data.num_workers > 0, pin_memory=self.device.type == "cuda")
+
+    def _initial_state(self, resume_dir: Path | None) -> ckpt.TrainerState:
+        """The checkpoint's state on resume, else a fresh one whose sigma_data is set or measured."""
+        if resume_dir is not None:
+            state = ckpt.read_state(resume_dir)
+            if state.world_size != self.world:
+                raise ckpt.CheckpointError(f"{resume_dir} was saved by {state.world_size} processes; resume with the "
+                                           f"same number (now {self.world}) so every rank continues its own data exactly")
+            return state
+        state = ckpt.TrainerState(world_size=self.world)
+        if self.config.diffusion.sigma_data is not None:
+            state.sigma_data = self.config.diffusion.sigma_data
+        else:
+            state.sigma_data = measure_training_sigma_data(self.accelerator, self.train_set, self.transform, self.config)
+        return state
+
+    def _build_model(self) -> None:
+        """The seeded model, AdamW with its LR schedule, the EMA and this process's noise generator."""
+        tc = self.tc
+        torch.manual_seed(tc.seed)
+        model = AVDiffusionModel.from_config(self.config, self.formulation)
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        logger.info("parameters: lip encoder %.2f M, score network %.2f M, trainable %.2f M",
+                    sum(p.numel() for p in model.lip_encoder.parameters()) / 1e6,
+                    sum(p.numel() for p in model.score_model.parameters()) / 1e6,
+                    sum(p.numel() for p in self.trainable) / 1e6)
+        optimizer = torch.optim.AdamW(self.trainable, lr=tc.learning_rate, betas=(tc.adam_beta1, tc.adam_beta2),
+                                      weight_decay=tc.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_multiplier(tc.lr_schedule, tc.warmup_steps, self.max_steps))
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.unwrapped: AVDiffusionModel = self.accelerator.unwrap_model(self.model)
+        with full_parameters(self.accelerator, self.model):
+            self.ema = ExponentialMovingAverage(self.unwrapped, tc.ema_decay)
+        self.generator = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)
+
+    def _restore(self, resume_dir: Path) -> None:
+        """Load optimizer, scheduler, scaler, EMA and RNG from a checkpoint, so the run continues exactly."""
+        self.accelerator.load_state(str(resume_dir))
+        self.ema.load_state_dict(load_file(str(resume_dir / ckpt.EMA_NAME), device=str(self.device)))
+        ckpt.restore_rng(resume_dir, self.rank, self.generator)
+        logger.info("resumed from %s: step %d, epoch %d, item %d of %d in this epoch; optimizer, scheduler, "
+                    "scaler, EMA, RNG and data position restored", resume_dir, self.state.step, self.state.epoch,
+                    self.state.position, self.sampler.items_per_rank)
+
+    def run(self) -> TrainResult:
+        """Train epoch after epoch until the stop policy ends the run; then checkpoint, export, report."""
+        self.progress = tqdm(total=self.max_steps, initial=self.state.step, desc="train",
+                             disable=not self.accelerator.is_local_main_process, dynamic_ncols=True)
+        self.window.reset()
+        self.deadline = time.monotonic() + 60 * self.max_minutes if self.max_minutes else None
+        with StopRequest() as stop:
+            while self.state.step < self.max_steps and self.status == "finished":
+                self.sampler.set_position(self.state.epoch, self.state.position)
+                if not self._train_epoch(stop):  # the epoch ran out: the next one starts from its first item
+                    self.state.epoch += 1
+                    self.state.position = 0
+        self.progress.close()
+        return self._finish()
+
+    def _train_epoch(self, stop: StopRequest) -> bool:
+        """Train on the rest of this epoch's batches; True if the stop policy ended it early."""
+        for batch in self.loader:
+            if self.train_on(batch) and self._after_step(stop):
+                return True
+        return False
+
+    def train_on(self, batch: dict[str, Any]) -> bool:
+        """One micro-batch forward/backward, then `step` if it completes the accumulation; True if it did."""
+        self.model.train()
+        if self.record_data_order:
+            self.seen_ids.extend(batch["id"])
+        with self.accelerator.accumulate(self.model):
+            self._forward_backward(batch)
+            if not self.accelerator.sync_gradients:
+                return False
+            self.step()
+        return True
+
+    def _forward_backward(self, batch: dict[str, Any]) -> None:
+        """The micro-batch's loss and gradients; a non-finite loss back-propagates zeros, spoiling the step."""
+        device = self.device
+        out = self.model(batch["audio"].to(device), batch["video"].to(device), batch["video_valid"].to(device),
+                         batch["face_ok"].to(device), batch["frame_mask"].to(device), self.generator)
+        finite = bool(torch.isfinite(out.loss.detach()))
+        self.accelerator.backward(out.loss if finite else torch.nan_to_num(out.loss, nan=0.0, posinf=0.0, neginf=0.0))
+        self.window.add_micro_batch(out, finite, self.tc.batch_size * self.world)
+        self.loss_was_nonfinite = self.loss_was_nonfinite or not finite
+        self.state.position += self.tc.batch_size
+
+    def step(self) -> None:
+        """One optimizer step over the accumulated micro-batches; skipped if a loss or the gradient is not finite."""
+        bad_loss = any_process(self.accelerator, self.loss_was_nonfinite)
+        grad_norm = self.accelerator.clip_grad_norm_(self.trainable, self.tc.max_grad_norm)
+        grad_norm = float(grad_norm) if grad_norm is not None else 0.0
+        bad_grad = not math.isfinite(grad_norm) and self.accelerator.mixed_precision != "fp16"  # fp16: the scaler skips
+        if bad_loss or bad_grad:
+            self._skip_step("loss" if bad_loss else f"gradient norm {grad_norm}")
+        else:
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            with full_parameters(self.accelerator, self.model):
+                self.ema.update(self.unwrapped)
+            self.state.nonfinite_streak = 0
+            self.window.add_grad_norm(grad_norm)
+        self.loss_was_nonfinite = False
+        self.state.step += 1
+        self.progress.update(1)
+
+    def _skip_step(self, what: str) -> None:
+        """Drop a non-finite step's gradients; too many in a row raise `TrainingDiverged` (stop policy)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        state = self.state
+        state.nonfinite_streak += 1
+        logger.warning("step %d: non-finite %s; step skipped (%d in a row, limit %d)",
+                       state.step + 1, what, state.nonfinite_streak, self.tc.max_nonfinite_steps)
+        if self.accelerator.is_main_process:
+            self.accelerator.log({"train/nonfinite_skipped": state.nonfinite_streak}, step=state.step)
+        if state.nonfinite_streak >= self.tc.max_nonfinite_steps:
+            latest = ckpt.find_latest_checkpoint(self.output_dir)
+            raise TrainingDiverged(
+                f"{state.nonfinite_streak} non-finite steps in a row at step {state.step}: "
+                f"stopping. The last good checkpoint is {latest or 'none (no checkpoint saved yet)'}; "
+                "lower training.learning_rate or check the data for NaNs, then --resume latest")
+
+    def _after_step(self, stop: StopRequest) -> bool:
+        """Log, validate and checkpoint when due, then apply the stop policy; True to stop."""
+        step, tc = self.state.step, self.tc
+        if step % tc.log_every == 0 or step == self.max_steps:
+            self.log()
+        if self.valid_set is not None and tc.validate_every and step % tc.validate_every == 0:
+            self.validate()
+        if step % tc.checkpoint_every == 0 and self.state.nonfinite_streak:
+            logger.warning("step %d: no checkpoint while steps are non-finite", step)
+        elif step % tc.checkpoint_every == 0:
+            self.checkpoint()
+        return self.should_stop(stop)
+
+    def log(self) -> None:
+        """Log the window's means (loss, per-sigma-band losses, lr, grad norm, samples/s); open a new window."""
+        scalars = self.window.scalars(self.scheduler.get_last_lr()[0], self.device)
+        self.accelerator.log(scalars, step=self.state.step)
+        self.progress.set_postfix(loss=f"{scalars.get('train/loss', float('nan')):.4f}",
+                                  lr=f"{scalars['train/lr']:.2e}")
+        self.window.reset()
+
+    def validate(self) -> None:
+        """Validation losses and example clips from the EMA weights, to see progress beyond the training loss."""
+        log_validation(self.accelerator, self.ema.module, self.valid_set, self.config, self.state.step, logger)
+
+    def should_stop(self, stop: StopRequest) -> bool:
+        """Stop policy after a step: a signal (checkpoint, `interrupted`), the time budget, or max_steps."""
+        if any_process(self.accelerator, stop.requested):
+            if self.saved_at != self.state.step:
+                self.checkpoint()
+            self.status = "interrupted"
+            return True
+        if self.deadline is not None and any_process(self.accelerator, time.monotonic() > self.deadline):
+            logger.info("time budget of %.1f minutes reached at step %d", self.max_minutes, self.state.step)
+            self.max_steps = self.state.step
+        return self.state.step >= self.max_steps
+
+    def checkpoint(self) -> Path:
+        """Save checkpoint-N (a temporary folder, renamed when complete) and prune old ones, for --resume."""
+        self.saved_at = step = self.state.step
+        accelerator = self.accelerator
+        tmp = ckpt.temporary_dir(self.output_dir, step)
+        if accelerator.is_main_process and tmp.exists():
+            shutil.rmtree(tmp)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        ckpt.save_rng(tmp, self.rank, self.generator)
+        accelerator.wait_for_everyone()
+        final = ckpt.checkpoint_dir(self.output_dir, step)
+        if accelerator.is_main_process:
+            save_file(self.ema.state_dict(), str(tmp / ckpt.EMA_NAME))
+            ckpt.write_state(tmp, self.state)
+            final = ckpt.finalize(self.output_dir, step, self.tc.keep_checkpoints)
+            logger.info("saved %s", final)
+        accelerator.wait_for_everyone()
+        return final
+
+    def export(self) -> Path:
+        """Write the EMA weights as a model folder (DIR/model) with the run's config: what inference loads."""
+        config = self.config
+        ema = self.ema.module
+        components = ModelComponents(
+            lip_encoder=ema.lip_encoder, score_model=ema.score_model, formulation=self.formulation,
+            spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size)
+        path = save_model_folder(components, self.output_dir / "model")
+        save_config(config, path / "config.yaml", header="resolved config of the training run that made this model")
+        logger.info("exported the EMA model to %s", path)
+        return path
+
+    def _finish(self) -> TrainResult:
+        """Final checkpoint and export (unless interrupted), the per-rank report, and the result."""
+        model_dir = None
+        if self.status == "finished":
+            if self.saved_at != self.state.step:
+                self.checkpoint()
+            if self.accelerator.is_main_process:
+                model_dir = self.export()
+        write_rank_report(self.output_dir, self.accelerator, self.unwrapped, self.state,
+                          self.seen_ids if self.record_data_order else None)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+        logger.info("%s at step %d", self.status, self.state.step)
+        return TrainResult(status=self.status, step=self.state.step, output_dir=self.output_dir,
+                           model_dir=model_dir or (self.output_dir / "model"))
 
 
 def train(
@@ -178,219 +489,8 @@ def train(
     `max_minutes` bounds the wall-clock time: the run then ends early as if it had reached
     `max_steps` (checkpoint and export), for demos with a time budget.
     """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tc = config.training
-    max_steps = max_steps if max_steps is not None else tc.max_steps
-    if not config.data.train_manifest:
-        raise ConfigError("data.train_manifest is not set: name a prepared manifest, e.g. --set data.train_manifest=DATA/train.jsonl")
-
-    accelerator = make_accelerator(config, output_dir, cpu)
-    setup_logging(output_dir, accelerator.is_main_process)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    device = accelerator.device
-    logger.info("world size %d, device %s, mixed precision %s", world, device, accelerator.mixed_precision)
-    if accelerator.is_main_process:
-        save_config(config, output_dir / "config.yaml", header="resolved config of this training run")
-
-    # ---------------------------------------------------------------- data
-    transform = SpectrogramTransform(config.spectrogram)
-    train_set = AVCropDataset(config.data.train_manifest, config.data, config.spectrogram, train=True)
-    valid_set = (AVCropDataset(config.data.valid_manifest, config.data, config.spectrogram, train=False)
-                 if config.data.valid_manifest else None)
-    sampler = ShardedEpochSampler(len(train_set), tc.seed, rank, world)
-    if sampler.items_per_rank < tc.batch_size:
-        raise ConfigError(f"{config.data.train_manifest}: {len(train_set)} items give each of {world} processes "
-                          f"{sampler.items_per_rank}, fewer than training.batch_size={tc.batch_size}")
-    loader = DataLoader(train_set, batch_size=tc.batch_size, sampler=sampler, collate_fn=collate_crops,
-                        num_workers=config.data.num_workers, drop_last=True,
-                        persistent_workers=config.data.num_workers > 0, pin_memory=device.type == "cuda")
-
-    # ---------------------------------------------------------------- state
-    state = ckpt.TrainerState(world_size=world)
-    resume_dir = ckpt.resolve_resume(output_dir, resume) if resume else None
-    if resume_dir is not None:
-        state = ckpt.read_state(resume_dir)
-        if state.world_size != world:
-            raise ckpt.CheckpointError(f"{resume_dir} was saved by {state.world_size} processes; resume with the "
-                                       f"same number (now {world}) so every rank continues its own data exactly")
-        sigma_data = state.sigma_data
-    elif config.diffusion.sigma_data is not None:
-        sigma_data = config.diffusion.sigma_data
-    else:
-        sigma_data = measure_sigma_data(accelerator, train_set, transform, config)
-    state.sigma_data = sigma_data
-    formulation = build_formulation(config.diffusion, sigma_data=sigma_data)
-
-    # ---------------------------------------------------------------- model and optimisation
-    torch.manual_seed(tc.seed)
-    model = AVDiffusionModel.from_config(config, formulation)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    logger.info("parameters: lip encoder %.2f M, score network %.2f M, trainable %.2f M",
-                sum(p.numel() for p in model.lip_encoder.parameters()) / 1e6,
-                sum(p.numel() for p in model.score_model.parameters()) / 1e6,
-                sum(p.numel() for p in trainable) / 1e6)
-    optimizer = torch.optim.AdamW(trainable, lr=tc.learning_rate, betas=(tc.adam_beta1, tc.adam_beta2),
-                                  weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(tc.lr_schedule, tc.warmup_steps, max_steps))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-    unwrapped: AVDiffusionModel = accelerator.unwrap_model(model)
-    with full_parameters(accelerator, model):
-        ema = ExponentialMovingAverage(unwrapped, tc.ema_decay)
-    generator = torch.Generator().manual_seed(tc.seed * 1009 + rank)
-
-    if resume_dir is not None:
-        accelerator.load_state(str(resume_dir))
-        ema.load_state_dict(load_file(str(resume_dir / ckpt.EMA_NAME), device=str(device)))
-        ckpt.restore_rng(resume_dir, rank, generator)
-        logger.info("resumed from %s: step %d, epoch %d, item %d of %d in this epoch; optimizer, scheduler, "
-                    "scaler, EMA, RNG and data position restored", resume_dir, state.step, state.epoch,
-                    state.position, sampler.items_per_rank)
-
-    if accelerator.is_main_process:
-        accelerator.init_trackers("avdiff", config={"max_steps": max_steps, "batch_size": tc.batch_size,
-                                                    "world_size": world, "learning_rate": tc.learning_rate})
-    seen_ids: list[str] = []
-
-    saved_at = state.step if resume_dir is not None else -1
-
-    def save_checkpoint() -> Path:
-        nonlocal saved_at
-        saved_at = state.step
-        tmp = ckpt.temporary_dir(output_dir, state.step)
-        if accelerator.is_main_process and tmp.exists():
-            import shutil
-
-            shutil.rmtree(tmp)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        ckpt.save_rng(tmp, rank, generator)
-        accelerator.wait_for_everyone()
-        final = ckpt.checkpoint_dir(output_dir, state.step)
-        if accelerator.is_main_process:
-            save_file(ema.state_dict(), str(tmp / ckpt.EMA_NAME))
-            ckpt.write_state(tmp, state)
-            final = ckpt.finalize(output_dir, state.step, tc.keep_checkpoints)
-            logger.info("saved %s", final)
-        accelerator.wait_for_everyone()
-        return final
-
-    def export_model() -> Path:
-        components = ModelComponents(
-            lip_encoder=ema.module.lip_encoder, score_model=ema.module.score_model, formulation=formulation,
-            spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size)
-        path = save_model_folder(components, output_dir / "model")
-        save_config(config, path / "config.yaml", header="resolved config of the training run that made this model")
-        logger.info("exported the EMA model to %s", path)
-        return path
-
-    # ---------------------------------------------------------------- loop
-    status = "finished"
-    progress = tqdm(total=max_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process,
-                    dynamic_ncols=True)
-    window: dict[str, list[float]] = defaultdict(list)
-    window_start, window_items = time.perf_counter(), 0
-    micro_in_step = 0
-    deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
-    with StopRequest() as stop:
-        while state.step < max_steps and status == "finished":
-            sampler.set_position(state.epoch, state.position)
-            for batch in loader:
-                model.train()
-                if record_data_order:
-                    seen_ids.extend(batch["id"])
-                with accelerator.accumulate(model):
-                    out = model(batch["audio"].to(device), batch["video"].to(device), batch["video_valid"].to(device),
-                                batch["face_ok"].to(device), batch["frame_mask"].to(device), generator)
-                    loss = out.loss
-                    loss_finite = torch.isfinite(loss.detach())
-                    accelerator.backward(torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
-                                         if not bool(loss_finite) else loss)
-                    window["loss_nonfinite"].append(0.0 if bool(loss_finite) else 1.0)
-                    if bool(loss_finite):
-                        window["loss"].append(float(loss.detach()))
-                        for sigma, value in zip(out.sigma.tolist(), out.per_item.tolist()):
-                            band = sum(sigma >= edge for edge in SIGMA_BANDS)
-                            window[f"loss_band{band}"].append(value)
-                    micro_in_step += 1
-                    state.position += tc.batch_size
-                    window_items += tc.batch_size * world
-                    if accelerator.sync_gradients:
-                        bad_loss = any_process(accelerator, not bool(loss_finite) or any(window["loss_nonfinite"][-micro_in_step:]))
-                        grad_norm = accelerator.clip_grad_norm_(trainable, tc.max_grad_norm)
-                        grad_norm = float(grad_norm) if grad_norm is not None else 0.0
-                        bad_grad = not math.isfinite(grad_norm) and accelerator.mixed_precision != "fp16"
-                        if bad_loss or bad_grad:
-                            optimizer.zero_grad(set_to_none=True)
-                            state.nonfinite_streak += 1
-                            logger.warning("step %d: non-finite %s; step skipped (%d in a row, limit %d)",
-                                           state.step + 1, "loss" if bad_loss else f"gradient norm {grad_norm}",
-                                           state.nonfinite_streak, tc.max_nonfinite_steps)
-                            if accelerator.is_main_process:
-                                accelerator.log({"train/nonfinite_skipped": state.nonfinite_streak}, step=state.step)
-                            if state.nonfinite_streak >= tc.max_nonfinite_steps:
-                                latest = ckpt.find_latest_checkpoint(output_dir)
-                                raise TrainingDiverged(
-                                    f"{state.nonfinite_streak} non-finite steps in a row at step {state.step}: "
-                                    f"stopping. The last good checkpoint is {latest or 'none (no checkpoint saved yet)'}; "
-                                    "lower training.learning_rate or check the data for NaNs, then --resume latest")
-                        else:
-                            optimizer.step()
-                            scheduler.step()
-                            optimizer.zero_grad(set_to_none=True)
-                            with full_parameters(accelerator, model):
-                                ema.update(unwrapped)
-                            state.nonfinite_streak = 0
-                            window["grad_norm"].append(grad_norm)
-                        micro_in_step = 0
-                        state.step += 1
-                        progress.update(1)
-                        if state.step % tc.log_every == 0 or state.step == max_steps:
-                            elapsed = time.perf_counter() - window_start
-                            scalars = {f"train/{k}": sum(v) / len(v) for k, v in window.items() if v}
-                            scalars["train/lr"] = scheduler.get_last_lr()[0]
-                            scalars["train/samples_per_s"] = window_items / max(elapsed, 1e-9)
-                            if device.type == "cuda":
-                                scalars["train/gpu_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-                            accelerator.log(scalars, step=state.step)
-                            progress.set_postfix(loss=f"{scalars.get('train/loss', float('nan')):.4f}",
-                                                 lr=f"{scalars['train/lr']:.2e}")
-                            window.clear()
-                            window_start, window_items = time.perf_counter(), 0
-                        if valid_set is not None and tc.validate_every and state.step % tc.validate_every == 0:
-                            log_validation(accelerator, ema.module, valid_set, config, state.step, logger)
-                        if state.step % tc.checkpoint_every == 0:
-                            if state.nonfinite_streak:
-                                logger.warning("step %d: no checkpoint while steps are non-finite", state.step)
-                            else:
-                                save_checkpoint()
-                        if any_process(accelerator, stop.requested):
-                            if saved_at != state.step:
-                                save_checkpoint()
-                            status = "interrupted"
-                            break
-                        if deadline is not None and any_process(accelerator, time.monotonic() > deadline):
-                            logger.info("time budget of %.1f minutes reached at step %d", max_minutes, state.step)
-                            max_steps = state.step
-                        if state.step >= max_steps:
-                            break
-            else:  # the epoch ran out (not a break): the next one starts from its first item
-                state.epoch += 1
-                state.position = 0
-    progress.close()
-
-    model_dir = None
-    if status == "finished":
-        if saved_at != state.step:
-            save_checkpoint()
-        if accelerator.is_main_process:
-            model_dir = export_model()
-    write_rank_report(output_dir, accelerator, unwrapped, state, seen_ids if record_data_order else None)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    logger.info("%s at step %d", status, state.step)
-    return TrainResult(status=status, step=state.step, output_dir=output_dir, model_dir=model_dir or (output_dir / "model"))
+    return Trainer(config, output_dir, max_steps=max_steps, resume=resume, cpu=cpu,
+                   record_data_order=record_data_order, max_minutes=max_minutes).run()
 
 
 def parameter_checksum(module: torch.nn.Module) -> str:
