@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "DIR/report.html. Re-running the same command continues where it stopped.")
     parser.add_argument("--output", type=Path, required=True, help="demo folder")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                        help="training recipe (default configs/synth-cpu.yaml; configs/synth-gpu.yaml on a GPU)")
+                        help="training recipe: a packaged recipe's name or a YAML file "
+                        "(default: the packaged synth-cpu; use --config synth-gpu on a GPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")

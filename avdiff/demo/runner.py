@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from avdiff.config import AVDiffConfig, load_config, save_config
+from avdiff.config import AVDiffConfig, load_config, packaged_config, save_config
 from avdiff.data.manifest import read_manifest, resolve
 from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
 from avdiff.demo.report import spectrogram_png, write_report
@@ -29,7 +29,7 @@ from avdiff.media.constants import SAMPLE_RATE
 from avdiff.pipeline.batch import write_wav
 from avdiff.pipeline.inputs import MouthVideo
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synth-cpu.yaml"
+DEFAULT_CONFIG = packaged_config("synth-cpu")  # avdiff/configs/: inside the package, also when installed
 
 
 @dataclass
