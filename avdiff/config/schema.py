@@ -251,7 +251,7 @@ class DataConfig:
 
 @dataclass
 class TrainingConfig:
-    """Optimisation, checkpoints, logging and condition dropout for `training/train.py`."""
+    """Optimisation, checkpoints, logging and condition dropout for `avdiff train`."""
 
     batch_size: int = option(4, "crops per GPU per micro-batch")
     gradient_accumulation_steps: int = option(1, "micro-batches per optimizer step")

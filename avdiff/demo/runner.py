@@ -25,7 +25,7 @@ from avdiff.config import AVDiffConfig, load_config, packaged_config, save_confi
 from avdiff.data.manifest import read_manifest, resolve
 from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
 from avdiff.demo.report import spectrogram_png, write_report
-from avdiff.media.constants import SAMPLE_RATE
+from avdiff.timegrid import SAMPLE_RATE
 from avdiff.pipeline.batch import write_wav
 from avdiff.pipeline.inputs import MouthVideo
 
