@@ -172,3 +172,12 @@ def test_every_backbone_keeps_the_conditioning_contract(registered, name):
         other[0, :, 5:12] = 100.0  # values at masked frames must not matter
         torch.testing.assert_close(network(sample, level, cond=other, cond_mask=mask), out, rtol=0, atol=1e-6)
         assert not torch.allclose(out, null, atol=1e-4)  # unmasked frames do matter
+
+
+def test_avdiff_config_checks_names_against_the_registries(capsys):
+    assert main(["config", "tiny", "--set", "sampler.name=nope"]) != 0
+    assert "unknown sampler 'nope'" in capsys.readouterr().err
+    assert main(["config", "tiny", "--set", "sampler.options={churn: 2.0}"]) != 0
+    assert "no option 'churn'" in capsys.readouterr().err
+    assert main(["config", "tiny", "--set", "sampler.name=edm_stochastic", "--set",
+                 "sampler.options={churn: 2.0}"]) == 0

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from avdiff.config import AVDiffConfig, dump_yaml, load_config, packaged_configs, read_config_chain, save_config
+from avdiff.models.backbones import build_backbone
+from avdiff.training.model import check_registered
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,14 +41,13 @@ def describe_source(config: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(AVDiffConfig, args.config, args.overrides)
+    check_registered(config)
     source = describe_source(args.config)
     overrides = f"\nwith --set {' '.join(args.overrides)}" if args.overrides else ""
     print(dump_yaml(config, header=source + overrides), end="")
     if args.output:
         save_config(config, args.output, header=source + overrides)
     if args.summary:
-        from avdiff.models.backbones import build_backbone
-
         model = build_backbone(config.score_model)
         params = sum(p.numel() for p in model.parameters())
         multiple = getattr(model, "size_multiple", None)
