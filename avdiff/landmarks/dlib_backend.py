@@ -11,6 +11,7 @@ the shape predictor then runs on the full-resolution frame.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +30,18 @@ def _import_dlib():
 
 
 def default_predictor_path() -> Path:
-    """The 68-point model shipped by the face-recognition-models package."""
-    try:
-        import face_recognition_models
-    except ImportError as error:
-        raise LandmarkBackendError("the dlib landmark backend needs face-recognition-models for its 68-point "
-                         "model: pip install 'avdiff[dlib]', or pass predictor_path") from error
-    return Path(face_recognition_models.pose_predictor_model_location())
+    """The 68-point model shipped by the face-recognition-models package.
+
+    Found from the package's location rather than by importing it: its import needs
+    `pkg_resources`, which setuptools >= 81 no longer has."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / "models" / "shape_predictor_68_face_landmarks.dat"
+        if candidate.is_file():
+            return candidate
+    raise LandmarkBackendError("the dlib landmark backend needs face-recognition-models for its 68-point "
+                               "model: pip install 'avdiff[dlib]', or pass predictor_path")
 
 
 class DlibLandmarkDetector(LandmarkDetector):
