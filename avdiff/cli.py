@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.config",
     "avdiff.commands.prepare",
     "avdiff.commands.synth",
+    "avdiff.commands.split",
     "avdiff.commands.train",
     "avdiff.commands.generate",
     "avdiff.commands.enhance",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
-from avdiff.data.manifest import read_manifest, resolve
+from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.media.files import VIDEO_INPUT_SUFFIXES
@@ -39,7 +39,9 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
         out_dir = args.output or Path("generated")
         items = [BatchItem(item["id"], out_dir / f"{item['id']}.wav",
                            {"video": resolve(source, item["video"]), "face_ok": item.get("face_ok")})
-                 for item in read_manifest(source)]
+                 for item in read_manifest(source) if has_video(item)]
+        if not items:
+            raise InputError(f"{source}: no item of the manifest has video (audio-only speech cannot be generated)")
         return items, out_dir
     if source.is_dir():
         out_dir = args.output or Path("generated")

@@ -229,8 +229,13 @@ class LipEncoderConfig:
 class DataConfig:
     """Prepared manifests and how training crops are drawn from them."""
 
-    train_manifest: str | None = option(None, "JSONL manifest of the training set (paths relative to its folder)")
-    valid_manifest: str | None = option(None, "JSONL manifest of the validation set, or null for none")
+    train_manifest: str | list[str] | None = option(
+        None, "JSONL manifest of the training set (paths relative to its folder), or a list of them "
+        "(e.g. an audio-visual corpus and audio-only speech)")
+    train_weights: list[float] | None = option(
+        None, "sampling weight of each train_manifest: its share of the training crops; null = by size")
+    valid_manifest: str | list[str] | None = option(
+        None, "JSONL manifest(s) of the validation set, or null for none")
     crop_frames: int = option(256, "STFT frames per training crop (256 = 2.04 s); crops start on video frames")
     crop_size: int = option(88, "mouth-crop side fed to the lip encoder; stored larger crops are cut to it")
     normalize: Literal["peak", "none"] = option(
@@ -247,6 +252,11 @@ class DataConfig:
             raise ValueError(f"crop_frames must be >= 2, got {self.crop_frames}")
         if not 0.0 <= self.hflip_prob <= 1.0 or not 0.0 <= self.time_mask_prob <= 1.0:
             raise ValueError("hflip_prob and time_mask_prob are probabilities in [0, 1]")
+        if self.train_weights is not None:
+            count = len(self.train_manifest) if isinstance(self.train_manifest, list) else 1
+            if len(self.train_weights) != count or min(self.train_weights) < 0 or sum(self.train_weights) <= 0:
+                raise ValueError(f"train_weights needs {count} non-negative weight(s) with a positive sum, "
+                                 f"one per train_manifest; got {self.train_weights}")
 
 
 @dataclass

@@ -16,6 +16,7 @@ each index, so crops are reproducible whatever the number of workers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avdiff.config.schema import DataConfig, SpectrogramConfig
-from avdiff.data.manifest import read_manifest, resolve
+from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.errors import InputError
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
 
@@ -82,20 +83,45 @@ class AVCropDataset(Dataset):
 
     def __init__(
         self,
-        manifest_path: str | Path,
+        manifest_path: str | Path | Sequence[str | Path],
         data: DataConfig,
         spectrogram: SpectrogramConfig,
         train: bool = True,
     ) -> None:
-        self.manifest_path = Path(manifest_path)
-        self.items = read_manifest(self.manifest_path)
-        if not self.items:
-            raise InputError(f"{manifest_path}: the manifest has no items")
+        paths = [manifest_path] if isinstance(manifest_path, (str, Path)) else list(manifest_path)
+        self.manifests = [Path(path) for path in paths]
+        self.items: list[dict[str, Any]] = []
+        self.item_manifest: list[int] = []  # which manifest each item came from
+        for number, path in enumerate(self.manifests):
+            items = read_manifest(path)
+            if not items:
+                raise InputError(f"{path}: the manifest has no items")
+            self.items += items
+            self.item_manifest += [number] * len(items)
+        self.manifest_path = self.manifests[0]
         self.data = data
         self.train = train
         self.sample_rate = spectrogram.sample_rate
         self.geometry = CropGeometry(data.crop_frames, spectrogram.sample_rate, spectrogram.hop_length)
         self._peaks: dict[int, float] = {}  # per-clip audio peak, read once per worker process
+
+    @property
+    def has_video(self) -> bool:
+        """Whether any item has mouth crops (else the data trains an audio-only prior)."""
+        return any(has_video(item) for item in self.items)
+
+    def sampling_weights(self, manifest_weights: Sequence[float] | None) -> list[float] | None:
+        """Per-item probabilities giving each manifest its weight's share of the crops (None: uniform)."""
+        if manifest_weights is None:
+            return None
+        if len(manifest_weights) != len(self.manifests):
+            raise InputError(f"{len(manifest_weights)} sampling weights for {len(self.manifests)} training manifests")
+        counts = np.bincount(self.item_manifest, minlength=len(self.manifests))
+        total = float(sum(manifest_weights))
+        return [manifest_weights[m] / total / counts[m] for m in self.item_manifest]
+
+    def _path(self, index: int, relative: str) -> Path:
+        return resolve(self.manifests[self.item_manifest[index]], relative)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -107,10 +133,10 @@ class AVCropDataset(Dataset):
         num_frames = item["num_frames"]
         start = int(rng.integers(0, self.geometry.max_start(num_frames) + 1)) if rng is not None else 0
 
-        audio, audio_valid = self._read_audio(item, start)
+        audio, audio_valid = self._read_audio(index, start)
         if self.data.normalize == "peak":
             audio *= 1.0 / self._peak(index)
-        video, video_valid = self._read_video(item, start, rng)
+        video, video_valid = self._read_video(index, start, rng) if has_video(item) else self._no_video()
         face_ok = np.zeros(self.geometry.video_frames, dtype=bool)
         flags = np.asarray(item.get("face_ok", [True] * num_frames), dtype=bool)[start : start + self.geometry.video_frames]
         face_ok[: len(flags)] = flags
@@ -127,10 +153,11 @@ class AVCropDataset(Dataset):
             "face_ok": torch.from_numpy(face_ok & video_valid),
             "frame_mask": torch.from_numpy(frame_mask),
             "start_frame": start,
+            "has_video": has_video(item),
         }
 
-    def _read_audio(self, item: dict[str, Any], start: int) -> tuple[np.ndarray, int]:
-        path = resolve(self.manifest_path, item["audio"])
+    def _read_audio(self, index: int, start: int) -> tuple[np.ndarray, int]:
+        path = self._path(index, self.items[index]["audio"])
         offset = start * self.geometry.samples_per_video_frame
         try:
             with sf.SoundFile(str(path)) as handle:
@@ -152,14 +179,20 @@ class AVCropDataset(Dataset):
     def _peak(self, index: int) -> float:
         """The clip's absolute audio peak (1 for a silent clip), cached."""
         if index not in self._peaks:
-            path = resolve(self.manifest_path, self.items[index]["audio"])
+            path = self._path(index, self.items[index]["audio"])
             samples, _ = sf.read(str(path), dtype="float32", always_2d=False)
             peak = float(np.abs(samples).max()) if samples.size else 0.0
             self._peaks[index] = peak if peak > 1e-8 else 1.0
         return self._peaks[index]
 
-    def _read_video(self, item: dict[str, Any], start: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-        path = resolve(self.manifest_path, item["video"])
+    def _no_video(self) -> tuple[np.ndarray, np.ndarray]:
+        """An audio-only item's crop: blank frames, none of them valid (so its condition is null)."""
+        size = self.data.crop_size
+        return (np.full((self.geometry.video_frames, size, size), MOUTH_MEAN_PIXEL, dtype=np.uint8),
+                np.zeros(self.geometry.video_frames, dtype=bool))
+
+    def _read_video(self, index: int, start: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        path = self._path(index, self.items[index]["video"])
         try:
             frames = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as error:
@@ -200,4 +233,5 @@ def collate_crops(items: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("audio", "video", "video_valid", "face_ok", "frame_mask"):
         batch[key] = torch.stack([item[key] for item in items])
     batch["start_frame"] = torch.tensor([item["start_frame"] for item in items])
+    batch["has_video"] = torch.tensor([item["has_video"] for item in items])
     return batch

@@ -2,8 +2,9 @@
 
 One JSON object a line: {"id", "audio", "video", "num_frames", "duration", "speaker",
 "text"?, "face_ok"?}; "audio" (16 kHz mono .wav) and "video" (mouth ROIs, uint8 T x H x W,
-25 fps, .npy) are relative to the manifest's folder. Unknown keys are errors (a typo must not
-silently drop a field) unless the reader is told which extra keys to accept.
+25 fps, .npy) are relative to the manifest's folder. Audio-only speech has `"video": null`
+(and no "face_ok"); its "num_frames" counts 25 fps frames of the audio. Unknown keys are errors
+(a typo must not silently drop a field) unless the reader is told which extra keys to accept.
 
 Appending is crash-safe: each item is one `write` of one line, flushed and fsynced; a line cut
 short by a crash is dropped (with a warning) on reading and cut off before the next append, so
@@ -22,7 +23,7 @@ from typing import Any
 from avdiff.errors import InputError
 
 REQUIRED_KEYS: dict[str, tuple[type, ...]] = {
-    "id": (str,), "audio": (str,), "video": (str,), "num_frames": (int,),
+    "id": (str,), "audio": (str,), "video": (str, type(None)), "num_frames": (int,),
     "duration": (int, float), "speaker": (str,),
 }
 OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {"text": (str,), "face_ok": (list,)}
@@ -48,11 +49,13 @@ def validate_item(item: Mapping[str, Any], where: str = "manifest item",
     if item["num_frames"] < 1:
         raise InputError(f"{where}: num_frames must be >= 1")
     face_ok = item.get("face_ok")
+    if face_ok is not None and item["video"] is None:
+        raise InputError(f"{where}: an audio-only item (video null) has no face_ok")
     if face_ok is not None:
         if len(face_ok) != item["num_frames"] or not all(isinstance(v, bool) for v in face_ok):
             raise InputError(f"{where}: face_ok must be {item['num_frames']} booleans (one per frame)")
     for key in ("audio", "video"):
-        if Path(item[key]).is_absolute():
+        if item[key] is not None and Path(item[key]).is_absolute():
             raise InputError(f"{where}: {key!r} must be relative to the manifest's folder")
     return dict(item)
 
@@ -134,6 +137,11 @@ def append_manifest(path: str | Path, items: Iterable[Mapping[str, Any]],
             handle.write(_line(item, extra_keys))
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def has_video(item: Mapping[str, Any]) -> bool:
+    """Whether a manifest item has mouth crops (audio-only speech has none)."""
+    return item.get("video") is not None
 
 
 def resolve(manifest_path: str | Path, relative: str) -> Path:

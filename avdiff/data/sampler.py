@@ -1,7 +1,8 @@
 """A seeded, sharded, resumable sampler: which items each rank trains on, in which order.
 
-Epoch e's order is a permutation drawn from (seed, e) alone; rank r takes every
-world_size-th item of it (the tail that does not divide evenly is dropped, so every rank runs
+Epoch e's order is a permutation drawn from (seed, e) alone (or, with per-item sampling
+weights, as many draws with replacement as there are items, so that several manifests can be
+mixed in chosen proportions); rank r takes every world_size-th item of it (the tail that does not divide evenly is dropped, so every rank runs
 the same number of steps and no two ranks share an item). Each index comes with a crop seed
 derived from (seed, epoch, index), so random crops and augmentations depend on neither the
 number of workers nor the batch size, and `start` resumes an epoch exactly where it stopped.
@@ -9,7 +10,7 @@ number of workers nor the batch size, and `start` resumes an epoch exactly where
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
@@ -26,9 +27,13 @@ def crop_seed(seed: int, epoch: int, index: int) -> int:
 class ShardedEpochSampler(Sampler[tuple[int, int]]):
     """Yields (item index, crop seed) for this rank, from position `start` of epoch `epoch`."""
 
-    def __init__(self, num_items: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True) -> None:
+    def __init__(self, num_items: int, seed: int, rank: int = 0, world_size: int = 1, shuffle: bool = True,
+                 weights: Sequence[float] | None = None) -> None:
         if num_items < world_size:
             raise InputError(f"{num_items} items cannot be shared among {world_size} processes")
+        if weights is not None and (len(weights) != num_items or min(weights) < 0 or sum(weights) <= 0):
+            raise InputError(f"need {num_items} non-negative sampling weights with a positive sum")
+        self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float64)
         self.num_items = num_items
         self.seed = seed
         self.rank = rank
@@ -50,7 +55,10 @@ class ShardedEpochSampler(Sampler[tuple[int, int]]):
 
     def order(self, epoch: int) -> list[int]:
         """This rank's item indices for `epoch`, in order."""
-        if self.shuffle:
+        if self.weights is not None:
+            generator = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+            permutation = torch.multinomial(self.weights, self.num_items, replacement=True, generator=generator).tolist()
+        elif self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 7919 + epoch)
             permutation = torch.randperm(self.num_items, generator=generator).tolist()
         else:

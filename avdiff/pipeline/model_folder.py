@@ -47,6 +47,9 @@ class ModelComponents:
     spectrogram: SpectrogramConfig
     sampler: SamplerConfig
     crop_size: int = 88
+    # False: trained on audio-only speech, so the lip encoder never learned anything and the
+    # model is a speech prior for audio-only enhancement (video inputs are ignored).
+    audio_visual: bool = True
 
     def index(self) -> dict[str, Any]:
         """The content of `avdiff_pipeline.json`."""
@@ -61,6 +64,7 @@ class ModelComponents:
             "spectrogram": to_dict(self.spectrogram),
             "sampler": to_dict(self.sampler),
             "video": {"fps": VIDEO_FPS, "crop_size": self.crop_size},
+            "audio_visual": self.audio_visual,
         }
 
 
@@ -115,7 +119,16 @@ def load_model_folder(path: str | Path) -> ModelComponents:
         spectrogram=from_dict(SpectrogramConfig, index.get("spectrogram"), source, "spectrogram."),
         sampler=sampler,
         crop_size=int(index.get("video", {}).get("crop_size", 88)),
+        audio_visual=_audio_visual(index, source),
     )
+
+
+def _audio_visual(index: dict[str, Any], source: str) -> bool:
+    """The index's audio_visual flag; folders from before it existed are audio-visual."""
+    value = index.get("audio_visual", True)
+    if not isinstance(value, bool):
+        raise InputError(f"{source}: audio_visual must be true or false, got {value!r}")
+    return value
 
 
 def _read_index(path: Path) -> dict[str, Any]:

@@ -172,6 +172,9 @@ class AVDiffusionPipeline:
         landmark_weights: str | Path | None = None,
     ) -> GenerationOutput:
         """Speech for a silent talking-face video, `num_samples` samples of exactly its duration."""
+        if not self.components.audio_visual:
+            raise InputError("this model is an audio-only speech prior (trained without video): it enhances "
+                             "speech but cannot generate it from lips; use an audio-visual model")
         config = self.components.sampler
         if sampler is not None and sampler != config.name:  # another sampler: its own default options
             config = replace(config, name=sampler, options={})
@@ -243,6 +246,9 @@ class AVDiffusionPipeline:
         peak = float(np.abs(audio.samples).max())
         waveform = torch.from_numpy(audio.samples / peak).to(self.device)
         frames = self.transform.num_frames(len(audio.samples))
+        if video is not None and not self.components.audio_visual:
+            notes.append("the model is an audio-only speech prior: the video is not used")
+            video = None
         mouth = None if video is None else self.load_video(video, landmarks, landmark_weights)
         if mouth is not None:
             notes += self._check_lengths(mouth, audio)

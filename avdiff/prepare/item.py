@@ -17,10 +17,10 @@ import soundfile as sf
 from avdiff.errors import InputError
 from avdiff.landmarks.base import LandmarkDetector
 from avdiff.media.clip import load_clip
-from avdiff.timegrid import SAMPLE_RATE, VIDEO_FPS
 from avdiff.mouth.extract import extract_mouth_rois
 from avdiff.prepare.layouts import SourceItem
 from avdiff.prepare.settings import PrepareSettings
+from avdiff.timegrid import SAMPLE_RATE, VIDEO_FPS
 
 ITEMS_DIR = "items"
 
@@ -34,7 +34,8 @@ def output_paths(output_dir: Path, item_id: str) -> tuple[str, str]:
     return f"{ITEMS_DIR}/{item_id}.wav", f"{ITEMS_DIR}/{item_id}.npy"
 
 
-def _atomic_write_wav(path: Path, audio: np.ndarray) -> None:
+def atomic_write_wav(path: Path, audio: np.ndarray) -> None:
+    """16-bit 16 kHz WAV, written to a temporary name and renamed into place."""
     tmp = path.with_name(path.name + ".tmp.wav")
     sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), SAMPLE_RATE, subtype="PCM_16")
     os.replace(tmp, path)
@@ -66,7 +67,7 @@ def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
                            f"{clip.num_frames} frames (minimum {settings.min_face_fraction:.0%})")
     audio_rel, video_rel = output_paths(output_dir, item.id)
     (output_dir / audio_rel).parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_wav(output_dir / audio_rel, clip.audio)
+    atomic_write_wav(output_dir / audio_rel, clip.audio)
     _atomic_write_npy(output_dir / video_rel, rois.rois)
     entry: dict[str, Any] = {
         "id": item.id, "audio": audio_rel, "video": video_rel, "num_frames": clip.num_frames,

@@ -29,13 +29,22 @@ from avdiff.media.files import SIDECAR_AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One utterance to prepare: where its video (and audio) come from, and what it is."""
+    """One utterance to prepare: where its video (and audio) come from, and what it is.
+
+    Audio-only items (the speech layouts) have no video and always an audio file."""
 
     id: str  # unique, '/'-separated; also the output path stem
-    video: Path
+    video: Path | None  # None: an audio-only item
     audio: Path | None  # None: the video's own audio track
     speaker: str
     text: str | None
+
+    @property
+    def source(self) -> Path:
+        """The file the item is read from (its video, or its audio when it has none)."""
+        source = self.video if self.video is not None else self.audio
+        assert source is not None, "an item needs a video or an audio file"
+        return source
 
 
 def _videos(root: Path) -> list[Path]:
@@ -142,19 +151,22 @@ def discover_tcd_timit(root: Path, cameras: tuple[str, ...] = ("straightcam",)) 
     return items
 
 
-LAYOUTS: dict[str, Callable[[Path], list[SourceItem]]] = {
-    "folder": discover_folder,
-    "grid": discover_grid,
-    "lrs3": discover_lrs3,
-    "tcd-timit": discover_tcd_timit,
+# layout -> (discover function, what it expects below the input folder)
+LAYOUTS: dict[str, tuple[Callable[[Path], list[SourceItem]], str]] = {
+    "folder": (discover_folder, "video files anywhere below it"),
+    "grid": (discover_grid, "s<N>/.../*.mpg"),
+    "lrs3": (discover_lrs3, "{pretrain,trainval,test}/<speaker>/<NNNNN>.mp4"),
+    "tcd-timit": (discover_tcd_timit, "{volunteers,lipspeakers}/<speaker>/Clips/straightcam/*.mp4"),
 }
+AUDIO_ONLY_LAYOUTS: set[str] = set()  # layouts whose items have no video (filled by speech_layouts)
 
-_EXPECTED = {
-    "folder": "video files anywhere below it",
-    "grid": "s<N>/.../*.mpg",
-    "lrs3": "{pretrain,trainval,test}/<speaker>/<NNNNN>.mp4",
-    "tcd-timit": "{volunteers,lipspeakers}/<speaker>/Clips/straightcam/*.mp4",
-}
+
+def register_layout(name: str, discover_items: Callable[[Path], list[SourceItem]], expected: str,
+                    audio_only: bool = False) -> None:
+    """Add a corpus layout to `avdiff prepare --layout`."""
+    LAYOUTS[name] = (discover_items, expected)
+    if audio_only:
+        AUDIO_ONLY_LAYOUTS.add(name)
 
 
 def discover(layout: str, root: str | Path) -> list[SourceItem]:
@@ -164,12 +176,14 @@ def discover(layout: str, root: str | Path) -> list[SourceItem]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: input folder not found")
-    items = LAYOUTS[layout](root)
+    discover_items, expected = LAYOUTS[layout]
+    items = discover_items(root)
+    kind = "audio files" if layout in AUDIO_ONLY_LAYOUTS else "videos"
     if not items:
-        raise InputError(f"{root}: no videos found for layout {layout!r} (expected {_EXPECTED[layout]})")
+        raise InputError(f"{root}: no {kind} found for layout {layout!r} (expected {expected})")
     seen: dict[str, Path] = {}
     for item in items:
         if item.id in seen:
-            raise InputError(f"{root}: two videos map to the id {item.id!r}: {seen[item.id]} and {item.video}")
-        seen[item.id] = item.video
+            raise InputError(f"{root}: two {kind} map to the id {item.id!r}: {seen[item.id]} and {item.source}")
+        seen[item.id] = item.source
     return items

@@ -3,9 +3,12 @@
 Resuming: items whose id is already in `DATA/manifest.jsonl` are skipped; each finished item
 is appended (one fsynced line) as soon as it is done, so an interrupted run loses at most the
 items in flight. At the end the manifest is rewritten sorted by id (atomically).
+Audio-only items (the speech layouts) need no landmarks; a long recording may give several
+pieces (`<id>@00`, ...), all appended together, and a re-run skips a recording once any of its
+pieces is in the manifest.
 Rejects: every item that cannot be used (decode error, no audio stream, no face, too short,
-...) gets one line in `DATA/rejects.jsonl` ({"id", "video", "reason"}) for this run, and the
-batch carries on. Only a landmark backend that cannot run at all stops the run.
+silent, clipped, NaN, ...) gets one line in `DATA/rejects.jsonl` ({"id", "source", "reason"})
+for this run, and the batch carries on. Only a landmark backend that cannot run at all stops the run.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from avdiff.data.manifest import append_manifest, read_manifest, write_manifest
 from avdiff.errors import AVDiffError, InputError
 from avdiff.landmarks import LandmarkBackendError, LandmarkDetector, create_detector
+from avdiff.prepare.audio_item import prepare_audio_item, source_id
 from avdiff.prepare.item import prepare_item
 from avdiff.prepare.layouts import SourceItem, discover
 from avdiff.prepare.settings import PrepareSettings
@@ -38,7 +42,7 @@ class PrepareReport:
 
     prepared: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already in the manifest
-    rejected: list[dict[str, str]] = field(default_factory=list)  # {"id", "video", "reason"}
+    rejected: list[dict[str, str]] = field(default_factory=list)  # {"id", "source", "reason"}
     manifest: Path | None = None
     rejects: Path | None = None
 
@@ -65,19 +69,21 @@ def _detector() -> LandmarkDetector:
     return _DETECTOR
 
 
-def _run_one(item: SourceItem, output_dir: Path) -> tuple[str, dict[str, Any] | str]:
-    """("ok", entry) | ("rejected", reason) | ("fatal", message): never raises for a bad input."""
+def _run_one(item: SourceItem, output_dir: Path) -> tuple[str, list[dict[str, Any]] | str]:
+    """("ok", entries) | ("rejected", reason) | ("fatal", message): never raises for a bad input."""
     assert _SETTINGS is not None
     try:
-        return "ok", prepare_item(item, output_dir, _SETTINGS, _detector())
+        if item.video is None:
+            return "ok", prepare_audio_item(item, output_dir, _SETTINGS)
+        return "ok", [prepare_item(item, output_dir, _SETTINGS, _detector())]
     except LandmarkBackendError as error:
         return "fatal", str(error)
     except InputError as error:
         return "rejected", str(error).splitlines()[0]
     except MemoryError:
-        return "rejected", f"{item.video}: out of memory while processing (try a smaller --max-side)"
+        return "rejected", f"{item.source}: out of memory while processing (try a smaller --max-side)"
     except Exception as error:  # a bug or an unforeseen library failure: report it, carry on
-        return "rejected", f"{item.video}: unexpected {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        return "rejected", f"{item.source}: unexpected {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def _results(items: list[SourceItem], output_dir: Path, settings: PrepareSettings,
@@ -115,7 +121,7 @@ def prepare_corpus(layout: str, input_dir: str | Path, output_dir: str | Path,
     if limit is not None:
         items = items[:limit]
     manifest = output_dir / MANIFEST_NAME
-    done = {entry["id"] for entry in read_manifest(manifest)} if manifest.exists() else set()
+    done = {source_id(entry["id"]) for entry in read_manifest(manifest)} if manifest.exists() else set()
     report = PrepareReport(manifest=manifest, rejects=output_dir / REJECTS_NAME)
     report.skipped = [item.id for item in items if item.id in done]
     todo = [item for item in items if item.id not in done]
@@ -133,10 +139,10 @@ def prepare_corpus(layout: str, input_dir: str | Path, output_dir: str | Path,
                 if status == "fatal":
                     raise LandmarkBackendError(payload)
                 if status == "ok":
-                    append_manifest(manifest, [payload])
+                    append_manifest(manifest, payload)
                     report.prepared.append(item.id)
                     continue
-                reject = {"id": item.id, "video": str(item.video), "reason": payload}
+                reject = {"id": item.id, "source": str(item.source), "reason": payload}
                 rejects_file.write(json.dumps(reject, ensure_ascii=False) + "\n")
                 rejects_file.flush()
                 report.rejected.append(reject)

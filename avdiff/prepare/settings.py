@@ -21,6 +21,7 @@ class PrepareSettings:
     min_face_fraction: float = 0.5  # reject clips with a usable face in fewer frames than this
     min_audio_coverage: float = 0.9  # reject clips whose audio covers less of the video than this
     max_side: int = 640  # frames are shrunk at decode so their longer side is at most this
+    max_utterance_seconds: float = 20.0  # audio-only recordings longer than this are cut at pauses
 
     def __post_init__(self) -> None:
         if self.roi_size < 8 or self.smooth_window < 1 or self.smooth_window % 2 == 0:
@@ -29,3 +30,5 @@ class PrepareSettings:
             raise ValueError("min_face_fraction and min_audio_coverage are fractions in [0, 1]")
         if self.min_duration < 0 or self.max_duration <= self.min_duration:
             raise ValueError("need 0 <= min_duration < max_duration")
+        if self.max_utterance_seconds <= 2 * max(self.min_duration, 0.5):
+            raise ValueError("max_utterance_seconds must exceed twice min_duration (and 1 s)")

@@ -80,9 +80,22 @@ class AVDiffusionModel(nn.Module):
         return self.denoiser.network
 
     def condition(self, video: Tensor, video_valid: Tensor, face_ok: Tensor, num_frames: int) -> tuple[Tensor, Tensor]:
-        """Mouth crops (B, T_v, H, W) -> condition (B, D, T) and its (B, T) validity mask."""
-        embeddings = self.lip_encoder(video, frame_mask=video_valid)
-        return lips_to_condition(embeddings, face_ok & video_valid, num_frames)
+        """Mouth crops (B, T_v, H, W) -> condition (B, D, T) and its (B, T) validity mask.
+
+        A batch without any usable face (audio-only speech) skips a frozen lip encoder: its
+        output would be replaced by the null condition anyway. A trained one always runs, so
+        every process of a distributed run uses the same parameters."""
+        usable = face_ok & video_valid
+        if not usable.any() and not any(p.requires_grad for p in self.lip_encoder.parameters()):
+            batch, frames = usable.shape
+            dim = self.denoiser.network.config.cond_channels
+            return video.new_zeros((batch, dim, num_frames), dtype=torch.float32), usable.new_zeros((batch, num_frames))
+        # With no valid frame at all the front-end would see an empty batch and its parameters
+        # would drop out of the graph (a distributed run then deadlocks): encode the blank frames;
+        # the mask below still turns them into the null condition.
+        frame_mask = video_valid if video_valid.any() else torch.ones_like(video_valid)
+        embeddings = self.lip_encoder(video, frame_mask=frame_mask)
+        return lips_to_condition(embeddings, usable, num_frames)
 
     def forward(
         self,

@@ -255,7 +255,8 @@ class Trainer:
         self.train_set = AVCropDataset(config.data.train_manifest, config.data, config.spectrogram, train=True)
         self.valid_set = (AVCropDataset(config.data.valid_manifest, config.data, config.spectrogram, train=False)
                           if config.data.valid_manifest else None)
-        self.sampler = ShardedEpochSampler(len(self.train_set), tc.seed, self.rank, self.world)
+        self.sampler = ShardedEpochSampler(len(self.train_set), tc.seed, self.rank, self.world,
+                                           weights=self.train_set.sampling_weights(config.data.train_weights))
         if self.sampler.items_per_rank < tc.batch_size:
             raise ConfigError(f"{config.data.train_manifest}: {len(self.train_set)} items give each of {self.world} "
                               f"processes {self.sampler.items_per_rank}, fewer than training.batch_size={tc.batch_size}")
@@ -452,7 +453,8 @@ class Trainer:
         ema = self.ema.module
         components = ModelComponents(
             lip_encoder=ema.lip_encoder, score_model=ema.score_model, formulation=self.formulation,
-            spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size)
+            spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size,
+            audio_visual=self.train_set.has_video)
         path = save_model_folder(components, self.output_dir / "model")
         save_config(config, path / "config.yaml", header="resolved config of the training run that made this model")
         logger.info("exported the EMA model to %s", path)

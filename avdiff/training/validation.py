@@ -1,9 +1,10 @@
 """Validation during training: loss with and without the lips, and a short video-to-speech pass.
 
-The loss is computed on the first validation items with fixed noise, once with the lip
-condition and once with the null condition, so `val/loss_av` below `val/loss_audio_only`
-shows the network uses the lips. The main process then generates a few clips from their
-mouth video with the EMA weights and logs audio and spectrogram images to TensorBoard.
+The loss is computed on validation items spread over the set with fixed noise: audio-visual
+items once with the lip condition and once with the null condition (`val/loss_av` below
+`val/loss_audio_only` shows the network uses the lips), audio-only items with the null
+condition (`val/loss_speech`). The main process then generates a few clips from the mouth
+video of audio-visual items with the EMA weights and logs audio and spectrogram images.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from avdiff.config.schema import AVDiffConfig
 from avdiff.data.crops import AVCropDataset, collate_crops
+from avdiff.data.manifest import has_video
 from avdiff.diffusion.denoiser import guided_denoiser
 from avdiff.diffusion.noise import make_generators
 from avdiff.diffusion.samplers import sample_from_noise
@@ -30,34 +32,50 @@ def spectrogram_image(spec: Tensor) -> Tensor:
     return image.clamp(0, 1).flip(0).unsqueeze(0)
 
 
+def validation_indices(dataset: AVCropDataset, count: int) -> list[int]:
+    """`count` items spread evenly over the validation set (every manifest of a mixed one)."""
+    count = min(count, len(dataset))
+    return sorted({k * len(dataset) // count for k in range(count)})
+
+
 @torch.no_grad()
 def validation_loss(accelerator: Accelerator, model: AVDiffusionModel, dataset: AVCropDataset,
                     config: AVDiffConfig) -> dict[str, float]:
-    """Mean loss over the first validation batches, with the lips and with the null condition."""
+    """Mean losses over validation batches: audio-visual items with the lips (`val/loss_av`) and
+    with the null condition (`val/loss_audio_only`), and audio-only items (`val/loss_speech`)."""
     tc = config.training
-    count = min(len(dataset), tc.validation_batches * tc.batch_size * accelerator.num_processes)
-    indices = list(range(accelerator.process_index, count, accelerator.num_processes))
-    totals = torch.zeros(3, device=accelerator.device)
+    chosen = validation_indices(dataset, tc.validation_batches * tc.batch_size * accelerator.num_processes)
+    indices = chosen[accelerator.process_index :: accelerator.num_processes]
+    # sums: AV with lips, AV with the null condition, AV items, audio-only items' loss, audio-only items
+    totals = torch.zeros(5, dtype=torch.float64, device=accelerator.device)
     for start in range(0, len(indices), tc.batch_size):
         batch = collate_crops([dataset[i] for i in indices[start : start + tc.batch_size]])
         args = [batch[k].to(accelerator.device) for k in ("audio", "video", "video_valid", "face_ok", "frame_mask")]
+        video = batch["has_video"].to(accelerator.device)
         with accelerator.autocast():
-            av = model(*args, torch.Generator().manual_seed(start), drop_conditions=False)
+            with_lips = model(*args, torch.Generator().manual_seed(start), drop_conditions=False).per_item
             args[3] = torch.zeros_like(args[3])  # no usable face anywhere: the audio-only prior
-            audio_only = model(*args, torch.Generator().manual_seed(start), drop_conditions=False)
-        totals += torch.stack([av.per_item.sum(), audio_only.per_item.sum(),
-                               torch.tensor(float(len(av.per_item)), device=accelerator.device)])
-    totals = accelerator.reduce(totals, reduction="sum")
-    items = max(float(totals[2]), 1.0)
-    return {"val/loss_av": float(totals[0]) / items, "val/loss_audio_only": float(totals[1]) / items}
+            masked = model(*args, torch.Generator().manual_seed(start), drop_conditions=False).per_item
+        totals += torch.stack([with_lips[video].sum(), masked[video].sum(), video.sum(),
+                               masked[~video].sum(), (~video).sum()]).double()
+    totals = accelerator.reduce(totals, reduction="sum").tolist()
+    scalars = {}
+    if totals[2] > 0:
+        scalars.update({"val/loss_av": totals[0] / totals[2], "val/loss_audio_only": totals[1] / totals[2]})
+    if totals[4] > 0:
+        scalars["val/loss_speech"] = totals[3] / totals[4]
+    return scalars
 
 
 @torch.no_grad()
 def generate_examples(model: AVDiffusionModel, dataset: AVCropDataset, config: AVDiffConfig,
                       device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """Video-to-speech for the first validation clips: (reference audio, generated audio, generated spec)."""
-    count = min(config.training.validation_samples, len(dataset))
-    batch = collate_crops([dataset[i] for i in range(count)])
+    with_video = [i for i, item in enumerate(dataset.items) if has_video(item)][: config.training.validation_samples]
+    count = len(with_video)
+    if count == 0:  # audio-only data: nothing to generate from
+        return torch.zeros(0), torch.zeros(0), torch.zeros(0)
+    batch = collate_crops([dataset[i] for i in with_video])
     spec_ref = model.transform.encode(batch["audio"].to(device))
     cond, cond_mask = model.condition(batch["video"].to(device), batch["video_valid"].to(device),
                                       batch["face_ok"].to(device), spec_ref.shape[-1])
@@ -74,8 +92,7 @@ def log_validation(accelerator: Accelerator, model: AVDiffusionModel, dataset: A
     """Log the validation losses (all processes) and example audio/images (main process)."""
     model.eval()
     scalars = validation_loss(accelerator, model, dataset, config)
-    logger.info("step %d: validation loss %.4f with lips, %.4f audio-only", step,
-                scalars["val/loss_av"], scalars["val/loss_audio_only"])
+    logger.info("step %d: validation %s", step, ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in scalars.items()))
     accelerator.log(scalars, step=step)
     if not accelerator.is_main_process or config.training.validation_samples < 1:
         return
