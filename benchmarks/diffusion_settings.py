@@ -24,8 +24,6 @@ another checkout too (PYTHONPATH=that/checkout): methods it does not know are sk
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from dataclasses import fields, replace
@@ -34,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from result_rows import Rows, grouped_table, mean_ci
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIP_SAMPLES = 32640  # 2.04 s = 256 STFT frames: one posterior chunk
@@ -59,33 +58,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--summary-only", action="store_true", help="only rebuild summary.md from OUTPUT's rows")
     parser.add_argument("--output", type=Path, required=True)
     return parser.parse_args(argv)
-
-
-# ----------------------------------------------------------------------------- bookkeeping
-class Rows:
-    """Result rows of one part, appended to a JSONL file as they come (resumable)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-        self.done = {row["key"] for row in self.rows}
-
-    def add(self, row: dict) -> None:
-        self.rows.append(row)
-        self.done.add(row["key"])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
-
-
-def mean_ci(values: list[float]) -> str:
-    from avdiff.evaluation.statistics import mean_ci95
-
-    stats = mean_ci95(values)
-    if stats["mean"] is None:
-        return "-"
-    ci = stats["ci95"]
-    return f"{stats['mean']:.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
 
 
 # ----------------------------------------------------------------------------- part 1: loss
@@ -241,17 +213,6 @@ def enhance_part(name: str, pipeline, systems: dict, args: argparse.Namespace, r
                 scores = compute_metrics(reference, audio, metrics=metrics)
                 rows.add({"key": key, "model": model, "system": system, "snr": snr, "item": clip_id,
                           "calls": calls, "seconds": time.perf_counter() - start, **scores.values})
-
-
-def grouped_table(rows: list[dict], group: tuple[str, ...], metrics: tuple[str, ...]) -> str:
-    keys = sorted({tuple(row[g] for g in group) for row in rows}, key=str)
-    lines = ["| " + " | ".join(group + metrics) + " | calls | n |", "|" + " --- |" * (len(group) + len(metrics) + 2)]
-    for key in keys:
-        subset = [row for row in rows if tuple(row[g] for g in group) == key]
-        cells = [mean_ci([row[m] for row in subset if m in row and not math.isnan(row[m])]) for m in metrics]
-        calls = subset[0].get("calls", "-")
-        lines.append("| " + " | ".join(str(k) for k in key) + " | " + " | ".join(cells) + f" | {calls} | {len(subset)} |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

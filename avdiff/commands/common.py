@@ -10,8 +10,15 @@ import torch
 import yaml
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, help="model folder (DIR/model of a training run)")
+def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
+    """The model and sampling flags; `default_model` names the shipped model used without --model."""
+    if default_model is None:
+        parser.add_argument("--model", required=True,
+                            help="model folder (DIR/model of a training run) or the name of a shipped model")
+    else:
+        parser.add_argument("--model", default=default_model,
+                            help="model folder or the name of a shipped model (default: the shipped "
+                            f"{default_model!r}, models/{default_model}/)")
     parser.add_argument("--steps", type=int, default=None, help="noise levels (default: the model's sampler steps)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w")
     parser.add_argument("--seed", type=int, default=0, help="random seed (per item; batch-size independent)")
@@ -26,9 +33,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_pipeline(args: argparse.Namespace) -> Any:
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from avdiff.pipeline.shipped import resolve_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipeline = AVDiffusionPipeline.from_pretrained(args.model, device=device)
+    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model), device=device)
     if args.compile:
         pipeline.compile()
     return pipeline

@@ -12,6 +12,7 @@ from avdiff.errors import InputError
 from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.batch import BatchItem, files_in, run_batch, write_wav
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES, resolve_method, with_steps
+from avdiff.pipeline.shipped import DEFAULT_ENHANCER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"STFT frames per chunk (long inputs; default {defaults.chunk_frames})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                         help=f"chunks processed together (default {defaults.batch_size})")
-    add_model_arguments(parser)
+    add_model_arguments(parser, default_model=DEFAULT_ENHANCER)
     parser.set_defaults(func=run)
 
 

@@ -1,0 +1,35 @@
+"""The models shipped in the repository's `models/` folder, by name.
+
+`avdiff enhance` uses `DEFAULT_ENHANCER` when no `--model` is given; `--model NAME` picks any
+shipped model by name, `--model PATH` any model folder. `AVDIFF_MODELS` points elsewhere (for
+installs where the repository's `models/` is not beside the package).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from avdiff.errors import InputError
+
+DEFAULT_ENHANCER = "speech-prior"
+
+
+def shipped_models_dir() -> Path:
+    """`$AVDIFF_MODELS`, else the repository's `models/` beside the package."""
+    override = os.environ.get("AVDIFF_MODELS")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "models"
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A model folder from a path, or from the name of a shipped model."""
+    path = Path(model)
+    if path.exists() or os.sep in str(model) or str(model).startswith("."):
+        return path
+    shipped = shipped_models_dir() / str(model)
+    if not shipped.is_dir():
+        available = sorted(p.name for p in shipped_models_dir().glob("*") if (p / "avdiff_pipeline.json").is_file())
+        raise InputError(f"{model}: no such model folder, and no shipped model of that name in "
+                         f"{shipped_models_dir()} (shipped: {', '.join(available) or 'none'}; set AVDIFF_MODELS "
+                         "or pass --model PATH)")
+    return shipped

@@ -1,0 +1,160 @@
+"""Enhancement of real speech by held-out speakers, against the noisy input and noisereduce.
+
+Clean clips: `--per-speaker` utterances of every speaker in the test manifests of
+`avdiff split` (speakers the model never trained on), `--seconds` from the middle of each.
+Noise: the real recordings of ../shared/data/noise ("real") and babble ("babble": four
+utterances of other held-out speakers, each at equal power, summed), at every `--snrs` SNR.
+Systems: the noisy input, noisereduce, and each `--methods` method of the model. Metrics:
+SI-SDR, PESQ-WB, ESTOI with 95 % intervals; rows are kept in OUTPUT/rows.jsonl, so a killed run
+resumes and a second run with other methods or SNRs adds to the same table (OUTPUT/summary.md).
+
+    .venv/bin/python benchmarks/enhance_real.py --model speech-prior \
+        --test data/speech/librispeech/test.jsonl data/speech/speechocean762/test.jsonl \
+        --methods udiffse+ --snrs -5 0 5 10 20 --output benchmarks/results/enhance-real
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from result_rows import Rows, grouped_table, mean_ci
+
+METRICS = ("si_sdr", "pesq_wb", "estoi")
+BASELINES = ("noisy", "noisereduce")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="speech-prior", help="model folder or shipped model name")
+    parser.add_argument("--test", type=Path, nargs="+", required=True, help="test manifests (held-out speakers)")
+    parser.add_argument("--per-speaker", type=int, default=1, help="utterances per held-out speaker")
+    parser.add_argument("--seconds", type=float, default=4.0, help="clip length from each utterance's middle")
+    parser.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10, 20])
+    parser.add_argument("--noises", nargs="+", choices=("real", "babble"), default=["real", "babble"])
+    parser.add_argument("--methods", nargs="+", default=["udiffse+"], help="enhancement methods to run")
+    parser.add_argument("--default-method", default="udiffse+", help="the method the targets are checked for")
+    parser.add_argument("--steps", type=int, default=None, help="noise levels (default: each method's)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N clips (trial runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def held_out_clips(manifests: list[Path], per_speaker: int, seconds: float) -> list[tuple[str, str, np.ndarray]]:
+    """(clip id, speaker, audio) of the first `per_speaker` utterances of every test speaker."""
+    from avdiff.data.manifest import read_manifest, resolve
+    from avdiff.media.audio import load_audio
+
+    length = int(seconds * 16000)
+    clips = []
+    for manifest in manifests:
+        by_speaker: dict[str, list[dict]] = defaultdict(list)
+        for item in sorted(read_manifest(manifest), key=lambda item: item["id"]):
+            by_speaker[item["speaker"]].append(item)
+        for speaker, items in sorted(by_speaker.items()):
+            for item in items[:per_speaker]:
+                audio = load_audio(resolve(manifest, item["audio"]), 16000)
+                start = max(0, (len(audio) - length) // 2)
+                clips.append((item["id"], speaker, audio[start : start + length].astype(np.float32)))
+    return clips
+
+
+def babble(clips: list[tuple[str, str, np.ndarray]], speaker: str, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Four utterances of other held-out speakers at equal power, each from a random offset."""
+    others = [audio for _, who, audio in clips if who != speaker]
+    mixture = np.zeros(length, np.float32)
+    for index in rng.choice(len(others), size=min(4, len(others)), replace=False):
+        voice = np.tile(others[index], length // len(others[index]) + 2)
+        start = int(rng.integers(0, len(voice) - length))
+        piece = voice[start : start + length]
+        mixture += piece / max(float(np.sqrt(np.mean(piece**2))), 1e-6)
+    return mixture
+
+
+def run_systems(pipeline, methods: list[str], noisy: np.ndarray, seed: int, steps: int | None) -> dict:
+    """system -> a function giving (estimate, network calls)."""
+    from avdiff.evaluation.baselines import noisereduce_file
+
+    systems = {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0)}
+    for method in methods:
+        def enhance(method: str = method) -> tuple[np.ndarray, int]:
+            out = pipeline.enhance(noisy, sample_rate=16000, method=method, seed=seed, steps=steps)
+            return out.audio, out.network_calls
+        systems[method] = enhance
+    return systems
+
+
+def score_all(pipeline, clips, args: argparse.Namespace, rows: Rows) -> None:
+    """Every (noise, SNR, clip, system) not yet in `rows`."""
+    from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
+    from avdiff.evaluation.metrics import compute_metrics
+
+    bank = NoiseBank(find_noise_dir())
+    for noise_kind in args.noises:
+        for snr in args.snrs:
+            for number, (clip_id, speaker, clean) in enumerate(clips):
+                rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number, noise_kind == "babble"])
+                noise = bank.excerpt(len(clean), rng) if noise_kind == "real" else babble(clips, speaker, len(clean), rng)
+                noisy, reference = mix_at_snr(clean, noise, snr)
+                for system, run in run_systems(pipeline, args.methods, noisy, args.seed, args.steps).items():
+                    key = f"{system}|{noise_kind}|{snr:g}|{clip_id}"
+                    if key in rows.done:
+                        continue
+                    start = time.perf_counter()
+                    estimate, calls = run()
+                    seconds = time.perf_counter() - start
+                    scores = compute_metrics(reference, estimate, metrics=METRICS).values
+                    rows.add({"key": key, "system": system, "noise": noise_kind, "snr": snr, "item": clip_id,
+                              "calls": calls, "seconds": seconds, "audio_seconds": len(clean) / 16000, **scores})
+
+
+def paired(rows: list[dict], system: str, other: str, snr: float, metric: str) -> list[float]:
+    """Per-mixture differences system - other at one SNR (all noises)."""
+    index = {(r["noise"], r["item"]): r[metric] for r in rows if r["system"] == other and r["snr"] == snr}
+    return [r[metric] - index[(r["noise"], r["item"])] for r in rows
+            if r["system"] == system and r["snr"] == snr and (r["noise"], r["item"]) in index]
+
+
+def targets(rows: list[dict], method: str) -> str:
+    """The issue's targets as paired differences (method - baseline), mean ± 95 % CI."""
+    lines = ["| SNR | vs | " + " | ".join(f"Δ {m}" for m in METRICS) + " |", "|" + " --- |" * (2 + len(METRICS))]
+    for snr in sorted({r["snr"] for r in rows if r["system"] == method}):
+        for other in BASELINES:
+            cells = [mean_ci(paired(rows, method, other, snr, metric)) for metric in METRICS]
+            lines.append(f"| {snr:g} | {other} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from avdiff.pipeline.shipped import resolve_model
+
+    clips = held_out_clips(args.test, args.per_speaker, args.seconds)
+    clips = clips[: args.limit] if args.limit else clips
+    rows = Rows(args.output / "rows.jsonl")
+    score_all(AVDiffusionPipeline.from_pretrained(resolve_model(args.model)), clips, args, rows)
+    speakers = len({speaker for _, speaker, _ in clips})
+    real_time = [r["seconds"] / r["audio_seconds"] for r in rows.rows if r["system"] == args.default_method]
+    sections = [
+        f"{len(clips)} clips of {args.seconds:g} s from {speakers} held-out speakers; model {args.model}",
+        "## By noise and SNR\n\n" + grouped_table(rows.rows, ("noise", "snr", "system"), METRICS),
+        "## All noises, by SNR\n\n" + grouped_table(rows.rows, ("snr", "system"), METRICS),
+        f"## {args.default_method} minus the baselines (paired, all noises)\n\n" + targets(rows.rows, args.default_method),
+        f"{args.default_method}: median wall-clock / audio duration in this run {np.median(real_time):.2f}"
+        if real_time else "",
+    ]
+    (args.output / "summary.md").write_text("\n\n".join(sections) + "\n")
+    print("\n\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()
