@@ -1,7 +1,7 @@
 """Real-time factor of video-to-speech and of each enhancement method, and peak memory vs duration.
 
 Builds the model of `--config` with random weights (speed and memory do not depend on them),
-saves it as a model folder, and times `AVDiffusionPipeline.generate` / `.enhance` on random
+saves it as a model folder (or takes `--model`, a folder or a shipped model's name), and times `AVDiffusionPipeline.generate` / `.enhance` on random
 inputs of `--seconds` seconds (median of `--repeats` runs after a warm-up). RTF = seconds of
 compute per second of audio. Peak memory: each duration in `--memory-seconds` is enhanced
 (udiffse+, a few levels: memory does not depend on the number of levels) in a fresh process,
@@ -9,6 +9,7 @@ which reports its peak resident set size (CPU) or peak allocated GPU memory.
 
     .venv/bin/python benchmarks/pipeline_speed.py --config configs/tiny.yaml --device cpu \
         --output benchmarks/results/pipeline-tiny-cpu
+    .venv/bin/python benchmarks/pipeline_speed.py --model speech-prior --methods udiffse+ --memory-seconds
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ def build_model_folder(config_path: Path, overrides: list[str], folder: Path) ->
     from avdiff.config import AVDiffConfig, load_config
     from avdiff.diffusion import build_formulation
     from avdiff.pipeline import ModelComponents, save_model_folder
+    from avdiff.models.backbones import build_backbone
     from avdiff.training.model import build_lip_encoder
-    from avdiff.models import ScoreUNet
 
     config = load_config(AVDiffConfig, config_path, overrides)
     torch.manual_seed(0)
-    components = ModelComponents(build_lip_encoder(config.lip_encoder), ScoreUNet.from_avdiff_config(config.score_model),
+    components = ModelComponents(build_lip_encoder(config.lip_encoder), build_backbone(config.score_model),
                                  build_formulation(config.diffusion, sigma_data=config.diffusion.sigma_data or 0.1),
                                  config.spectrogram, config.sampler, config.data.crop_size)
     return save_model_folder(components, folder)
@@ -75,6 +76,7 @@ def memory_run(model: Path, seconds: float, device: str, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=Path("configs/tiny.yaml"))
+    parser.add_argument("--model", default=None, help="time this model folder / shipped model instead of --config's")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seconds", type=float, default=4.0, help="input length for the RTF runs")
@@ -92,8 +94,12 @@ def main() -> None:
 
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
-    workdir = Path(tempfile.mkdtemp(prefix="avdiff-bench-"))
-    model = build_model_folder(args.config, args.overrides, workdir / "model")
+    if args.model:
+        from avdiff.pipeline.shipped import resolve_model
+
+        model = resolve_model(args.model)
+    else:
+        model = build_model_folder(args.config, args.overrides, Path(tempfile.mkdtemp(prefix="avdiff-bench-")) / "model")
     pipeline = AVDiffusionPipeline.from_pretrained(model, device=args.device)
     if args.compile:
         pipeline.compile()
@@ -122,14 +128,15 @@ def main() -> None:
                                 "--child-memory", str(model), str(seconds)], capture_output=True, text=True, check=True)
         memory.append(json.loads(child.stdout.strip().splitlines()[-1]))
         print(f"peak memory enhancing {seconds:.0f} s: {memory[-1]['peak_mib']:.0f} MiB", flush=True)
-    summary = {"config": str(args.config), "overrides": args.overrides, "device": args.device,
+    summary = {"config": str(args.config), "model": str(model), "overrides": args.overrides, "device": args.device,
                "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows, "memory": memory}
     if args.output:
         args.output.mkdir(parents=True, exist_ok=True)
         (args.output / "results.json").write_text(json.dumps(summary, indent=2))
         from avdiff.config import AVDiffConfig, load_config, save_config
 
-        save_config(load_config(AVDiffConfig, args.config, args.overrides), args.output / "config.yaml")
+        if not args.model:
+            save_config(load_config(AVDiffConfig, args.config, args.overrides), args.output / "config.yaml")
 
 
 if __name__ == "__main__":

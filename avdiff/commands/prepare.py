@@ -15,10 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = PrepareSettings()
     parser = subparsers.add_parser(
         "prepare",
-        help="turn a raw talking-face corpus into mouth ROIs + 16 kHz audio + manifest.jsonl",
+        help="turn a raw talking-face corpus (or clean speech) into mouth ROIs + 16 kHz audio + manifest.jsonl",
         description="Decode each video (resampled to 25 fps) and its audio (16 kHz mono, 640 samples a "
         "frame), find face landmarks, crop the mouth (aligned to a reference face, grayscale), and "
         "write OUTPUT/items/<id>.wav, OUTPUT/items/<id>.npy (uint8 T x S x S) and OUTPUT/manifest.jsonl. "
+        "Audio-only layouts (speech, librispeech, vctk) write 16 kHz mono utterances (long recordings cut "
+        "at pauses into pieces of at most 20 s) with \"video\": null. "
         "Re-running skips items already in the manifest; unusable items are listed with a one-line "
         "reason in OUTPUT/rejects.jsonl and the batch carries on.",
     )

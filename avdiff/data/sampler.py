@@ -1,9 +1,10 @@
 """A seeded, sharded, resumable sampler: which items each rank trains on, in which order.
 
-Epoch e's order is a permutation drawn from (seed, e) alone (or, with per-item sampling
-weights, as many draws with replacement as there are items, so that several manifests can be
-mixed in chosen proportions); rank r takes every world_size-th item of it (the tail that does not divide evenly is dropped, so every rank runs
-the same number of steps and no two ranks share an item). Each index comes with a crop seed
+Epoch e's order is a permutation drawn from (seed, e) alone; rank r takes every world_size-th
+item of it (the tail that does not divide evenly is dropped, so every rank runs the same number
+of steps and no two ranks share an item). With per-item sampling weights (several manifests
+mixed in chosen proportions) the epoch is instead as many draws with replacement as there are
+items, shared out the same way (an item may then come up more than once). Each index comes with a crop seed
 derived from (seed, epoch, index), so random crops and augmentations depend on neither the
 number of workers nor the batch size, and `start` resumes an epoch exactly where it stopped.
 """
@@ -57,7 +58,8 @@ class ShardedEpochSampler(Sampler[tuple[int, int]]):
         """This rank's item indices for `epoch`, in order."""
         if self.weights is not None:
             generator = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-            permutation = torch.multinomial(self.weights, self.num_items, replacement=True, generator=generator).tolist()
+            draws = torch.multinomial(self.weights, self.num_items, replacement=True, generator=generator)
+            permutation = draws.tolist()
         elif self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 7919 + epoch)
             permutation = torch.randperm(self.num_items, generator=generator).tolist()

@@ -49,8 +49,8 @@ def read_trans_txt(folder: Path) -> dict[str, str]:
     return texts
 
 
-def _sibling_text(audio: Path) -> str | None:
-    path = audio.with_suffix(".txt")
+def _text_file(path: Path) -> str | None:
+    """A transcript file's words, whitespace-collapsed (None when absent or empty)."""
     if not path.is_file():
         return None
     return " ".join(path.read_text(encoding="utf-8", errors="replace").split()) or None
@@ -73,7 +73,7 @@ def discover_speech(root: Path) -> list[SourceItem]:
         relative = audio.relative_to(root)
         if audio.parent not in folder_texts:
             folder_texts[audio.parent] = read_trans_txt(audio.parent)
-        text = table.get(relative.as_posix()) or folder_texts[audio.parent].get(audio.stem) or _sibling_text(audio)
+        text = table.get(relative.as_posix()) or folder_texts[audio.parent].get(audio.stem) or _text_file(audio.with_suffix(".txt"))
         items.append(SourceItem(id=relative.with_suffix("").as_posix(), video=None, audio=audio,
                                 speaker=_speaker(root, audio), text=text))
     return items
@@ -104,9 +104,8 @@ def discover_vctk(root: Path) -> list[SourceItem]:
                 continue
             name = stem.removesuffix("_mic1").removesuffix("_mic2")
             speaker = audio.parent.name
-            text_file = root / "txt" / speaker / f"{name}.txt"
-            text = " ".join(text_file.read_text(encoding="utf-8", errors="replace").split()) if text_file.is_file() else None
-            items.append(SourceItem(id=f"{speaker}/{name}", video=None, audio=audio, speaker=speaker, text=text or None))
+            text = _text_file(root / "txt" / speaker / f"{name}.txt")
+            items.append(SourceItem(id=f"{speaker}/{name}", video=None, audio=audio, speaker=speaker, text=text))
     return items
 
 

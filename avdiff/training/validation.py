@@ -92,7 +92,8 @@ def log_validation(accelerator: Accelerator, model: AVDiffusionModel, dataset: A
     """Log the validation losses (all processes) and example audio/images (main process)."""
     model.eval()
     scalars = validation_loss(accelerator, model, dataset, config)
-    logger.info("step %d: validation %s", step, ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in scalars.items()))
+    losses = ", ".join(f"{name.removeprefix('val/')} {value:.4f}" for name, value in scalars.items())
+    logger.info("step %d: validation %s", step, losses)
     accelerator.log(scalars, step=step)
     if not accelerator.is_main_process or config.training.validation_samples < 1:
         return
