@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from avdiff.grid_grammar import NUM_SENTENCES, SLOTS
+from avdiff.evaluation.recognisers import GridRecogniser
+from avdiff.evaluation.wer import word_edit_distance
+from avdiff.grid_grammar import NUM_SENTENCES
 from avdiff.synth.espeak import VoiceSettings
 from avdiff.synth.grammar import Sentence
 from avdiff.synth.speakers import DEFAULT_VARIANTS, Speaker, make_speakers
@@ -53,42 +55,21 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def grid_jsgf() -> str:
-    alternatives = lambda words: "( " + " | ".join(words) + " )"  # noqa: E731
-    return "#JSGF V1.0;\ngrammar grid;\npublic <sentence> = " + " ".join(alternatives(s) for s in SLOTS) + " ;\n"
+class OpenRecogniser(GridRecogniser):
+    """pocketsphinx with its general en-us trigram language model (any English word)."""
+
+    model = "open"
+
+    def __init__(self) -> None:  # noqa: D107 - the grid recogniser's decoding, another search
+        from pocketsphinx import Decoder, get_model_path
+
+        folder = Path(get_model_path()) / "en-us"
+        self.decoder = Decoder(hmm=str(folder / "en-us"), dict=str(folder / "cmudict-en-us.dict"),
+                               lm=str(folder / "en-us.lm.bin"), loglevel="FATAL", cmn="batch")
 
 
-def make_decoder(kind: str):
-    from pocketsphinx import Decoder, get_model_path
-
-    model = Path(get_model_path()) / "en-us"
-    common = dict(hmm=str(model / "en-us"), dict=str(model / "cmudict-en-us.dict"), loglevel="FATAL",
-                  cmn="batch")  # per-utterance normalisation: results do not depend on the order
-    if kind == "open":
-        return Decoder(lm=str(model / "en-us.lm.bin"), **common)
-    decoder = Decoder(lm=None, **common)
-    decoder.add_jsgf_string("grid", grid_jsgf())
-    decoder.activate_search("grid")
-    return decoder
-
-
-def recognise(decoder, audio: np.ndarray) -> list[str]:
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    hypothesis = decoder.hyp()
-    words = hypothesis.hypstr.split() if hypothesis is not None else []
-    return [w.split("(")[0] for w in words if not w.startswith(("<", "["))]
-
-
-def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
-    row = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, start=1):
-        previous, row[0] = row[0], i
-        for j, hyp in enumerate(hypothesis, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ref != hyp))
-    return row[-1]
+def make_decoder(kind: str) -> GridRecogniser:
+    return GridRecogniser() if kind == "grammar" else OpenRecogniser()
 
 
 def score(speakers: list[Speaker], sentences: list[Sentence], decoders: dict, seed: int) -> dict:
@@ -102,8 +83,8 @@ def score(speakers: list[Speaker], sentences: list[Sentence], decoders: dict, se
         words += len(reference)
         row = {"reference": sentence.text, "speaker": speaker.id}
         for name, decoder in decoders.items():
-            hypothesis = recognise(decoder, utterance.audio)
-            errors[name] += edit_distance(reference, hypothesis)
+            hypothesis = decoder(utterance.audio).split()
+            errors[name] += word_edit_distance(reference, hypothesis)
             row[name] = " ".join(hypothesis)
         examples.append(row)
     return {"wer": {name: errors[name] / words for name in decoders}, "words": words, "examples": examples[:6]}

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, default=Path("metrics.json"),
                         help="summary JSON (default metrics.json); .csv and .md are written beside it")
     parser.add_argument("--asr", default=None, metavar="MODEL",
-                        help="transformers ASR model for WER: local folder or model id in the HF cache")
+                        help="recogniser for WER (and per-slot accuracy of GRID sentences): grid (the GRID grammar, "
+                        "pocketsphinx), a CTranslate2 Whisper folder (faster-whisper; ../shared/tools/whisper-base.sh), "
+                        "or a transformers ASR model (local folder or model id in the HF cache); never downloaded")
     parser.add_argument("--baselines", action="store_true",
                         help="also run and score noisereduce on --noisy (into <output stem>_noisereduce/)")
     parser.add_argument("--name", default=None, help="system name in the tables (default: the estimate folder's name)")

@@ -16,7 +16,9 @@ from avdiff.evaluation.metrics import SIGNAL_METRICS, PairScores, compute_metric
 from avdiff.evaluation.report import EvaluationResult
 from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS, LengthMismatchError, MetricError
 from avdiff.evaluation.statistics import summarize
-from avdiff.evaluation.wer import Transcriber, load_transcriber, word_error_rate
+from avdiff.evaluation.recognisers import SLOT_KEYS, slot_hits
+from avdiff.evaluation.wer import Recogniser as Transcriber
+from avdiff.evaluation.wer import load_transcriber, normalize_words, word_error_rate
 from avdiff.media import SAMPLE_RATE, load_audio
 
 
@@ -61,6 +63,7 @@ def _reference_text(item: MatchedItem, reference: np.ndarray, transcriber: Trans
 def _add_wer(row: dict[str, Any], audio_path: Path, reference_text: str, transcriber: Transcriber) -> None:
     row["transcript"] = transcriber(load_audio(audio_path, SAMPLE_RATE))
     row["reference_text"] = reference_text
+    row.update(slot_hits(normalize_words(reference_text), normalize_words(row["transcript"])) or {})
     try:
         row["wer"] = word_error_rate(reference_text, row["transcript"])
     except MetricError as error:
@@ -69,7 +72,7 @@ def _add_wer(row: dict[str, Any], audio_path: Path, reference_text: str, transcr
 
 
 def _corpus_wer(rows: list[dict[str, Any]]) -> float | None:
-    from avdiff.evaluation.wer import normalize_words, word_edit_distance
+    from avdiff.evaluation.wer import word_edit_distance
 
     usable = [row for row in rows if "reference_text" in row and normalize_words(row["reference_text"])]
     words = sum(len(normalize_words(row["reference_text"])) for row in usable)
@@ -126,7 +129,7 @@ def _wer_note(transcriber: Transcriber, text_sources: set[str]) -> str:
 def _result(name: str, rows: list[dict[str, Any]], noisy_rows: list[dict[str, Any]] | None, matching: Matching,
             settings: dict[str, Any], notes: list[str]) -> EvaluationResult:
     """The estimate's result, with the noisy input's as baseline "noisy" when there is one."""
-    metric_keys = list(SIGNAL_METRICS) + ["si_sdr_i", "wer"]
+    metric_keys = list(SIGNAL_METRICS) + ["si_sdr_i", "wer", *SLOT_KEYS]
     result = EvaluationResult(name=name, rows=rows, summary=_summary(rows, metric_keys),
                               unmatched=matching.unmatched(), settings=settings, notes=notes)
     if noisy_rows is not None:

@@ -19,6 +19,7 @@ from avdiff.evaluation.signals import (
     DEFAULT_LENGTH_TOLERANCE_MS, MetricError, as_signal, is_silent, prepare_pair, require_equal_length,
     require_module,
 )
+from avdiff.grid_grammar import SLOT_NAMES
 from avdiff.media import SAMPLE_RATE, resample
 
 PESQ_NB_RATE = 8000  # narrow-band PESQ is computed on the signals resampled to 8 kHz
@@ -174,6 +175,8 @@ METRICS: dict[str, Metric] = {
     "estoi": Metric("estoi", "ESTOI", True, estoi),
     "lsd": Metric("lsd", "LSD (dB)", False, log_spectral_distance),
     "wer": Metric("wer", "WER", False),
+    # per-slot word accuracy of GRID sentences (avdiff.evaluation.recognisers.slot_hits)
+    **{f"slot_{name}": Metric(f"slot_{name}", f"{name} acc.", True) for name in SLOT_NAMES},
 }
 # The metrics computed on every pair (si_sdr_i and wer are derived elsewhere).
 SIGNAL_METRICS: tuple[str, ...] = ("si_sdr", "pesq_wb", "pesq_nb", "stoi", "estoi", "lsd")

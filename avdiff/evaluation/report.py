@@ -40,7 +40,8 @@ def markdown_table(systems: dict[str, dict]) -> str:
     lines = ["| system | n | " + " | ".join(headings) + " |", "|" + " --- |" * (len(keys) + 2)]
     for name, summary in systems.items():
         n = max((int(stats.get("n", 0)) for stats in summary.values()), default=0)
-        cells = [_format_cell(summary.get(key), 3 if key in ("stoi", "estoi", "wer") else 2) for key in keys]
+        cells = [_format_cell(summary.get(key), 3 if key in ("stoi", "estoi", "wer") or key.startswith("slot_") else 2)
+                 for key in keys]
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""Word error rate through an optional transformers ASR model, loaded strictly offline."""
+"""Word error rate through an offline recogniser: the GRID grammar (`grid`, pocketsphinx), a
+CTranslate2 Whisper folder (faster-whisper), or a transformers ASR model; never downloaded."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from avdiff.evaluation.recognisers import GRID, GridRecogniser, WhisperRecogniser, is_ctranslate2_whisper
 from avdiff.evaluation.signals import MetricError
 from avdiff.media import SAMPLE_RATE
 
@@ -64,13 +66,24 @@ def _resolve_offline(model: str) -> str | None:
         return None
 
 
-def load_transcriber(model: str | None) -> tuple[Transcriber | None, str]:
-    """Load `model` (local folder or cached model id) without touching the network.
+class Recogniser(Protocol):
+    """What WER needs: a name and 16 kHz mono float audio -> text."""
 
-    Returns (transcriber, "") or (None, a one-line reason WER is skipped); never raises.
+    model: str
+
+    def __call__(self, audio: np.ndarray) -> str: ...
+
+
+def load_transcriber(model: str | None) -> tuple[Recogniser | None, str]:
+    """Load `model` without touching the network: `grid` (the GRID grammar), a CTranslate2 Whisper
+    folder, or a transformers model (local folder or cached model id).
+
+    Returns (recogniser, "") or (None, a one-line reason WER is skipped); never raises.
     """
     if not model:
-        return None, "WER skipped: no ASR model given (pass --asr with a local folder or a cached model id)"
+        return None, "WER skipped: no ASR model given (pass --asr grid, a Whisper folder or a cached model id)"
+    if model == GRID or is_ctranslate2_whisper(Path(model).expanduser()):
+        return _load_offline_recogniser(model)
     try:
         import transformers
     except ImportError:
@@ -85,3 +98,15 @@ def load_transcriber(model: str | None) -> tuple[Transcriber | None, str]:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return None, f"WER skipped: cannot load ASR model {model!r}: {reason}"
     return Transcriber(model, asr), ""
+
+
+def _load_offline_recogniser(model: str) -> tuple[Recogniser | None, str]:
+    """The GRID grammar recogniser or faster-whisper on a CTranslate2 folder."""
+    package = "pocketsphinx" if model == GRID else "faster-whisper"
+    try:
+        return (GridRecogniser() if model == GRID else WhisperRecogniser(Path(model).expanduser())), ""
+    except ImportError:
+        return None, f"WER skipped: --asr {model} needs {package} (pip install 'avdiff[asr]')"
+    except Exception as error:  # any loading failure must only skip WER
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, f"WER skipped: cannot load ASR model {model!r}: {reason}"
