@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.synth",
     "avdiff.commands.split",
     "avdiff.commands.train",
+    "avdiff.commands.export",
     "avdiff.commands.generate",
     "avdiff.commands.enhance",
     "avdiff.commands.evaluate",

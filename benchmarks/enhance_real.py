@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusion_settings import known_settings, parse_variants
 from result_rows import Rows, grouped_table, mean_ci
 
 METRICS = ("si_sdr", "pesq_wb", "estoi")
@@ -37,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10, 20])
     parser.add_argument("--noises", nargs="+", choices=("real", "babble"), default=["real", "babble"])
     parser.add_argument("--methods", nargs="+", default=["udiffse+"], help="enhancement methods to run")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=METHOD[:key=value,...]",
+                        help="also run METHOD with changed PosteriorSettings under the name NAME (repeatable)")
     parser.add_argument("--default-method", default="udiffse+", help="the method the targets are checked for")
     parser.add_argument("--steps", type=int, default=None, help="noise levels (default: each method's)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips (trial runs)")
@@ -77,17 +80,18 @@ def babble(clips: list[tuple[str, str, np.ndarray]], speaker: str, length: int, 
     return mixture
 
 
-def run_systems(pipeline, methods: list[str], noisy: np.ndarray, seed: int, steps: int | None) -> dict:
-    """system -> a function giving (estimate, network calls)."""
+def run_systems(pipeline, systems: dict, noisy: np.ndarray, seed: int, steps: int | None) -> dict:
+    """system -> a function giving (estimate, network calls); `systems`: name -> (method, setting changes)."""
     from avdiff.evaluation.baselines import noisereduce_file
 
-    systems = {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0)}
-    for method in methods:
-        def enhance(method: str = method) -> tuple[np.ndarray, int]:
-            out = pipeline.enhance(noisy, sample_rate=16000, method=method, seed=seed, steps=steps)
+    runs = {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0)}
+    for name, (method, changes) in systems.items():
+        def enhance(method: str = method, changes: dict = changes) -> tuple[np.ndarray, int]:
+            base, settings = known_settings(method, changes)
+            out = pipeline.enhance(noisy, sample_rate=16000, method=base, seed=seed, steps=steps, settings=settings)
             return out.audio, out.network_calls
-        systems[method] = enhance
-    return systems
+        runs[name] = enhance
+    return runs
 
 
 def score_all(pipeline, clips, args: argparse.Namespace, rows: Rows) -> None:
@@ -96,13 +100,14 @@ def score_all(pipeline, clips, args: argparse.Namespace, rows: Rows) -> None:
     from avdiff.evaluation.metrics import compute_metrics
 
     bank = NoiseBank(find_noise_dir())
+    systems = parse_variants(args.methods, args.variant)
     for noise_kind in args.noises:
         for snr in args.snrs:
             for number, (clip_id, speaker, clean) in enumerate(clips):
                 rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number, noise_kind == "babble"])
                 noise = bank.excerpt(len(clean), rng) if noise_kind == "real" else babble(clips, speaker, len(clean), rng)
                 noisy, reference = mix_at_snr(clean, noise, snr)
-                for system, run in run_systems(pipeline, args.methods, noisy, args.seed, args.steps).items():
+                for system, run in run_systems(pipeline, systems, noisy, args.seed, args.steps).items():
                     key = f"{system}|{noise_kind}|{snr:g}|{clip_id}"
                     if key in rows.done:
                         continue

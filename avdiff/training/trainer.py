@@ -41,9 +41,9 @@ from avdiff.data.sampler import ShardedEpochSampler
 from avdiff.diffusion.formulation import build_formulation, sigma_data_from_energy, spectrogram_energy
 from avdiff.diffusion.loss import LossOutput
 from avdiff.errors import AVDiffError, ConfigError
-from avdiff.pipeline.model_folder import ModelComponents, save_model_folder
 from avdiff.training import checkpoints as ckpt
 from avdiff.training.ema import ExponentialMovingAverage
+from avdiff.training.export import export_model
 from avdiff.training.model import AVDiffusionModel
 from avdiff.training.schedule import lr_multiplier
 from avdiff.training.validation import log_validation
@@ -449,14 +449,8 @@ class Trainer:
 
     def export(self) -> Path:
         """Write the EMA weights as a model folder (DIR/model) with the run's config: what inference loads."""
-        config = self.config
-        ema = self.ema.module
-        components = ModelComponents(
-            lip_encoder=ema.lip_encoder, score_model=ema.score_model, formulation=self.formulation,
-            spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size,
-            audio_visual=self.train_set.has_video)
-        path = save_model_folder(components, self.output_dir / "model")
-        save_config(config, path / "config.yaml", header="resolved config of the training run that made this model")
+        path = export_model(self.ema.module, self.formulation, self.config, self.train_set.has_video,
+                            self.output_dir / "model")
         logger.info("exported the EMA model to %s", path)
         return path
 

@@ -1,0 +1,51 @@
+"""A model folder from training: the EMA weights of a run in memory, or of a saved checkpoint.
+
+`export_checkpoint` lets a long run's progress be shipped (or evaluated) before it ends: it
+rebuilds the model from the run's resolved `config.yaml` and the checkpoint's sigma_data, loads
+the checkpoint's EMA weights and writes the same model folder the trainer writes at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from avdiff.config.loader import load_config, save_config
+from avdiff.config.schema import AVDiffConfig
+from avdiff.data.crops import AVCropDataset
+from avdiff.diffusion.formulation import DiffusionFormulation, build_formulation
+from avdiff.errors import InputError
+from avdiff.pipeline.model_folder import ModelComponents, save_model_folder
+from avdiff.training import checkpoints as ckpt
+from avdiff.training.ema import ExponentialMovingAverage
+from avdiff.training.model import AVDiffusionModel
+
+CONFIG_NAME = "config.yaml"
+
+
+def export_model(ema_model: AVDiffusionModel, formulation: DiffusionFormulation, config: AVDiffConfig,
+                 audio_visual: bool, output: Path) -> Path:
+    """Write `ema_model` as a model folder at `output`, with the run's config beside it."""
+    components = ModelComponents(
+        lip_encoder=ema_model.lip_encoder, score_model=ema_model.score_model, formulation=formulation,
+        spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size,
+        audio_visual=audio_visual)
+    path = save_model_folder(components, output)
+    save_config(config, path / CONFIG_NAME, header="resolved config of the training run that made this model")
+    return path
+
+
+def export_checkpoint(run_dir: str | Path, checkpoint: str, output: str | Path) -> Path:
+    """The EMA weights of `checkpoint` ("latest" or a folder) of `run_dir` as a model folder at `output`."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_NAME).is_file():
+        raise InputError(f"{run_dir}: no {CONFIG_NAME}; not an avdiff training run folder")
+    folder = ckpt.resolve_resume(run_dir, checkpoint)
+    config = load_config(AVDiffConfig, run_dir / CONFIG_NAME)
+    state = ckpt.read_state(folder)
+    formulation = build_formulation(config.diffusion, sigma_data=state.sigma_data)
+    ema = ExponentialMovingAverage(AVDiffusionModel.from_config(config, formulation), config.training.ema_decay)
+    ema.load_state_dict(load_file(str(folder / ckpt.EMA_NAME)))
+    train_set = AVCropDataset(config.data.train_manifest, config.data, config.spectrogram)
+    return export_model(ema.module, formulation, config, train_set.has_video, Path(output))
