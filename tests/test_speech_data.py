@@ -233,7 +233,16 @@ def test_an_audio_only_manifest_exports_a_speech_prior_that_enhances(mixed, tmp_
     assert any("audio-only speech prior" in note for note in out.notes)
     with pytest.raises(InputError, match="audio-only speech prior"):
         pipeline.generate(video)
-    torch.set_num_threads(torch.get_num_threads())
+    # `avdiff export` of the last checkpoint writes the same model the run exported at its end.
+    assert main(["export", "--run", str(tmp_path / "prior"), "--output", str(tmp_path / "exported")]) == 0
+    from safetensors.torch import load_file
+
+    for part in ("score_model", "lip_encoder"):
+        ours = load_file(str(next((tmp_path / "exported" / part).glob("*.safetensors"))))
+        theirs = load_file(str(next((result.model_dir / part).glob("*.safetensors"))))
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    exported = json.loads((tmp_path / "exported" / "avdiff_pipeline.json").read_text())
+    assert exported == json.loads((result.model_dir / "avdiff_pipeline.json").read_text())
 
 
 def test_avdiff_split_command_prints_each_split(tmp_path, capsys):
@@ -241,3 +250,23 @@ def test_avdiff_split_command_prints_each_split(tmp_path, capsys):
     assert main(["split", "--manifest", str(path), "--test-speakers", "1"]) == 0
     out = capsys.readouterr().out
     assert "train: 4 items, 2 speakers" in out and "test: 2 items, 1 speakers" in out
+
+
+# ----------------------------------------------------------------------------- the shipped speech prior
+
+
+def test_avdiff_enhance_without_model_uses_the_shipped_speech_prior(tmp_path, monkeypatch):
+    from avdiff.pipeline.shipped import DEFAULT_ENHANCER, shipped_models_dir
+
+    folder = shipped_models_dir() / DEFAULT_ENHANCER
+    if not (folder / "avdiff_pipeline.json").is_file():
+        pytest.fail(f"the shipped model {folder} is missing (see models/README.md)")
+    noisy = tmp_path / "noisy.wav"
+    sf.write(noisy, (0.1 * np.random.default_rng(0).standard_normal(12000)).astype(np.float32), 16000)
+    assert main(["enhance", "--noisy", str(noisy), "--output", str(tmp_path / "out.wav"), "--steps", "2"]) == 0
+    audio, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 16000 and len(audio) == 12000 and np.isfinite(audio).all()
+    assert "model: speech-prior" in (tmp_path / "out.settings.yaml").read_text()
+    assert AVDiffusionPipeline.from_pretrained(folder).components.audio_visual is False
+    monkeypatch.setenv("AVDIFF_MODELS", str(tmp_path / "nowhere"))
+    assert main(["enhance", "--noisy", str(noisy), "--output", str(tmp_path / "again.wav")]) != 0
