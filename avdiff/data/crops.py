@@ -98,7 +98,6 @@ class AVCropDataset(Dataset):
                 raise InputError(f"{path}: the manifest has no items")
             self.items += items
             self.item_manifest += [number] * len(items)
-        self.manifest_path = self.manifests[0]
         self.data = data
         self.train = train
         self.sample_rate = spectrogram.sample_rate
