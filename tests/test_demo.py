@@ -1,33 +1,79 @@
-"""`avdiff demo` end to end on a tiny setting: every stage runs, the report is written, a re-run resumes."""
+"""`avdiff demo` end to end on a tiny setting: every stage runs, the report is written, a re-run resumes;
+the shipped model's section is there when its folder is, and a clear note says so when it is not."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 
-from avdiff.cli import main
+from avdiff.cli import build_parser, main
+from avdiff.demo.runner import DemoSettings, StepRate
+
+HAS_GRID_ASR = importlib.util.find_spec("pocketsphinx") is not None
 
 
-def test_demo_runs_end_to_end_and_resumes(tmp_path):
-    out = tmp_path / "demo"
+def test_demo_is_bounded_by_steps_by_default(tmp_path):
+    assert DemoSettings(output=tmp_path).max_train_minutes is None
+    args = build_parser().parse_args(["demo", "--output", str(tmp_path)])
+    assert args.max_train_minutes is None and args.max_steps is None and args.shipped_model == "v2s"
+
+
+def test_the_time_left_is_estimated_once_from_the_timed_steps():
+    times = iter([100.0, 101.0, 102.0, 103.0, 104.0])
+    rate = StepRate(after=2, clock=lambda: next(times))
+    assert [rate.estimate(step, 602) for step in (1, 2)] == [None, None]  # step 1 starts the clock
+    line = rate.estimate(3, 602)
+    assert line.startswith("training: 602 steps, about 10 min left at 1.00 s/step (timed over steps 2-3")
+    assert rate.estimate(4, 602) is None
+
+
+def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monkeypatch, capsys):
+    out, models = tmp_path / "demo", tmp_path / "models"
+    models.mkdir()
+    monkeypatch.setenv("AVDIFF_MODELS", str(models))  # no v2s in it yet
+    monkeypatch.setattr("avdiff.demo.runner.ESTIMATE_AFTER_STEPS", 1)  # 3 steps: estimate after timing one
     args = ["demo", "--output", str(out), "--device", "cpu", "--num-utterances", "30", "--workers", "1",
             "--max-steps", "3", "--test-clips", "1", "--snr", "5", "--generate-steps", "2", "--enhance-steps", "2",
             "--set", "training.batch_size=2", "--set", "data.crop_frames=64", "--set", "training.validate_every=0",
             "--set", "training.sigma_data_batches=2", "--set", "data.num_workers=0"]
     assert main(args) == 0
+    logged = capsys.readouterr().out.splitlines()
+    missing = [line for line in logged if line.startswith("[demo] shipped model")]
+    assert len(missing) == 1 and f"no shipped model 'v2s' in {models}" in missing[0]
+    assert "[demo] training: synth-cpu.yaml, 3 optimizer steps" in logged
+    assert [line for line in logged if line.startswith("[demo] training: 3 steps, about ")]
     report = (out / "report.md").read_text()
-    assert "Video-to-speech" in report and "Enhancement at 5dB SNR" in report
-    assert "unconditional" in report and "noisereduce" in report and "audio-visual" in report
-    assert "guidance w = 2" in report
+    assert "## Shipped model v2s\n\nno shipped model 'v2s'" in report and "Shipped model v2s:" not in report
+    assert "This demo's own 3-step model: video-to-speech" in report
+    assert "This demo's own 3-step model: enhancement at 5dB SNR (udiffse+)" in report
+    assert "unconditional" in report and "noisereduce" in report and "guidance w = 2" in report
     assert (out / "report.html").read_text().count("<audio") >= 6
     assert (out / "figures" / "spectrograms.png").stat().st_size > 10_000
     summary = json.loads((out / "metrics" / "summary.json").read_text())
+    assert set(summary) == {"own", "absent", "notes"} and "Shipped model v2s" in summary["absent"]
     for system in ("noisy", "noisereduce", "audio-only", "audio-visual"):
-        assert "si_sdr" in summary["enhancement"]["5dB"][system]
-    assert set(summary["generation"]) == {"lips", "unconditional"}
+        assert "si_sdr" in summary["own"]["enhancement"]["5dB"][system]
+    if HAS_GRID_ASR:  # the GRID-grammar recogniser, against the manifest's text
+        assert "| WER ↓ |" in report and "clean speech" in report
+        assert any((out / "generation" / "reference").glob("*.txt"))
+        for system in ("lips", "unconditional", "clean speech"):
+            assert "wer" in summary["own"]["generation"][system]
+        assert "wer" in summary["own"]["enhancement"]["5dB"]["audio-visual"]
+        assert any("reference text from <reference>.txt" in note for note in summary["notes"])
     assert (out / "run" / "model" / "avdiff_pipeline.json").is_file() and (out / "config.yaml").is_file()
+
+    (models / "v2s").symlink_to(out / "run" / "model")  # the model trained above stands in for the shipped one
     stamp = (out / "enhancement" / "5dB" / "audio-visual").stat().st_mtime_ns
     start = time.perf_counter()
-    assert main(args) == 0  # every stage's outputs exist: nothing is redone but the report
+    assert main(args) == 0  # the demo's own stages are not redone; the shipped model's are added
     assert time.perf_counter() - start < 60
     assert (out / "enhancement" / "5dB" / "audio-visual").stat().st_mtime_ns == stamp
+    report = (out / "report.md").read_text()
+    assert "Shipped model v2s: video-to-speech" in report and "Shipped model v2s: enhancement at 5dB" in report
+    assert "This demo's own 3-step model: video-to-speech" in report and "no shipped model" not in report
+    assert (out / "shipped" / "enhancement" / "5dB" / "audio-visual").is_dir()
+    assert (out / "shipped" / "generation" / "lips").is_dir()
+    summary = json.loads((out / "metrics" / "summary.json").read_text())
+    assert set(summary) == {"v2s", "own", "absent", "notes"} and summary["absent"] == {}
+    assert (out / "report.html").read_text().count("<audio") >= 10

@@ -6,8 +6,14 @@ import html
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
+from avdiff.demo.inference import DemoModel, TestSet
+from avdiff.demo.settings import DemoSettings
 from avdiff.timegrid import SAMPLE_RATE
+
+CAVEAT = ("Synthetic speech and tiny data: these figures show the machinery works end to end, not how a model "
+          "does on real speech.")
 
 
 def spectrogram_png(signals: dict[str, np.ndarray], path: Path, sample_rate: int = SAMPLE_RATE, title: str = "") -> Path:
@@ -96,3 +102,56 @@ def _markdown_block_to_html(body: str) -> str:
             out.append(f"<p>{html.escape(line)}</p>")
     flush()
     return "\n".join(out)
+
+
+def model_sections(settings: DemoSettings, model: DemoModel, tables: dict) -> list[tuple[str, str]]:
+    """A model's video-to-speech table and one enhancement table per SNR, headed by the model's label."""
+    from avdiff.evaluation import markdown_table
+
+    title = model.label[0].upper() + model.label[1:]
+    sections = [(f"{title}: video-to-speech (held-out silent clips)", markdown_table(tables["generation"])
+                 + f"\n\nModel: {model.path}. 'lips' uses classifier-free guidance w = {settings.guidance:g}; "
+                 "'unconditional' is the same model with every face masked: the lips must beat it."
+                 + (" 'clean speech' is the recogniser on the reference itself: the best WER to hope for."
+                    if "clean speech" in tables["generation"] else ""))]
+    for snr, systems in tables["enhancement"].items():
+        sections.append((f"{title}: enhancement at {snr} SNR ({settings.method})", markdown_table(systems)))
+    return sections
+
+
+AudioLinks = list[tuple[str, list[tuple[str, Path]]]]  # (row label, [(link label, wav)]) as write_report takes them
+
+
+def listening(test: TestSet, models: list[DemoModel]) -> tuple[dict[str, Path], AudioLinks]:
+    """The first test clip's signals (spectrogram rows) and its audio links: the inputs, then each model's outputs."""
+    name = f"{test.items[0]['id']}.wav"
+    snr, root = next(iter(test.mixtures.items()))
+    inputs = [("clean", test.reference / name), (f"noisy ({snr})", root / "noisy" / name)]
+    links = [(f"{name}: inputs", inputs)]
+    for model in models:
+        links.append((f"{name}: {model.label}", [
+            (f"{model.short} enhanced audio-only", model.enhanced(snr, "audio-only") / name),
+            (f"{model.short} enhanced audio-visual", model.enhanced(snr, "audio-visual") / name),
+            (f"{model.short} from lips", model.generated("lips") / name),
+            (f"{model.short} unconditional", model.generated("unconditional") / name)]))
+    return {label: path for _, row in links for label, path in row}, links
+
+
+def write_demo_report(settings: DemoSettings, test: TestSet, runs: list[tuple[DemoModel, dict]],
+                      notes: tuple[list[tuple[str, str]], list[tuple[str, str]]], run_lines: list[str]) -> Path:
+    """report.md and report.html: notes (heading, text) before and after each model's sections, then
+    the run, spectrograms and audio of the first test clip."""
+    out = settings.output
+    before, after = notes
+    sections = [*before, *(section for model, tables in runs for section in model_sections(settings, model, tables)),
+                *after]
+    sections.append(("Run", "\n".join([*run_lines, CAVEAT])))
+    pictures = []
+    signals, links = listening(test, [model for model, _ in runs])
+    if runs:
+        picture = spectrogram_png({k: sf.read(v, dtype="float32")[0] for k, v in signals.items()},
+                                  out / "figures" / "spectrograms.png",
+                                  title=f"{test.items[0]['id']} (the noisy row: {next(iter(test.mixtures))} SNR)")
+        pictures.append(("Spectrograms", picture))
+    markdown, _ = write_report(out, "avdiff demo report", sections, pictures, links if runs else [])
+    return markdown
