@@ -6,3 +6,7 @@ posterior sampler, enhances noisy speech with or without the speaker's lips.
 """
 
 __version__ = "0.1.0"
+
+from avdiff.cpu import apply_cpu_defaults
+
+apply_cpu_defaults()  # before anything imports torch (avdiff/cpu.py says why)

@@ -24,7 +24,7 @@ from avdiff.config import (
 from avdiff.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-RECIPES = ["lrs3", "ncsnpp", "speech-prior-cpu", "synth-cpu", "synth-gpu", "tcd-timit", "tiny"]
+RECIPES = ["lrs3", "ncsnpp", "speech-prior-cpu", "synth-cpu", "synth-gpu", "tcd-timit", "tiny", "v2s-cpu"]
 
 
 def write(tmp_path: Path, text: str) -> Path:

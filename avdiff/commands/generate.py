@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
+from avdiff.pipeline.shipped import DEFAULT_GENERATOR
 from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output .wav for one input, folder for many (default: <input stem>.wav / generated/)")
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), default=None, help="sampler (default: the model's)")
     parser.add_argument("--num-samples", type=int, default=1, help="samples per input (<id>_s<k>.wav when > 1)")
-    add_model_arguments(parser)
+    add_model_arguments(parser, default_model=DEFAULT_GENERATOR)
     parser.set_defaults(func=run)
 
 

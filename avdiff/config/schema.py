@@ -89,6 +89,9 @@ class UNetConfig:
     frequency_channels: int = option(4, "fixed cos(pi k f / F) input channels telling the network each bin's frequency")
     cond_spectral_channels: int = option(2, "input channels of per-frame spectral maps predicted from the condition")
     cond_spectral_bins: int = option(64, "frequency points of those maps (interpolated to the STFT bins)")
+    cond_envelope_bands: int = option(
+        0, "the condition's first N channels are a log-mel envelope (lip_encoder.envelope_bands), drawn on the "
+        "STFT bins as one more input channel; 0 = none")
 
     def __post_init__(self) -> None:
         if len(self.attention_levels) != len(self.block_out_channels):
@@ -223,6 +226,9 @@ class LipEncoderConfig:
     )
     freeze_frontend: bool = option(False, "keep the visual front-end fixed during training")
     train: bool = option(True, "train the whole lip encoder jointly; false freezes all of it")
+    envelope_bands: int = option(
+        0, "train the embedding's first N channels to be the speech's log-mel envelope in N mel bands "
+        "(training.envelope_loss_weight); 0 = none")
 
 
 @dataclass
@@ -277,6 +283,9 @@ class TrainingConfig:
         "auto", "network precision: auto = bf16 on GPUs that support it, else fp32"
     )
     ema_decay: float = option(0.999, "EMA decay of the exported / validated weights")
+    envelope_loss_weight: float = option(
+        1.0, "weight of the lip envelope loss (mean squared error of the lips' log-mel envelope, "
+        "when lip_encoder.envelope_bands > 0) added to the denoising loss")
     cond_drop_prob: float = option(0.15, "probability of dropping a whole item's condition (guidance, audio-only prior)")
     cond_span_drop_prob: float = option(0.3, "probability of dropping one random span of condition frames")
     cond_span_max_frames: int = option(125, "longest dropped condition span, in STFT frames (1 s)")
@@ -314,6 +323,11 @@ class AVDiffConfig:
     enhancement: EnhancementConfig = section(EnhancementConfig, "enhancement defaults")
 
     def __post_init__(self) -> None:
+        bands, drawn = self.lip_encoder.envelope_bands, self.score_model.unet.cond_envelope_bands
+        if not 0 <= bands <= self.lip_encoder.output_dim or drawn not in (0, bands):
+            raise ValueError(
+                f"lip_encoder.envelope_bands ({bands}) must be in 0 .. output_dim ({self.lip_encoder.output_dim}), "
+                f"and score_model.unet.cond_envelope_bands ({drawn}) 0 or the same number")
         if self.lip_encoder.output_dim != self.score_model.cond_channels:
             raise ValueError(
                 f"lip_encoder.output_dim ({self.lip_encoder.output_dim}) must equal "

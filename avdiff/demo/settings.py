@@ -8,9 +8,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from avdiff.config import packaged_config
+from avdiff.pipeline.shipped import DEFAULT_GENERATOR
 
 DEFAULT_CONFIG = packaged_config("synth-cpu")  # avdiff/configs/: inside the package, also when installed
-DEFAULT_SHIPPED_MODEL = "v2s"  # the shipped video-to-speech + audio-visual model (models/v2s/)
+DEFAULT_SHIPPED_MODEL = DEFAULT_GENERATOR  # the shipped video-to-speech + audio-visual model
 NO_SHIPPED_MODEL = "none"  # --shipped-model none: run the demo's own model only
 
 

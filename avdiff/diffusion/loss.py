@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -13,11 +13,13 @@ from avdiff.diffusion.formulation import DiffusionFormulation
 
 @dataclass
 class LossOutput:
-    """The batch loss, the per-item losses and their noise levels (for per-sigma-band logging)."""
+    """The batch loss, the per-item losses and their noise levels (for per-sigma-band logging);
+    `auxiliary` holds other (detached) terms that a training model added to `loss`, by name."""
 
     loss: Tensor
     per_item: Tensor
     sigma: Tensor
+    auxiliary: dict[str, Tensor] = field(default_factory=dict)
 
 
 class DenoisingScoreMatchingLoss:

@@ -45,9 +45,12 @@ class ConditionTrunk(nn.Module):
             raise ValueError(f"cond_mask must be (batch, frames) = ({batch}, {frames}), got {tuple(cond_mask.shape)}")
         return torch.where(cond_mask[:, None, :].bool(), cond, null.to(cond.dtype))
 
+    def features(self, nulled: Tensor) -> Tensor:
+        """The trunk's (B, H, T) features of a condition whose masked frames are already null."""
+        return self.layers(nulled.to(self.null_embedding.dtype))
+
     def forward(self, cond: Tensor | None, cond_mask: Tensor | None, batch: int, frames: int) -> Tensor:
-        dtype = self.null_embedding.dtype
-        return self.layers(self.apply_null(cond, cond_mask, batch, frames).to(dtype))
+        return self.features(self.apply_null(cond, cond_mask, batch, frames))
 
 
 class FrameFiLM(nn.Module):

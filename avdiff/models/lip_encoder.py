@@ -51,8 +51,12 @@ class LipEncoder(ModelMixin, ConfigMixin):
                  model_dim: int = 256, num_layers: int = 6, num_heads: int = 4, ff_mult: int = 4,
                  conv_kernel_size: int = 15, max_relative_distance: int = 32, dropout: float = 0.1,
                  output_dim: int = 256, pixel_mean: float = 0.421, pixel_std: float = 0.165,
-                 freeze_frontend: bool = False) -> None:
+                 freeze_frontend: bool = False, envelope_bands: int = 0) -> None:
+        """`envelope_bands`: the first N output channels are trained to be a log-mel envelope
+        (`avdiff.audio.envelope`); recorded so a saved encoder says what its channels mean."""
         super().__init__()
+        if not 0 <= envelope_bands <= output_dim:
+            raise ValueError(f"envelope_bands ({envelope_bands}) must be in 0 .. output_dim ({output_dim})")
         self.frontend = VisualFrontend(stem_channels, tuple(trunk_channels), tuple(trunk_blocks), activation)
         self.input_proj = nn.Linear(self.frontend.out_channels, model_dim)
         self.temporal = Conformer(model_dim, num_layers, num_heads, ff_mult, conv_kernel_size,

@@ -5,7 +5,9 @@ Built from diffusers' UNet blocks (`DownBlock2D`/`AttnDownBlock2D`, `UNetMidBloc
 frame-aligned conditioning (`avdiff.models.conditioning`): per-frame FiLM at every resolution
 of the encoder, the middle and the decoder, plus per-frame spectral maps predicted from the
 condition and fed in beside the input, so the lips can say directly which frequencies are
-active. Fixed frequency-position channels tell the network where each bin lies. Frequency runs along the height, time along the width.
+active, and (with `cond_envelope_bands`) the condition's predicted log-mel envelope drawn on
+the STFT bins as one more input channel. Fixed frequency-position channels tell the network
+where each bin lies. Frequency runs along the height, time along the width.
 Inputs of any size are zero-padded to the UNet's multiple and the output cropped back exactly.
 """
 
@@ -23,10 +25,12 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
 from torch import Tensor, nn
 
+from avdiff.audio.envelope import envelope_image
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import ScoreModelConfig, UNetConfig
 from avdiff.models.conditioning import ConditionTrunk, FrameFiLM, SpectralMap
 from avdiff.models.loading import own_aligned_storage
+from avdiff.timegrid import SAMPLE_RATE
 
 
 _UNET = UNetConfig()
@@ -63,11 +67,14 @@ class ScoreUNet(ModelMixin, ConfigMixin):
         frequency_channels: int = _UNET.frequency_channels,
         cond_spectral_channels: int = _UNET.cond_spectral_channels,
         cond_spectral_bins: int = _UNET.cond_spectral_bins,
+        cond_envelope_bands: int = _UNET.cond_envelope_bands,
     ) -> None:
         """Defaults are the config schema's (`UNetConfig`), so they are written once."""
         super().__init__()
         if len(attention_levels) != len(block_out_channels):
             raise ValueError("attention_levels needs one flag per entry of block_out_channels")
+        if not 0 <= cond_envelope_bands <= cond_channels:
+            raise ValueError(f"cond_envelope_bands ({cond_envelope_bands}) must be in 0 .. cond_channels ({cond_channels})")
         channels = list(block_out_channels)
         temb_channels = 4 * channels[0]
         blocks = _BlockSettings(layers_per_block, attention_head_dim, temb_channels, cond_hidden_channels,
@@ -77,8 +84,9 @@ class ScoreUNet(ModelMixin, ConfigMixin):
             channels[0], scale=time_embedding_scale, log=False, flip_sin_to_cos=True
         )
         self.time_embedding = TimestepEmbedding(2 * channels[0], temb_channels)
-        self.conv_in = nn.Conv2d(in_channels + frequency_channels + cond_spectral_channels, channels[0],
-                                 kernel_size=3, padding=1)
+        envelope_channels = 1 if cond_envelope_bands else 0
+        self.conv_in = nn.Conv2d(in_channels + frequency_channels + cond_spectral_channels + envelope_channels,
+                                 channels[0], kernel_size=3, padding=1)
         self.condition = ConditionTrunk(cond_channels, cond_hidden_channels)
         self.spectral_map = SpectralMap(cond_hidden_channels, cond_spectral_channels, cond_spectral_bins)
         self.down_blocks, self.down_film = self._encoder(channels, list(attention_levels), blocks)
@@ -151,6 +159,14 @@ class ScoreUNet(ModelMixin, ConfigMixin):
         features = torch.cos(torch.pi * order[:, None] * position[None, :])
         return features[None, :, :, None].expand(batch, count, padded_bins, frames).to(like.dtype)
 
+    def envelope_channel(self, nulled: Tensor, bins: int) -> Tensor:
+        """(B, 1, bins, T) image of the condition's log-mel envelope channels on the STFT bins
+        (`avdiff.audio.envelope`), or (B, 0, bins, T) when the condition carries none."""
+        bands = self.config.cond_envelope_bands
+        if not bands:
+            return nulled.new_zeros(nulled.shape[0], 0, bins, nulled.shape[-1])
+        return envelope_image(nulled[:, :bands], bins, SAMPLE_RATE)
+
     def forward(
         self,
         sample: Tensor,
@@ -160,7 +176,9 @@ class ScoreUNet(ModelMixin, ConfigMixin):
     ) -> Tensor:
         """sample (B, 2, F, T), noise_level c_noise (B,), cond (B, D, T), cond_mask (B, T) bool."""
         batch, _, height, width = sample.shape
-        cond_features = self.condition(cond, cond_mask, batch, width)
+        nulled = self.condition.apply_null(cond, cond_mask, batch, width)
+        cond_features = self.condition.features(nulled)
+        envelope = self.envelope_channel(nulled, height)
 
         multiple = self.size_multiple
         pad_h, pad_w = -height % multiple, -width % multiple
@@ -175,6 +193,7 @@ class ScoreUNet(ModelMixin, ConfigMixin):
             sample,
             self.frequency_features(batch, height, sample.shape[-2], sample.shape[-1], sample),
             self.spectral_map(cond_features, height, sample.shape[-2]).to(sample.dtype),
+            F.pad(envelope, (0, pad_w, 0, pad_h)).to(sample.dtype),
         ], 1)
         hidden = self.conv_in(sample.to(self.dtype))
         skips: tuple[Tensor, ...] = (hidden,)

@@ -1,6 +1,7 @@
 """The models shipped in the repository's `models/` folder, by name.
 
-`avdiff enhance` uses `DEFAULT_ENHANCER` when no `--model` is given; `--model NAME` picks any
+`avdiff enhance` uses `DEFAULT_ENHANCER` and `avdiff generate` `DEFAULT_GENERATOR` when no
+`--model` is given; `--model NAME` picks any
 shipped model by name, `--model PATH` any model folder. `AVDIFF_MODELS` points elsewhere (for
 installs where the repository's `models/` is not beside the package).
 """
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from avdiff.errors import InputError
 
-DEFAULT_ENHANCER = "speech-prior"
+DEFAULT_ENHANCER = "speech-prior"  # audio-only prior of real speech
+DEFAULT_GENERATOR = "v2s"  # video-to-speech (and audio-visual) model of the synthetic corpus
 
 
 def shipped_models_dir() -> Path:

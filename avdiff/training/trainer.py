@@ -180,10 +180,13 @@ class LogWindow:
         self.start, self.items = time.perf_counter(), 0
 
     def add_micro_batch(self, out: LossOutput, finite: bool, items: int) -> None:
-        """Record a micro-batch's loss (or that it was non-finite) and each item's loss in its sigma band."""
+        """Record a micro-batch's loss (or that it was non-finite), its auxiliary terms and each
+        item's denoising loss in its sigma band."""
         self.values["loss_nonfinite"].append(0.0 if finite else 1.0)
         if finite:
             self.values["loss"].append(float(out.loss.detach()))
+            for name, value in out.auxiliary.items():
+                self.values[f"loss_{name}"].append(float(value))
             for sigma, value in zip(out.sigma.tolist(), out.per_item.tolist()):
                 band = sum(sigma >= edge for edge in SIGMA_BANDS)
                 self.values[f"loss_band{band}"].append(value)

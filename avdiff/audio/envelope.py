@@ -1,0 +1,91 @@
+"""Log-mel spectral envelopes: what the lips are trained to predict and the score network draws.
+
+Video-to-speech needs the lip embeddings to say where the speech energy is. Learned only
+through the denoising loss, a small lip encoder on a CPU budget never gets there (BENCHMARKS.md,
+"Why the lips were ignored"). So the first `envelope_bands` channels of the lip embedding are
+trained directly (an auxiliary loss) to be the speech's log-mel envelope at each video frame,
+and the score UNet maps those channels back onto its linear frequency bins as an input image
+(`band_to_bin_matrix`): a frame-aligned, frequency-aligned picture of the speech to draw over.
+
+Bands are torchaudio's triangular HTK mel filters over 0 .. sample_rate / 2. Values are
+ln(power + ENVELOPE_FLOOR) of the uncompressed STFT, shifted and scaled by ENVELOPE_OFFSET and
+ENVELOPE_SCALE into roughly [-1, 1] for peak-normalised speech.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import Tensor
+
+# ln-power of peak-normalised synthetic speech runs from the floor (-9.2) to about 8.5, mean -2.6:
+ENVELOPE_FLOOR = 1e-4  # power floor before the log (silence reads as ln 1e-4 = -9.2)
+ENVELOPE_OFFSET = 1.0  # ln-power shift: centres the floor-to-peak range
+ENVELOPE_SCALE = 8.0  # ln-power scale: that range into about [-1, 1.2] (std about 0.55)
+
+
+def _mel(frequency: Tensor | float) -> Tensor:
+    """HTK mel of a frequency in Hz (the scale of torchaudio's `melscale_fbanks(mel_scale='htk')`)."""
+    return 2595.0 * torch.log10(1.0 + torch.as_tensor(frequency, dtype=torch.float64) / 700.0)
+
+
+def mel_filterbank(num_bins: int, bands: int, sample_rate: int) -> Tensor:
+    """(num_bins, bands) triangular mel filters over the one-sided STFT bins 0 .. sample_rate / 2."""
+    return torchaudio.functional.melscale_fbanks(num_bins, 0.0, sample_rate / 2, bands, sample_rate,
+                                                 norm=None, mel_scale="htk")
+
+
+def log_mel_envelope(power: Tensor, bands: int, sample_rate: int) -> Tensor:
+    """Power spectrogram (B, F, T) -> normalised log-mel envelope (B, bands, T), float32."""
+    filters = mel_filterbank(power.shape[-2], bands, sample_rate).to(power.device)
+    mel = torch.einsum("fe,bft->bet", filters, power.float())
+    return (torch.log(mel + ENVELOPE_FLOOR) + ENVELOPE_OFFSET) / ENVELOPE_SCALE
+
+
+def per_video_frame(envelope: Tensor, frame_mask: Tensor, video_frames: int, stft_per_video_frame: int
+                    ) -> tuple[Tensor, Tensor]:
+    """(B, E, T) envelope on the STFT grid -> (B, E, T_v) means over each video frame's STFT frames,
+    and (B, T_v) the share of those frames inside the clip (0 for padding).
+
+    Video frame j covers STFT frames 5 j .. 5 j + 4 (`avdiff.models.lip_encoder`); a crop's last
+    video frame may cover fewer than 5 of them, and frames outside `frame_mask` count for nothing.
+    """
+    batch, bands, frames = envelope.shape
+    width = video_frames * stft_per_video_frame
+    weight = frame_mask.to(envelope.dtype)[:, :width]
+    values = envelope[..., :width] * weight[:, None, :]
+    if frames < width:
+        pad = width - frames
+        values = torch.nn.functional.pad(values, (0, pad))
+        weight = torch.nn.functional.pad(weight, (0, pad))
+    counts = weight.view(batch, video_frames, stft_per_video_frame).sum(-1)
+    sums = values.view(batch, bands, video_frames, stft_per_video_frame).sum(-1)
+    return sums / counts.clamp_min(1.0)[:, None, :], counts / stft_per_video_frame
+
+
+def band_to_bin_matrix(num_bins: int, bands: int, sample_rate: int) -> Tensor:
+    """(num_bins, bands) weights that linearly interpolate band values to each STFT bin.
+
+    Band e is centred at the e-th interior point of `bands + 2` mel-spaced points over
+    0 .. sample_rate / 2 (the peak of its triangle); a bin between two centres mixes those two
+    bands by its mel distance, and bins below the first or above the last centre take the
+    nearest band. Each row sums to 1.
+    """
+    top = _mel(sample_rate / 2)
+    centres = torch.linspace(0.0, float(top), bands + 2, dtype=torch.float64)[1:-1]
+    bins = _mel(torch.linspace(0.0, sample_rate / 2, num_bins, dtype=torch.float64))
+    position = ((bins - centres[0]) / (centres[1] - centres[0]) if bands > 1 else bins * 0).clamp(0, bands - 1)
+    lower = position.floor().long().clamp(max=max(bands - 2, 0))
+    upper_weight = (position - lower).clamp(0, 1)
+    matrix = torch.zeros(num_bins, bands, dtype=torch.float64)
+    rows = torch.arange(num_bins)
+    matrix[rows, lower] += 1 - upper_weight
+    matrix[rows, (lower + 1).clamp(max=bands - 1)] += upper_weight
+    return matrix.float()
+
+
+def envelope_image(envelope: Tensor, num_bins: int, sample_rate: int) -> Tensor:
+    """(B, E, T) envelope -> (B, 1, num_bins, T): each STFT bin's interpolated envelope value."""
+    matrix = band_to_bin_matrix(num_bins, envelope.shape[1], sample_rate).to(envelope.device, envelope.dtype)
+    return torch.einsum("fe,bet->bft", matrix, envelope).unsqueeze(1)
+

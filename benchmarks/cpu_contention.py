@@ -1,0 +1,109 @@
+"""One forward pass of the tiny score network on a shared CPU: OpenMP wait policy and threads.
+
+With torch's OpenMP defaults, threads that wait for a core another process holds spin instead of
+sleeping; on 2 cores a forward pass then took 2-6x longer beside one busy process. avdiff sets
+OMP_WAIT_POLICY=PASSIVE when it is imported first (`avdiff/cpu.py`). This script measures, in
+one run and side by side, the median time of a forward pass of the tiny score UNet on a 256 x 384
+spectrogram (3 s of audio) for
+- torch's defaults (torch imported before avdiff, no OMP_WAIT_POLICY),
+- avdiff's defaults (avdiff imported first: PASSIVE, all cores),
+- one thread,
+on an idle machine and beside `--load` busy processes (pure Python loops). Each setting runs in
+its own process, because OpenMP reads its settings when torch loads.
+
+    .venv/bin/python benchmarks/cpu_contention.py --repeats 15 --output benchmarks/results/cpu-contention.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SETTINGS = {
+    "torch defaults": {"order": "torch-first", "threads": None},
+    "avdiff defaults (PASSIVE)": {"order": "avdiff-first", "threads": None},
+    "one thread": {"order": "avdiff-first", "threads": 1},
+}
+
+
+def measure(order: str, threads: int | None, repeats: int) -> list[float]:
+    """Times (s) of `repeats` forward passes after one warm-up, in this process."""
+    if order == "torch-first":
+        importlib.import_module("torch")  # OpenMP starts with torch's own settings, before avdiff's
+    import torch
+
+    from avdiff.models import ScoreUNet
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    network = ScoreUNet().eval()
+    x, noise = torch.randn(1, 2, 256, 384), torch.zeros(1)
+    times = []
+    with torch.inference_mode():
+        network(x, noise)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            network(x, noise)
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def run_child(setting: dict, repeats: int) -> dict:
+    """Measure one setting in a fresh process (OpenMP settings are read once, at load)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    command = [sys.executable, __file__, "--child", json.dumps(setting), "--repeats", str(repeats)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    times = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"median": statistics.median(times), "min": min(times), "max": max(times),
+            "policy": json.loads(out.stdout.strip().splitlines()[-2])}
+
+
+def busy_processes(count: int) -> list[subprocess.Popen]:
+    """`count` processes that keep one core each busy (pure Python, no OpenMP)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--load", type=int, default=1, help="busy processes beside the measurement")
+    parser.add_argument("--output", type=Path, default=None, help="markdown table to write")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        setting = json.loads(args.child)
+        times = measure(setting["order"], setting["threads"], args.repeats)
+        print(json.dumps(os.environ.get("OMP_WAIT_POLICY")))
+        print(json.dumps(times))
+        return
+    rows = []
+    for load in (0, args.load):
+        for name, setting in SETTINGS.items():
+            busy = busy_processes(load)
+            try:
+                result = run_child(setting, args.repeats)
+            finally:
+                for process in busy:
+                    process.kill()
+            rows.append((name, load, result))
+            print(f"{name:28s} load {load}: median {result['median']:.3f} s "
+                  f"(min {result['min']:.3f}, max {result['max']:.3f}; OMP_WAIT_POLICY {result['policy']})", flush=True)
+    lines = ["| setting | busy processes | median s | min s | max s |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {name} | {load} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} |" for name, load, r in rows]
+    table = "\n".join(lines)
+    print(table)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(f"{os.cpu_count()} logical CPUs; {args.repeats} passes each\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Do the lips matter? Video-to-speech and audio-visual enhancement on held-out synthetic speech.
+
+Test clips: a synthetic corpus made with a seed the model never trained on (`avdiff synth
+--seed 101`: other speakers' prosody and faces), minus every sentence of the training manifest,
+so both the sentences and the corpus seed are new. Each clip is scored against its clean
+reference:
+- video-to-speech: from the lips at each `--guidance` w, and with every face masked (the same
+  model as an unconditional prior: the lips must beat it). ESTOI, and WER and per-slot accuracy
+  of the closed-set GRID-grammar recogniser (pocketsphinx JSGF); `--whisper DIR` adds the open
+  recogniser's WER.
+- enhancement at `--snrs` in the real noises and in babble (four other test clips of other
+  speakers): the noisy input, noisereduce, the model audio-only, the model audio-visual;
+  SI-SDR, PESQ-WB, ESTOI and the GRID-grammar WER.
+Rows go to OUTPUT/rows.jsonl as they come (a killed run resumes); OUTPUT/summary.md has the
+tables with 95 % intervals and the paired differences that the issue's targets are about.
+
+    .venv/bin/python benchmarks/lips_matter.py --model v2s --test data/synth-v2s-test/manifest.jsonl \
+        --train data/synth-v2s/train.jsonl --clips 40 --output benchmarks/results/lips-matter
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from result_rows import Rows, grouped_table, mean_ci
+
+if TYPE_CHECKING:
+    from avdiff.pipeline.inputs import MouthVideo
+
+V2S_METRICS = ("wer_grid", "estoi", "slot_letter", "slot_digit", "wer_whisper")
+ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi", "wer_grid")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="v2s", help="model folder or shipped model name")
+    parser.add_argument("--test", type=Path, required=True, help="manifest of the held-out synthetic corpus")
+    parser.add_argument("--train", type=Path, nargs="+", required=True, help="training manifest(s): sentences to exclude")
+    parser.add_argument("--clips", type=int, default=40, help="test clips (the first N new sentences)")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="guidance weights of 'lips'")
+    parser.add_argument("--steps", type=int, default=None, help="sampler levels (default: the model's)")
+    parser.add_argument("--snrs", type=float, nargs="*", default=[0.0, -5.0])
+    parser.add_argument("--noises", nargs="*", choices=("real", "babble"), default=["real", "babble"])
+    parser.add_argument("--method", default="udiffse+", help="enhancement method")
+    parser.add_argument("--parts", nargs="+", choices=("generate", "enhance"), default=["generate", "enhance"])
+    parser.add_argument("--whisper", type=Path, default=None, help="CTranslate2 Whisper folder (open-set WER)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def new_sentence_items(test: Path, train: list[Path], count: int) -> list[dict]:
+    """The first `count` items of the test manifest whose sentence no training manifest holds."""
+    from avdiff.data.manifest import read_manifest
+
+    seen = {item.get("text") for manifest in train for item in read_manifest(manifest)}
+    items = [item for item in read_manifest(test) if item.get("text") not in seen]
+    return items[:count]
+
+
+class Scorer:
+    """Metrics of an estimate against its reference, recognisers loaded once."""
+
+    def __init__(self, whisper: Path | None) -> None:
+        from avdiff.evaluation.recognisers import GridRecogniser, WhisperRecogniser
+
+        self.grid = GridRecogniser()
+        self.whisper = WhisperRecogniser(whisper) if whisper else None
+
+    def __call__(self, reference: np.ndarray, estimate: np.ndarray, text: str, metrics: tuple[str, ...]) -> dict:
+        from avdiff.evaluation.metrics import compute_metrics
+        from avdiff.evaluation.recognisers import slot_hits
+        from avdiff.evaluation.wer import normalize_words, word_error_rate
+
+        signal = tuple(m for m in metrics if m in ("si_sdr", "pesq_wb", "estoi"))
+        scores = dict(compute_metrics(reference, estimate, metrics=signal).values)
+        heard = self.grid(estimate)
+        scores["wer_grid"] = word_error_rate(text, heard)
+        scores["heard"] = heard
+        scores.update({k: v for k, v in (slot_hits(normalize_words(text), normalize_words(heard)) or {}).items()})
+        if self.whisper is not None and "wer_whisper" in metrics:
+            scores["wer_whisper"] = word_error_rate(text, self.whisper(estimate))
+        return scores
+
+
+def clip_inputs(test: Path, item: dict) -> tuple[np.ndarray, "MouthVideo"]:
+    """(clean audio at 16 kHz, mouth video with its face mask) of a manifest item."""
+    from avdiff.data.manifest import resolve
+    from avdiff.media.audio import load_audio
+    from avdiff.pipeline.inputs import MouthVideo
+
+    audio = load_audio(resolve(test, item["audio"]), 16000).astype(np.float32)
+    rois = np.load(resolve(test, item["video"]))
+    face_ok = np.asarray(item.get("face_ok", [True] * len(rois)), dtype=bool)
+    return audio, MouthVideo(rois, face_ok)
+
+
+def generate_systems(pipeline, video, guidance: list[float], steps: int | None, seed: int) -> dict[str, Callable]:
+    """system name -> a function giving (audio, network calls) of video-to-speech."""
+    from avdiff.pipeline.inputs import MouthVideo
+
+    def run(mouth: MouthVideo, w: float) -> tuple[np.ndarray, int]:
+        out = pipeline.generate(mouth, steps=steps, guidance_scale=w, seed=seed)
+        return out.audio[0], out.network_calls
+
+    systems = {f"lips w={w:g}": (lambda w=w: run(video, w)) for w in guidance}
+    systems["faces masked"] = lambda: run(MouthVideo(video.rois, np.zeros_like(video.face_ok)), 1.0)
+    return systems
+
+
+def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scorer: Scorer, rows: Rows) -> None:
+    """Video-to-speech rows of every (clip, system) not yet in `rows`."""
+    for item in items:
+        clean, video = clip_inputs(args.test, item)
+        for system, run in generate_systems(pipeline, video, args.guidance, args.steps, args.seed).items():
+            key = f"generate|{system}|{item['id']}"
+            if key in rows.done:
+                continue
+            start = time.perf_counter()
+            estimate, calls = run()
+            seconds = time.perf_counter() - start
+            estimate = estimate[: len(clean)]
+            scores = scorer(clean[: len(estimate)], estimate, item["text"], V2S_METRICS)
+            rows.add({"key": key, "part": "generate", "system": system, "item": item["id"], "text": item["text"],
+                      "calls": calls, "seconds": seconds, **scores})
+
+
+def enhance_systems(pipeline, noisy: np.ndarray, video, method: str, steps: int | None, seed: int) -> dict[str, Callable]:
+    """system name -> a function giving (estimate, network calls)."""
+    from avdiff.evaluation.baselines import noisereduce_file
+
+    def run(with_video) -> tuple[np.ndarray, int]:
+        out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=method, steps=steps, seed=seed)
+        return out.audio, out.network_calls
+
+    return {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0),
+            "audio-only": lambda: run(None), "audio-visual": lambda: run(video)}
+
+
+def babble_for(items: list[dict], index: int, test: Path, length: int, rng: np.random.Generator) -> np.ndarray:
+    """Four other test clips of other speakers at equal power, each from a random offset."""
+    speaker = items[index]["speaker"]
+    others = [item for item in items if item["speaker"] != speaker]
+    mixture = np.zeros(length, np.float32)
+    for pick in rng.choice(len(others), size=min(4, len(others)), replace=False):
+        voice, _ = clip_inputs(test, others[pick])
+        voice = np.tile(voice, length // len(voice) + 2)
+        start = int(rng.integers(0, len(voice) - length))
+        piece = voice[start : start + length]
+        mixture += piece / max(float(np.sqrt(np.mean(piece**2))), 1e-6)
+    return mixture
+
+
+def score_enhancement(pipeline, items: list[dict], args: argparse.Namespace, scorer: Scorer, rows: Rows) -> None:
+    """Enhancement rows of every (noise, SNR, clip, system) not yet in `rows`."""
+    from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
+
+    bank = NoiseBank(find_noise_dir())
+    for noise_kind in args.noises:
+        for snr in args.snrs:
+            for number, item in enumerate(items):
+                clean, video = clip_inputs(args.test, item)
+                rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number, noise_kind == "babble"])
+                noise = (bank.excerpt(len(clean), rng) if noise_kind == "real"
+                         else babble_for(items, number, args.test, len(clean), rng))
+                noisy, reference = mix_at_snr(clean, noise, snr)
+                for system, run in enhance_systems(pipeline, noisy, video, args.method, args.steps, args.seed).items():
+                    key = f"enhance|{system}|{noise_kind}|{snr:g}|{item['id']}"
+                    if key in rows.done:
+                        continue
+                    start = time.perf_counter()
+                    estimate, calls = run()
+                    seconds = time.perf_counter() - start
+                    scores = scorer(reference, estimate, item["text"], ENHANCE_METRICS)
+                    rows.add({"key": key, "part": "enhance", "system": system, "noise": noise_kind, "snr": snr,
+                              "item": item["id"], "calls": calls, "seconds": seconds, **scores})
+
+
+def paired(rows: list[dict], system: str, other: str, metric: str, where: dict) -> list[float]:
+    """Per-item differences system - other among rows matching `where` (e.g. noise and SNR)."""
+    def matching(row: dict) -> bool:
+        return all(row.get(k) == v for k, v in where.items()) and metric in row
+
+    index = {row["item"]: row[metric] for row in rows if row["system"] == other and matching(row)}
+    return [row[metric] - index[row["item"]] for row in rows
+            if row["system"] == system and matching(row) and row["item"] in index]
+
+
+def summary(rows: list[dict], args: argparse.Namespace) -> str:
+    """The markdown tables: per system means ± 95 % CI, and the paired differences of the targets."""
+    generated = [row for row in rows if row["part"] == "generate"]
+    enhanced = [row for row in rows if row["part"] == "enhance"]
+    parts = [f"Model {args.model}; test {args.test} (sentences never trained on); mean ± 95 % CI."]
+    if generated:
+        metrics = tuple(m for m in V2S_METRICS if any(m in row for row in generated))
+        parts += ["## Video-to-speech", grouped_table(generated, ("system",), metrics)]
+        lips = sorted({row["system"] for row in generated if row["system"].startswith("lips")})
+        lines = ["| lips | Δ wer_grid vs masked | Δ estoi vs masked |", "| --- | --- | --- |"]
+        for system in lips:
+            cells = [mean_ci(paired(generated, system, "faces masked", m, {})) for m in ("wer_grid", "estoi")]
+            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        parts += ["Paired differences (lips - masked):", "\n".join(lines)]
+    if enhanced:
+        parts += [f"## Enhancement ({args.method})", grouped_table(enhanced, ("noise", "snr", "system"), ENHANCE_METRICS)]
+        lines = ["| noise | SNR | Δ si_sdr | Δ pesq_wb | Δ estoi | Δ wer_grid |", "|" + " --- |" * 6]
+        for noise in sorted({row["noise"] for row in enhanced}):
+            for snr in sorted({row["snr"] for row in enhanced}):
+                where = {"noise": noise, "snr": snr}
+                cells = [mean_ci(paired(enhanced, "audio-visual", "audio-only", m, where)) for m in ENHANCE_METRICS]
+                lines.append(f"| {noise} | {snr:g} | " + " | ".join(cells) + " |")
+        parts += ["Paired differences (audio-visual - audio-only):", "\n".join(lines)]
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from avdiff.pipeline.shipped import resolve_model
+
+    items = new_sentence_items(args.test, args.train, args.clips)
+    if not items:
+        raise SystemExit(f"{args.test}: no item with a sentence outside the training manifests")
+    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model))
+    scorer, rows = Scorer(args.whisper), Rows(args.output / "rows.jsonl")
+    print(f"{len(items)} held-out clips; rows so far: {len(rows.rows)}", flush=True)
+    if "generate" in args.parts:
+        score_generation(pipeline, items, args, scorer, rows)
+    if "enhance" in args.parts:
+        score_enhancement(pipeline, items, args, scorer, rows)
+    text = summary(rows.rows, args)
+    (args.output / "summary.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
