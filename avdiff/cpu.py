@@ -1,21 +1,49 @@
 """CPU defaults that survive a shared machine, set before torch loads OpenMP.
 
-With OpenMP's default wait policy, a thread that finishes its share of a parallel region spins
-while it waits for the others; on a 2-core machine where another process holds a core, the
-spinning thread and the one it waits for fight over the same cores and a forward pass took 2-6x
-longer (BENCHMARKS.md, "CPU under load"). PASSIVE makes waiting threads sleep: the same pass
-then costs about what it costs alone, and on an idle machine nothing is lost. OpenMP reads the
-setting once, when torch loads it, so `avdiff/__init__.py` applies it on import; a value the user
-set (OMP_WAIT_POLICY in the environment) is kept.
+On a 2-core machine, a forward pass of the tiny score network took 0.12 s alone and 3.5 s
+beside one other torch process with default settings (30x; 0.3-0.4 s beside a pure-Python
+busy loop): OpenMP threads spin while they wait, and two processes that each want every core
+fight over them (BENCHMARKS.md, "CPU under load"). Two defaults, applied by
+`avdiff/__init__.py` before anything imports torch, and only where the environment does not
+already say otherwise:
+- OMP_NUM_THREADS from the load: the cores not already busy (CPU time of the last 50 ms
+  from /proc/stat; all cores where that cannot be read), at least one. Alone, all cores (no loss); beside one busy process, one thread (0.19-0.26 s
+  instead of 0.4-3.5 s in the measurement).
+- OMP_WAIT_POLICY=PASSIVE: waiting threads sleep instead of spinning, so an avdiff job does
+  not slow down the other processes it shares the cores with.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 WAIT_POLICY = "PASSIVE"
+SAMPLE_SECONDS = 0.05  # how long the machine's CPU use is sampled at import
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def free_cores() -> int:
+    """Cores that other processes did not use in the last SAMPLE_SECONDS, at least one."""
+    cores = os.cpu_count() or 1
+    try:
+        busy_before, total_before = _cpu_times()
+        time.sleep(SAMPLE_SECONDS)
+        busy_after, total_after = _cpu_times()
+    except (OSError, ValueError, IndexError):  # not Linux: keep torch's choice of every core
+        return cores
+    share = (busy_after - busy_before) / max(total_after - total_before, 1)
+    return max(1, min(cores, cores - int(round(share * cores))))
 
 
 def apply_cpu_defaults() -> None:
-    """Set OMP_WAIT_POLICY=PASSIVE unless the environment already says otherwise."""
+    """Set OMP_WAIT_POLICY and OMP_NUM_THREADS (see the module docstring) unless already set."""
     os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    os.environ.setdefault("OMP_NUM_THREADS", str(free_cores()))

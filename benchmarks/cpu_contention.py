@@ -1,12 +1,12 @@
-"""One forward pass of the tiny score network on a shared CPU: OpenMP wait policy and threads.
+"""One forward pass of the tiny score network on a shared CPU: OpenMP threads and wait policy.
 
 With torch's OpenMP defaults, threads that wait for a core another process holds spin instead of
-sleeping; on 2 cores a forward pass then took 2-6x longer beside one busy process. avdiff sets
-OMP_WAIT_POLICY=PASSIVE when it is imported first (`avdiff/cpu.py`). This script measures, in
-one run and side by side, the median time of a forward pass of the tiny score UNet on a 256 x 384
-spectrogram (3 s of audio) for
-- torch's defaults (torch imported before avdiff, no OMP_WAIT_POLICY),
-- avdiff's defaults (avdiff imported first: PASSIVE, all cores),
+sleeping, and every process wants every core. avdiff sets OMP_NUM_THREADS from the free cores
+and OMP_WAIT_POLICY=PASSIVE when it is imported first (`avdiff/cpu.py`). This script measures,
+in one run and side by side, the median time of a forward pass of the tiny score UNet on a
+256 x 384 spectrogram (3 s of audio) for
+- torch's defaults (torch imported before avdiff: all cores, OpenMP's wait policy),
+- avdiff's defaults (avdiff imported first),
 - one thread,
 on an idle machine and beside `--load` busy processes (pure Python loops). Each setting runs in
 its own process, because OpenMP reads its settings when torch loads.
@@ -28,15 +28,15 @@ from pathlib import Path
 
 SETTINGS = {
     "torch defaults": {"order": "torch-first", "threads": None},
-    "avdiff defaults (PASSIVE)": {"order": "avdiff-first", "threads": None},
+    "avdiff defaults": {"order": "avdiff-first", "threads": None},
     "one thread": {"order": "avdiff-first", "threads": 1},
 }
 
 
 def measure(order: str, threads: int | None, repeats: int) -> list[float]:
     """Times (s) of `repeats` forward passes after one warm-up, in this process."""
-    if order == "torch-first":
-        importlib.import_module("torch")  # OpenMP starts with torch's own settings, before avdiff's
+    # Whichever is imported first decides OpenMP's settings: torch alone, or avdiff's defaults.
+    importlib.import_module("torch" if order == "torch-first" else "avdiff")
     import torch
 
     from avdiff.models import ScoreUNet
@@ -66,35 +66,46 @@ def run_child(setting: dict, repeats: int) -> dict:
             "policy": json.loads(out.stdout.strip().splitlines()[-2])}
 
 
-def busy_processes(count: int) -> list[subprocess.Popen]:
-    """`count` processes that keep one core each busy (pure Python, no OpenMP)."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+LOADS = {
+    "python": "while True: pass",  # one core busy, no OpenMP
+    "torch": "import torch\nx = torch.randn(384, 384)\nwhile True: x @ x",  # torch's own threads, default settings
+}
+
+
+def busy_processes(count: int, kind: str) -> list[subprocess.Popen]:
+    """`count` busy processes of a `LOADS` kind, with the environment torch users have by default."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    return [subprocess.Popen([sys.executable, "-c", LOADS[kind]], env=env) for _ in range(count)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--load", type=int, default=1, help="busy processes beside the measurement")
+    parser.add_argument("--load-kinds", nargs="+", choices=sorted(LOADS), default=["python", "torch"],
+                        help="what the busy processes run: a pure Python loop, or torch matrix products")
     parser.add_argument("--output", type=Path, default=None, help="markdown table to write")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         setting = json.loads(args.child)
+        policy = os.environ.get("OMP_WAIT_POLICY")  # what OpenMP will read when torch loads (before avdiff's default)
         times = measure(setting["order"], setting["threads"], args.repeats)
-        print(json.dumps(os.environ.get("OMP_WAIT_POLICY")))
+        print(json.dumps(policy if setting["order"] == "torch-first" else os.environ.get("OMP_WAIT_POLICY")))
         print(json.dumps(times))
         return
     rows = []
-    for load in (0, args.load):
+    for load, kind in [(0, "-"), *[(args.load, kind) for kind in args.load_kinds]]:
         for name, setting in SETTINGS.items():
-            busy = busy_processes(load)
+            busy = busy_processes(load, kind) if load else []
+            time.sleep(1.0 if busy else 0.0)  # the other jobs are already running when avdiff starts
             try:
                 result = run_child(setting, args.repeats)
             finally:
                 for process in busy:
                     process.kill()
-            rows.append((name, load, result))
-            print(f"{name:28s} load {load}: median {result['median']:.3f} s "
+            rows.append((name, f"{load} {kind}" if load else "none", result))
+            print(f"{name:28s} load {rows[-1][1]}: median {result['median']:.3f} s "
                   f"(min {result['min']:.3f}, max {result['max']:.3f}; OMP_WAIT_POLICY {result['policy']})", flush=True)
     lines = ["| setting | busy processes | median s | min s | max s |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {name} | {load} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} |" for name, load, r in rows]

@@ -5,7 +5,9 @@ Test clips: a synthetic corpus made with a seed the model never trained on (`avd
 so both the sentences and the corpus seed are new. Each clip is scored against its clean
 reference:
 - video-to-speech: from the lips at each `--guidance` w, and with every face masked (the same
-  model as an unconditional prior: the lips must beat it). ESTOI, and WER and per-slot accuracy
+  model as an unconditional prior: the lips must beat it); `--oracle-envelope W` also puts the
+  clean speech's own log-mel envelope in place of the lips' (an upper bound for the lips' part).
+  ESTOI, and WER and per-slot accuracy
   of the closed-set GRID-grammar recogniser (pocketsphinx JSGF); `--whisper DIR` adds the open
   recogniser's WER.
 - enhancement at `--snrs` in the real noises and in babble (four other test clips of other
@@ -30,10 +32,12 @@ import numpy as np
 import torch
 from result_rows import Rows, grouped_table, mean_ci
 
+from avdiff.evaluation.recognisers import SLOT_KEYS
+
 if TYPE_CHECKING:
     from avdiff.pipeline.inputs import MouthVideo
 
-V2S_METRICS = ("wer_grid", "estoi", "slot_letter", "slot_digit", "wer_whisper")
+V2S_METRICS = ("wer_grid", "estoi", *SLOT_KEYS, "wer_whisper")
 ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi", "wer_grid")
 
 
@@ -45,9 +49,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=40, help="test clips (the first N new sentences)")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="guidance weights of 'lips'")
     parser.add_argument("--steps", type=int, default=None, help="sampler levels (default: the model's)")
+    parser.add_argument("--oracle-envelope", type=float, default=None, metavar="W",
+                        help="also generate with the true speech envelope in place of the lips' (guidance W): "
+                        "a diagnostic of what the score network makes of a perfect envelope")
     parser.add_argument("--snrs", type=float, nargs="*", default=[0.0, -5.0])
     parser.add_argument("--noises", nargs="*", choices=("real", "babble"), default=["real", "babble"])
     parser.add_argument("--method", default="udiffse+", help="enhancement method")
+    parser.add_argument("--enhance-guidance", type=float, default=1.0, help="guidance w of audio-visual enhancement")
+    parser.add_argument("--start-sigma", type=float, default=None,
+                        help="posterior start level in units of sigma_data (default: the method's)")
     parser.add_argument("--parts", nargs="+", choices=("generate", "enhance"), default=["generate", "enhance"])
     parser.add_argument("--whisper", type=Path, default=None, help="CTranslate2 Whisper folder (open-set WER)")
     parser.add_argument("--seed", type=int, default=0)
@@ -102,16 +112,51 @@ def clip_inputs(test: Path, item: dict) -> tuple[np.ndarray, "MouthVideo"]:
     return audio, MouthVideo(rois, face_ok)
 
 
-def generate_systems(pipeline, video, guidance: list[float], steps: int | None, seed: int) -> dict[str, Callable]:
+def true_envelope(pipeline, clean: np.ndarray, video_frames: int) -> torch.Tensor:
+    """(T_v, bands) log-mel envelope of the clean speech per video frame: what the lips are trained to say."""
+    from avdiff.audio.envelope import log_mel_envelope, per_video_frame
+    from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
+
+    bands = pipeline.lip_encoder.config.envelope_bands
+    wave = torch.from_numpy(clean / max(float(np.abs(clean).max()), 1e-9)).unsqueeze(0)
+    transform = pipeline.transform
+    power = transform.decompress(transform.to_complex(transform.encode(wave))).abs().square()
+    envelope = log_mel_envelope(power, bands, transform.config.sample_rate)
+    mask = torch.ones(1, envelope.shape[-1], dtype=torch.bool)
+    return per_video_frame(envelope, mask, video_frames, STFT_FRAMES_PER_VIDEO_FRAME)[0][0].T
+
+
+def with_oracle_envelope(pipeline, envelope: torch.Tensor, run: Callable) -> tuple[np.ndarray, int]:
+    """`run()` with the lips' envelope channels replaced by the true envelope (a diagnostic upper
+    bound: how well the score network speaks from a perfect envelope)."""
+    original = pipeline.encode_lips
+
+    def encode(video, **options):
+        embeddings = original(video, **options)
+        embeddings[:, : envelope.shape[1]] = envelope[: len(embeddings)].to(embeddings)
+        return embeddings
+
+    pipeline.encode_lips = encode
+    try:
+        return run()
+    finally:
+        pipeline.encode_lips = original
+
+
+def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespace) -> dict[str, Callable]:
     """system name -> a function giving (audio, network calls) of video-to-speech."""
     from avdiff.pipeline.inputs import MouthVideo
 
     def run(mouth: MouthVideo, w: float) -> tuple[np.ndarray, int]:
-        out = pipeline.generate(mouth, steps=steps, guidance_scale=w, seed=seed)
+        out = pipeline.generate(mouth, steps=args.steps, guidance_scale=w, seed=args.seed)
         return out.audio[0], out.network_calls
 
-    systems = {f"lips w={w:g}": (lambda w=w: run(video, w)) for w in guidance}
+    systems = {f"lips w={w:g}": (lambda w=w: run(video, w)) for w in args.guidance}
     systems["faces masked"] = lambda: run(MouthVideo(video.rois, np.zeros_like(video.face_ok)), 1.0)
+    if args.oracle_envelope is not None and pipeline.lip_encoder.config.envelope_bands:
+        envelope = true_envelope(pipeline, clean, video.num_frames)
+        w = args.oracle_envelope
+        systems[f"oracle envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, envelope, lambda: run(video, w))
     return systems
 
 
@@ -119,7 +164,7 @@ def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scor
     """Video-to-speech rows of every (clip, system) not yet in `rows`."""
     for item in items:
         clean, video = clip_inputs(args.test, item)
-        for system, run in generate_systems(pipeline, video, args.guidance, args.steps, args.seed).items():
+        for system, run in generate_systems(pipeline, video, clean, args).items():
             key = f"generate|{system}|{item['id']}"
             if key in rows.done:
                 continue
@@ -132,12 +177,21 @@ def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scor
                       "calls": calls, "seconds": seconds, **scores})
 
 
-def enhance_systems(pipeline, noisy: np.ndarray, video, method: str, steps: int | None, seed: int) -> dict[str, Callable]:
+def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace) -> dict[str, Callable]:
     """system name -> a function giving (estimate, network calls)."""
+    from dataclasses import replace
+
     from avdiff.evaluation.baselines import noisereduce_file
+    from avdiff.pipeline.posterior_settings import resolve_method
+
+    method, settings = resolve_method(args.method)
+    if args.start_sigma is not None:
+        settings = replace(settings, start_sigma=args.start_sigma)
 
     def run(with_video) -> tuple[np.ndarray, int]:
-        out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=method, steps=steps, seed=seed)
+        guidance = args.enhance_guidance if with_video is not None else 1.0  # nothing to guide with
+        out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=method, steps=args.steps,
+                               seed=args.seed, settings=settings, guidance_scale=guidance)
         return out.audio, out.network_calls
 
     return {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0),
@@ -171,7 +225,7 @@ def score_enhancement(pipeline, items: list[dict], args: argparse.Namespace, sco
                 noise = (bank.excerpt(len(clean), rng) if noise_kind == "real"
                          else babble_for(items, number, args.test, len(clean), rng))
                 noisy, reference = mix_at_snr(clean, noise, snr)
-                for system, run in enhance_systems(pipeline, noisy, video, args.method, args.steps, args.seed).items():
+                for system, run in enhance_systems(pipeline, noisy, video, args).items():
                     key = f"enhance|{system}|{noise_kind}|{snr:g}|{item['id']}"
                     if key in rows.done:
                         continue
@@ -208,7 +262,8 @@ def summary(rows: list[dict], args: argparse.Namespace) -> str:
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
         parts += ["Paired differences (lips - masked):", "\n".join(lines)]
     if enhanced:
-        parts += [f"## Enhancement ({args.method})", grouped_table(enhanced, ("noise", "snr", "system"), ENHANCE_METRICS)]
+        start = "the method's" if args.start_sigma is None else f"{args.start_sigma:g} σ_data"
+        parts += [f"## Enhancement ({args.method}, guidance w = {args.enhance_guidance:g}, start level {start})", grouped_table(enhanced, ("noise", "snr", "system"), ENHANCE_METRICS)]
         lines = ["| noise | SNR | Δ si_sdr | Δ pesq_wb | Δ estoi | Δ wer_grid |", "|" + " --- |" * 6]
         for noise in sorted({row["noise"] for row in enhanced}):
             for snr in sorted({row["snr"] for row in enhanced}):
