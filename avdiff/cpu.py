@@ -46,4 +46,5 @@ def free_cores() -> int:
 def apply_cpu_defaults() -> None:
     """Set OMP_WAIT_POLICY and OMP_NUM_THREADS (see the module docstring) unless already set."""
     os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
-    os.environ.setdefault("OMP_NUM_THREADS", str(free_cores()))
+    if "OMP_NUM_THREADS" not in os.environ:  # sample the machine only when the user has not decided
+        os.environ["OMP_NUM_THREADS"] = str(free_cores())

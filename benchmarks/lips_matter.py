@@ -12,7 +12,7 @@ reference:
   recogniser's WER.
 - enhancement at `--snrs` in the real noises and in babble (four other test clips of other
   speakers): the noisy input, noisereduce, the model audio-only, the model audio-visual;
-  SI-SDR, PESQ-WB, ESTOI and the GRID-grammar WER.
+  SI-SDR, PESQ-WB, ESTOI and the GRID-grammar WER (babble made as in `enhance_real.py`).
 Rows go to OUTPUT/rows.jsonl as they come (a killed run resumes); OUTPUT/summary.md has the
 tables with 95 % intervals and the paired differences that the issue's targets are about.
 
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from enhance_real import babble
 from result_rows import Rows, grouped_table, mean_ci
 
 from avdiff.evaluation.recognisers import SLOT_KEYS
@@ -160,6 +161,13 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
     return systems
 
 
+def timed(run: Callable[[], tuple[np.ndarray, int]]) -> tuple[np.ndarray, int, float]:
+    """(estimate, network calls, seconds) of one system's run."""
+    start = time.perf_counter()
+    estimate, calls = run()
+    return estimate, calls, time.perf_counter() - start
+
+
 def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scorer: Scorer, rows: Rows) -> None:
     """Video-to-speech rows of every (clip, system) not yet in `rows`."""
     for item in items:
@@ -168,9 +176,7 @@ def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scor
             key = f"generate|{system}|{item['id']}"
             if key in rows.done:
                 continue
-            start = time.perf_counter()
-            estimate, calls = run()
-            seconds = time.perf_counter() - start
+            estimate, calls, seconds = timed(run)
             estimate = estimate[: len(clean)]
             scores = scorer(clean[: len(estimate)], estimate, item["text"], V2S_METRICS)
             rows.add({"key": key, "part": "generate", "system": system, "item": item["id"], "text": item["text"],
@@ -198,40 +204,25 @@ def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace
             "audio-only": lambda: run(None), "audio-visual": lambda: run(video)}
 
 
-def babble_for(items: list[dict], index: int, test: Path, length: int, rng: np.random.Generator) -> np.ndarray:
-    """Four other test clips of other speakers at equal power, each from a random offset."""
-    speaker = items[index]["speaker"]
-    others = [item for item in items if item["speaker"] != speaker]
-    mixture = np.zeros(length, np.float32)
-    for pick in rng.choice(len(others), size=min(4, len(others)), replace=False):
-        voice, _ = clip_inputs(test, others[pick])
-        voice = np.tile(voice, length // len(voice) + 2)
-        start = int(rng.integers(0, len(voice) - length))
-        piece = voice[start : start + length]
-        mixture += piece / max(float(np.sqrt(np.mean(piece**2))), 1e-6)
-    return mixture
-
-
 def score_enhancement(pipeline, items: list[dict], args: argparse.Namespace, scorer: Scorer, rows: Rows) -> None:
     """Enhancement rows of every (noise, SNR, clip, system) not yet in `rows`."""
     from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
 
     bank = NoiseBank(find_noise_dir())
+    inputs = [clip_inputs(args.test, item) for item in items]  # read once, for the mixtures and the babble
+    voices = [(item["id"], item["speaker"], clean) for item, (clean, _) in zip(items, inputs)]
     for noise_kind in args.noises:
         for snr in args.snrs:
-            for number, item in enumerate(items):
-                clean, video = clip_inputs(args.test, item)
+            for number, (item, (clean, video)) in enumerate(zip(items, inputs)):
                 rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number, noise_kind == "babble"])
                 noise = (bank.excerpt(len(clean), rng) if noise_kind == "real"
-                         else babble_for(items, number, args.test, len(clean), rng))
+                         else babble(voices, item["speaker"], len(clean), rng))
                 noisy, reference = mix_at_snr(clean, noise, snr)
                 for system, run in enhance_systems(pipeline, noisy, video, args).items():
                     key = f"enhance|{system}|{noise_kind}|{snr:g}|{item['id']}"
                     if key in rows.done:
                         continue
-                    start = time.perf_counter()
-                    estimate, calls = run()
-                    seconds = time.perf_counter() - start
+                    estimate, calls, seconds = timed(run)
                     scores = scorer(reference, estimate, item["text"], ENHANCE_METRICS)
                     rows.add({"key": key, "part": "enhance", "system": system, "noise": noise_kind, "snr": snr,
                               "item": item["id"], "calls": calls, "seconds": seconds, **scores})
