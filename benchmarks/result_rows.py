@@ -40,7 +40,7 @@ def mean_ci(values: list[float]) -> str:
 
 def grouped_table(rows: list[dict], group: tuple[str, ...], metrics: tuple[str, ...]) -> str:
     """A markdown table of mean ± CI per metric for each combination of the `group` columns."""
-    keys = sorted({tuple(row[g] for g in group) for row in rows}, key=str)
+    keys = sorted({tuple(row[g] for g in group) for row in rows}, key=_natural)
     lines = ["| " + " | ".join(group + metrics) + " | calls | n |", "|" + " --- |" * (len(group) + len(metrics) + 2)]
     for key in keys:
         subset = [row for row in rows if tuple(row[g] for g in group) == key]
@@ -48,3 +48,8 @@ def grouped_table(rows: list[dict], group: tuple[str, ...], metrics: tuple[str, 
         calls = subset[0].get("calls", "-")
         lines.append("| " + " | ".join(str(k) for k in key) + " | " + " | ".join(cells) + f" | {calls} | {len(subset)} |")
     return "\n".join(lines)
+
+
+def _natural(key: tuple) -> tuple:
+    """Sort key: numbers by value, before text (so 4 comes before 12)."""
+    return tuple((0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value)) for value in key)

@@ -144,7 +144,7 @@ class SamplerConfig:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
 
 
-EnhancementMethod = Literal["udiffse+", "udiffse", "dps", "udiffse-paper"]
+EnhancementMethod = Literal["udiffse+", "udiffse", "dps", "diffpir", "udiffse-paper"]
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,10 @@ class PosteriorSettings:
     em_iterations: int = option(5, "udiffse: EM iterations")
     num_samples: int = option(2, "parallel posterior samples per input, averaged (every method)")
     dps_weight: float = option(1.0, "dps: weight of the likelihood gradient step")
+    sampler: str = option(
+        "dpmpp_2m", "diffpir: the sampler from avdiff.diffusion.samplers.SAMPLERS that follows the posterior "
+        "denoiser (dpmpp_2m: one network call per level)")
+    sampler_eta: float = option(0.0, "diffpir with a sampler that has an eta option: SDE strength (0 = ODE)")
 
     def __post_init__(self) -> None:
         for name, hint in get_type_hints(type(self)).items():
@@ -208,7 +212,7 @@ class EnhancementConfig:
     """Defaults of `avdiff enhance` and `pipeline.enhance` (each has flags / arguments to change them)."""
 
     method: EnhancementMethod = option(
-        "udiffse+", "posterior sampler (udiffse+ | udiffse | dps), or udiffse-paper: UDiffSE as published")
+        "udiffse+", "posterior sampler (udiffse+ | udiffse | dps | diffpir), or udiffse-paper: UDiffSE as published")
     guidance_scale: float = option(1.0, "classifier-free guidance w of the lip condition (1 = plain conditional)")
     chunk_frames: int = option(256, "STFT frames per chunk of long inputs")
     batch_size: int = option(8, "chunks processed together")

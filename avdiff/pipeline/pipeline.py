@@ -165,19 +165,25 @@ class AVDiffusionPipeline:
         steps: int | None = None,
         guidance_scale: float | None = None,
         seed: int = 0,
+        sampler_options: dict | None = None,
         chunk_frames: int = 1000,
         overlap_frames: int = 100,
         show_progress: bool = False,
         landmarks: str = "face-alignment",
         landmark_weights: str | Path | None = None,
     ) -> GenerationOutput:
-        """Speech for a silent talking-face video, `num_samples` samples of exactly its duration."""
+        """Speech for a silent talking-face video, `num_samples` samples of exactly its duration.
+
+        The model's sampler settings apply unless `sampler`, `steps`, `guidance_scale` or
+        `sampler_options` (the sampler's own, e.g. {"eta": 1.0} for dpmpp_2m) are given."""
         if not self.components.audio_visual:
             raise InputError("this model is an audio-only speech prior (trained without video): it enhances "
                              "speech but cannot generate it from lips; use an audio-visual model")
         config = self.components.sampler
         if sampler is not None and sampler != config.name:  # another sampler: its own default options
             config = replace(config, name=sampler, options={})
+        if sampler_options:
+            config = replace(config, options={**config.options, **sampler_options})
         config = replace(config, steps=steps or config.steps,
                          guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale)
         mouth = self.load_video(video, landmarks, landmark_weights)

@@ -1,0 +1,208 @@
+"""Quality against network calls: every sampler at 4 to 60 calls, with the shipped models.
+
+- generate: video-to-speech by the `--v2s-model` on held-out clips of a synthetic corpus made
+  with an unseen seed, minus every training sentence (as `lips_matter.py`); GRID-grammar WER and
+  ESTOI against the clean reference. Systems: `--samplers` (registry names, `name:key=value`
+  for options), each at every `--calls` budget it can meet (predictor-corrector spends 2 calls
+  per level, Heun 2 per level - 1: the largest level count within the budget is used).
+- enhance: the `--prior-model` on real speech of held-out speakers in real noise at `--snrs`
+  (as `enhance_real.py`); SI-SDR, PESQ-WB, ESTOI. Systems: `--enhancers`
+  (`method[:setting=value,...]`, PosteriorSettings fields) at every budget (1 call per level).
+Rows go to OUTPUT/rows.jsonl as they come (a killed run resumes); OUTPUT/summary.md has the
+tables (mean ± 95 % interval) and OUTPUT/quality_vs_calls.png the curves.
+
+    .venv/bin/python benchmarks/quality_vs_calls.py --v2s-test data/synth-v2s-test/manifest.jsonl \
+        --v2s-train data/synth-v2s/train.jsonl \
+        --speech-test data/speech/librispeech/test.jsonl data/speech/speechocean762/test.jsonl \
+        --output benchmarks/results/quality-vs-calls
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from enhance_real import held_out_clips
+from lips_matter import Scorer, clip_inputs, new_sentence_items
+from result_rows import Rows, grouped_table
+
+GENERATE_METRICS = ("wer_grid", "estoi")
+ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi")
+CALL_BUDGETS = (4, 6, 8, 12, 16, 30, 60)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, nargs="+", default=list(CALL_BUDGETS), help="network-call budgets")
+    parser.add_argument("--parts", nargs="+", choices=("generate", "enhance"), default=["generate", "enhance"])
+    parser.add_argument("--v2s-model", default="v2s", help="video-to-speech model folder or shipped name")
+    parser.add_argument("--v2s-test", type=Path, help="manifest of the held-out synthetic corpus")
+    parser.add_argument("--v2s-train", type=Path, nargs="+", default=[], help="training manifests: sentences to exclude")
+    parser.add_argument("--clips", type=int, default=12, help="video-to-speech test clips")
+    parser.add_argument("--samplers", nargs="+", default=["predictor_corrector", "heun", "dpmpp_2m", "dpmpp_2m:eta=1"])
+    parser.add_argument("--prior-model", default="speech-prior", help="enhancement model folder or shipped name")
+    parser.add_argument("--speech-test", type=Path, nargs="+", default=[], help="test manifests of held-out speakers")
+    parser.add_argument("--speech-clips", type=int, default=12, help="enhancement test clips")
+    parser.add_argument("--seconds", type=float, default=3.0, help="enhancement clip length")
+    parser.add_argument("--snrs", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--enhancers", nargs="+", default=["udiffse+", "diffpir", "diffpir:start_sigma=none"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def parse_value(text: str) -> float | int | str | None:
+    """'1' -> 1, '0.5' -> 0.5, 'none' -> None, anything else stays text."""
+    if text.lower() in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_system(spec: str) -> tuple[str, dict]:
+    """'name:key=value,key=value' -> (name, {key: value})."""
+    name, _, rest = spec.partition(":")
+    changes = dict(pair.split("=", 1) for pair in rest.split(",") if pair)
+    return name, {key: parse_value(value) for key, value in changes.items()}
+
+
+def levels_for(sampler: str, options: dict, calls: int) -> int:
+    """The most noise levels whose run spends at most `calls` network calls (0: impossible)."""
+    from avdiff.config.schema import SamplerConfig
+    from avdiff.diffusion.samplers import network_calls_per_run
+
+    steps = 0
+    while network_calls_per_run(SamplerConfig(name=sampler, steps=steps + 1, options=options)) <= calls:
+        steps += 1
+    return steps
+
+
+def timed(run) -> tuple[np.ndarray, int, float]:
+    start = time.perf_counter()
+    audio, calls = run()
+    return audio, calls, time.perf_counter() - start
+
+
+def score_generation(args: argparse.Namespace, rows: Rows) -> None:
+    """Video-to-speech rows of every (sampler, budget, clip) not yet in `rows`."""
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from avdiff.pipeline.shipped import resolve_model
+
+    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.v2s_model))
+    scorer = Scorer(None)
+    for item in new_sentence_items(args.v2s_test, args.v2s_train, args.clips):
+        clean, video = clip_inputs(args.v2s_test, item)
+        for spec in args.samplers:
+            sampler, options = parse_system(spec)
+            for budget in args.calls:
+                steps = levels_for(sampler, options, budget)
+                key = f"generate|{spec}|{budget}|{item['id']}"
+                if steps < 1 or key in rows.done:
+                    continue
+                audio, calls, seconds = timed(lambda: _generate(pipeline, video, sampler, steps, options, args.seed))
+                audio = audio[: len(clean)]
+                scores = scorer(clean[: len(audio)], audio, item["text"], GENERATE_METRICS)
+                rows.add({"key": key, "part": "generate", "system": spec, "budget": budget, "calls": calls,
+                          "item": item["id"], "seconds": seconds, **scores})
+
+
+def _generate(pipeline, video, sampler: str, steps: int, options: dict, seed: int) -> tuple[np.ndarray, int]:
+    out = pipeline.generate(video, sampler=sampler, steps=steps, sampler_options=options, seed=seed)
+    return out.audio[0], out.network_calls
+
+
+def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
+    """Enhancement rows of every (SNR, clip, method, budget) not yet in `rows`."""
+    from dataclasses import replace
+
+    from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
+    from avdiff.evaluation.metrics import compute_metrics
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from avdiff.pipeline.posterior_settings import resolve_method
+    from avdiff.pipeline.shipped import resolve_model
+
+    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.prior_model))
+    clips = held_out_clips(args.speech_test, 1, args.seconds)[: args.speech_clips]
+    bank = NoiseBank(find_noise_dir())
+    for snr in args.snrs:
+        for number, (clip_id, _, clean) in enumerate(clips):
+            rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number])
+            noisy, reference = mix_at_snr(clean, bank.excerpt(len(clean), rng), snr)
+            for spec in ["noisy", *args.enhancers]:
+                method, changes = parse_system(spec)
+                for budget in [0] if spec == "noisy" else args.calls:
+                    key = f"enhance|{spec}|{budget}|{snr:g}|{clip_id}"
+                    if key in rows.done:
+                        continue
+                    if spec == "noisy":
+                        estimate, calls, seconds = noisy, 0, 0.0
+                    else:
+                        base, settings = resolve_method(method)
+                        settings = replace(settings, **changes, steps=budget)
+                        estimate, calls, seconds = timed(lambda: _enhance(pipeline, noisy, base, settings, args.seed))
+                    scores = compute_metrics(reference, estimate, metrics=ENHANCE_METRICS).values
+                    rows.add({"key": key, "part": "enhance", "system": spec, "budget": budget, "calls": calls,
+                              "snr": snr, "item": clip_id, "seconds": seconds, **scores})
+
+
+def _enhance(pipeline, noisy: np.ndarray, method: str, settings, seed: int) -> tuple[np.ndarray, int]:
+    out = pipeline.enhance(noisy, sample_rate=16000, method=method, settings=settings, seed=seed)
+    return out.audio, out.network_calls
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """One panel per (part, metric): mean against network calls, one line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(part, metric) for part, metrics in (("generate", GENERATE_METRICS), ("enhance", ENHANCE_METRICS))
+              for metric in metrics if any(r["part"] == part for r in rows)]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for axis, (part, metric) in zip(axes[0], panels):
+        subset = [r for r in rows if r["part"] == part and metric in r]
+        for system in sorted({r["system"] for r in subset}):
+            budgets = sorted({r["budget"] for r in subset if r["system"] == system})
+            means = [np.nanmean([r[metric] for r in subset if r["system"] == system and r["budget"] == b])
+                     for b in budgets]
+            if system == "noisy":
+                axis.axhline(means[0], color="grey", linestyle=":", label="noisy")
+            else:
+                axis.plot(budgets, means, marker="o", label=system)
+        axis.set_xscale("log")
+        axis.set_xticks(sorted({r["budget"] for r in subset if r["budget"]}), minor=False)
+        axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_xlabel("network calls")
+        axis.set_title(f"{part}: {metric}")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    rows = Rows(args.output / "rows.jsonl")
+    if "generate" in args.parts:
+        score_generation(args, rows)
+    if "enhance" in args.parts:
+        score_enhancement(args, rows)
+    sections = []
+    for part, metrics in (("generate", GENERATE_METRICS), ("enhance", ENHANCE_METRICS)):
+        subset = [r for r in rows.rows if r["part"] == part]
+        if subset:
+            sections.append(f"## {part}\n\n" + grouped_table(subset, ("system", "budget"), metrics))
+    (args.output / "summary.md").write_text("\n\n".join(sections) + "\n")
+    plot(rows.rows, args.output / "quality_vs_calls.png")
+    print("\n\n".join(sections))
+
+
+if __name__ == "__main__":
+    main()
