@@ -10,6 +10,13 @@ which reports its peak resident set size (CPU) or peak allocated GPU memory.
     .venv/bin/python benchmarks/pipeline_speed.py --config configs/tiny.yaml --device cpu \
         --output benchmarks/results/pipeline-tiny-cpu
     .venv/bin/python benchmarks/pipeline_speed.py --model speech-prior --methods udiffse+ --memory-seconds
+
+`--jobs` times named variants side by side instead, in rounds (every job once per round, so a
+busier moment of the machine hits them all): `generate[:sampler=NAME,steps=N,guidance_scale=W,
+OPTION=V]` or `METHOD[:POSTERIOR_SETTING=V,...]`, e.g. a model's defaults against the previous ones:
+
+    .venv/bin/python benchmarks/pipeline_speed.py --model v2s --seconds 3 --repeats 5 --memory-seconds \
+        --jobs generate:sampler=predictor_corrector,steps=30 generate
 """
 
 from __future__ import annotations
@@ -43,18 +50,41 @@ def build_model_folder(config_path: Path, overrides: list[str], folder: Path) ->
     return save_model_folder(components, folder)
 
 
-def timed(run, device: str, repeats: int) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+
+def job_runner(pipeline, spec: str, video: np.ndarray, noisy: np.ndarray, calls: list[int]):
+    """A function running the job `spec` once (see the module docstring), appending its network calls."""
+    from dataclasses import replace
+
+    from system_specs import parse_system
+
+    from avdiff.pipeline.posterior_settings import PRESETS, resolve_method
+
+    name, changes = parse_system(spec)
+    if name == "generate":
+        fixed = {key: changes.pop(key) for key in ("sampler", "steps", "guidance_scale") if key in changes}
+        return lambda: calls.append(pipeline.generate(video, sampler_options=changes, **fixed).network_calls)
+    defaults = pipeline.components.enhancement
+    method, settings = resolve_method(name, None if name in PRESETS else defaults.posterior)
+    settings = replace(settings, **changes)
+    return lambda: calls.append(pipeline.enhance(noisy, sample_rate=16000, video=video, method=method,
+                                                 settings=settings).network_calls)
+
+
+def timed_rounds(runs: dict, device: str, repeats: int) -> dict[str, float]:
+    """Median seconds of every run, timed in `repeats` rounds after one warm-up round."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for round_number in range(repeats + 1):
+        for name, run in runs.items():
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if round_number:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def memory_run(model: Path, seconds: float, device: str, steps: int) -> None:
@@ -82,6 +112,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="input length for the RTF runs")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=["generate", "udiffse+", "dps", "udiffse"])
+    parser.add_argument("--jobs", nargs="+", default=None, help="named variants timed side by side (see above)")
     parser.add_argument("--memory-seconds", type=float, nargs="*", default=[10, 60, 300])
     parser.add_argument("--memory-steps", type=int, default=2)
     parser.add_argument("--compile", action="store_true")
@@ -108,20 +139,15 @@ def main() -> None:
     video = rng.integers(0, 255, (frames, pipeline.crop_size, pipeline.crop_size), dtype=np.uint8)
     noisy = (0.05 * rng.standard_normal(frames * 640)).astype(np.float32)
     audio_seconds = frames * 640 / 16000
+    calls: dict[str, list[int]] = {spec: [] for spec in args.jobs or args.methods}
+    runs = {spec: job_runner(pipeline, spec, video, noisy, calls[spec]) for spec in calls}
+    medians = timed_rounds(runs, args.device, args.repeats)
     rows = []
-    for method in args.methods:
-        calls = []
-        if method == "generate":
-            def run() -> None:
-                calls.append(pipeline.generate(video).network_calls)
-        else:
-            def run(method: str = method) -> None:
-                calls.append(pipeline.enhance(noisy, sample_rate=16000, video=video, method=method).network_calls)
-        median = timed(run, args.device, args.repeats)
-        rows.append({"method": method, "seconds_audio": audio_seconds, "median_s": median,
-                     "rtf": median / audio_seconds, "network_calls": calls[-1]})
-        print(f"{method:10s} {audio_seconds:.2f} s audio: {median:8.2f} s, RTF {median / audio_seconds:.3f}, "
-              f"{calls[-1]} network calls", flush=True)
+    for spec, median in medians.items():
+        rows.append({"method": spec, "seconds_audio": audio_seconds, "median_s": median,
+                     "rtf": median / audio_seconds, "network_calls": calls[spec][-1]})
+        print(f"{spec:10s} {audio_seconds:.2f} s audio: {median:8.2f} s, RTF {median / audio_seconds:.3f}, "
+              f"{calls[spec][-1]} network calls", flush=True)
     memory = []
     for seconds in args.memory_seconds:
         child = subprocess.run([sys.executable, __file__, "--device", args.device, "--memory-steps", str(args.memory_steps),

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from enhance_real import held_out_clips
 from lips_matter import Scorer, clip_inputs, new_sentence_items
 from result_rows import Rows, grouped_table
+from system_specs import parse_system
 
 GENERATE_METRICS = ("wer_grid", "estoi")
 ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi")
@@ -52,25 +52,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, required=True)
     return parser.parse_args(argv)
-
-
-def parse_value(text: str) -> float | int | str | None:
-    """'1' -> 1, '0.5' -> 0.5, 'none' -> None, anything else stays text."""
-    if text.lower() in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_system(spec: str) -> tuple[str, dict]:
-    """'name:key=value,key=value' -> (name, {key: value})."""
-    name, _, rest = spec.partition(":")
-    changes = dict(pair.split("=", 1) for pair in rest.split(",") if pair)
-    return name, {key: parse_value(value) for key, value in changes.items()}
 
 
 def levels_for(sampler: str, options: dict, calls: int) -> int:

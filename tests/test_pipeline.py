@@ -216,3 +216,21 @@ def test_model_folder_with_a_missing_component_is_a_clear_error(random_pipeline,
         path.unlink()
     with pytest.raises(InputError, match="component 'score_model' is missing"):
         AVDiffusionPipeline.from_pretrained(folder)
+
+
+def test_model_folder_records_its_sampling_and_enhancement_defaults(random_pipeline, tmp_path):
+    """A model's chosen defaults travel in its folder and are what generate and enhance use."""
+    from avdiff.config import EnhancementConfig, SamplerConfig
+
+    components = replace(random_pipeline.components,
+                         sampler=SamplerConfig(name="dpmpp_2m", steps=4, options={"eta": 0.5}),
+                         enhancement=EnhancementConfig(method="diffpir", posterior=PosteriorSettings(steps=5)))
+    folder = AVDiffusionPipeline(components).save_pretrained(tmp_path / "model")
+    loaded = AVDiffusionPipeline.from_pretrained(folder)
+    assert loaded.components.sampler == components.sampler
+    assert loaded.components.enhancement == components.enhancement
+    video = np.random.default_rng(0).integers(0, 255, (5, 40, 40), dtype=np.uint8)
+    assert loaded.generate(video).network_calls == 4
+    noisy = (0.1 * np.random.default_rng(5).standard_normal(4000)).astype(np.float32)
+    assert loaded.enhance(noisy, sample_rate=16000).network_calls == 5
+    assert loaded.enhance(noisy, sample_rate=16000, method="udiffse+", steps=3).network_calls == 3

@@ -36,16 +36,21 @@ def outputs(pipeline: AVDiffusionPipeline) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(2024)
     video = rng.integers(0, 255, (13, 40, 40), dtype=np.uint8)
     noisy = (0.1 * rng.standard_normal(13 * 640)).astype(np.float32)
-    few = PosteriorSettings(steps=3, em_iterations=2)
+    # The settings the first outputs were saved with (NMF refits as before nmf_pass_updates existed).
+    few = PosteriorSettings(steps=3, em_iterations=2, nmf_pass_updates=None, nmf_refit_below=3.0)
     results = {
         f"generate_{name}": pipeline.generate(video, sampler=name, steps=3, seed=3, guidance_scale=guidance).audio
         for name, guidance in (("predictor_corrector", 2.0), ("heun", 1.0), ("euler_maruyama", 1.0),
-                               ("edm_stochastic", 1.0))
+                               ("edm_stochastic", 1.0), ("dpmpp_2m", 2.0))
     }
-    for method in ("udiffse+", "udiffse", "dps"):
+    results["generate_dpmpp_2m_sde"] = pipeline.generate(video, sampler="dpmpp_2m", steps=3, seed=3,
+                                                         sampler_options={"eta": 1.0}).audio
+    for method in ("udiffse+", "udiffse", "dps", "diffpir"):
         for label, lips in (("audio", None), ("av", video)):
             results[f"enhance_{method}_{label}"] = pipeline.enhance(
                 noisy, sample_rate=16000, video=lips, method=method, settings=few, seed=5).audio
+    results["enhance_udiffse+_pass_updates"] = pipeline.enhance(
+        noisy, sample_rate=16000, method="udiffse+", settings=PosteriorSettings(steps=4, nmf_pass_updates=5), seed=5).audio
     results["enhance_udiffse-paper"] = pipeline.enhance(noisy, sample_rate=16000, method="udiffse-paper",
                                                         steps=3, seed=5).audio
     return results

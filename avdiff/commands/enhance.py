@@ -8,10 +8,11 @@ from pathlib import Path
 
 from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
 from avdiff.config.schema import EnhancementConfig, PosteriorSettings
+from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.batch import BatchItem, files_in, run_batch, write_wav
-from avdiff.pipeline.posterior_settings import METHOD_CHOICES, resolve_method, with_steps
+from avdiff.pipeline.posterior_settings import METHOD_CHOICES, PRESETS, resolve_method, with_steps
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER
 
 
@@ -26,18 +27,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="output .wav for one input, folder for many (default: <stem>_enhanced.wav / enhanced/)")
     defaults, posterior = EnhancementConfig(), PosteriorSettings()
-    parser.add_argument("--method", choices=METHOD_CHOICES, default=defaults.method,
-                        help=f"posterior sampler, or udiffse-paper: UDiffSE exactly as published (default {defaults.method})")
+    model_default = "the model's; without one in its folder {}"
+    parser.add_argument("--method", choices=METHOD_CHOICES, default=None,
+                        help="posterior sampler, or udiffse-paper: UDiffSE exactly as published "
+                        f"(default: {model_default.format(defaults.method)})")
     parser.add_argument("--em-iterations", type=int, default=None,
-                        help=f"udiffse: EM iterations (default {posterior.em_iterations})")
+                        help=f"udiffse: EM iterations (default: {model_default.format(posterior.em_iterations)})")
     parser.add_argument("--likelihood-weight", type=float, default=None,
-                        help=f"lambda, the total weight of the likelihood step (default {posterior.likelihood_weight})")
+                        help="lambda, the total weight of the likelihood step "
+                        f"(default: {model_default.format(posterior.likelihood_weight)})")
     parser.add_argument("--num-samples", type=int, default=None,
-                        help=f"parallel samples averaged (default {posterior.num_samples})")
-    parser.add_argument("--chunk-frames", type=int, default=defaults.chunk_frames,
-                        help=f"STFT frames per chunk (long inputs; default {defaults.chunk_frames})")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help=f"chunks processed together (default {defaults.batch_size})")
+                        help=f"parallel samples averaged (default: {model_default.format(posterior.num_samples)})")
+    parser.add_argument("--sampler", choices=sorted(SAMPLERS), default=None,
+                        help=f"diffpir: the sampler (default: {model_default.format(posterior.sampler)})")
+    parser.add_argument("--chunk-frames", type=int, default=None,
+                        help=f"STFT frames per chunk (long inputs; default: {model_default.format(defaults.chunk_frames)})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"chunks processed together (default: {model_default.format(defaults.batch_size)})")
     add_model_arguments(parser, default_model=DEFAULT_ENHANCER)
     parser.set_defaults(func=run)
 
@@ -72,35 +78,39 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
 def _with_flags(settings: PosteriorSettings, args: argparse.Namespace) -> PosteriorSettings:
     """`settings` with the values of the flags the user gave."""
     flags = {"em_iterations": args.em_iterations, "likelihood_weight": args.likelihood_weight,
-             "num_samples": args.num_samples}
+             "num_samples": args.num_samples, "sampler": args.sampler}
     return replace(settings, **{name: value for name, value in flags.items() if value is not None})
 
 
 def run(args: argparse.Namespace) -> int:
     items, out_dir = _items(args)
     pipeline = load_pipeline(args)
-    method, settings = resolve_method(args.method)
+    defaults = pipeline.components.enhancement
+    method_name = args.method or defaults.method
+    method, settings = resolve_method(method_name, None if method_name in PRESETS else defaults.posterior)
     settings = with_steps(_with_flags(settings, args), args.steps)
-    guidance = EnhancementConfig.guidance_scale if args.guidance is None else args.guidance
+    guidance = defaults.guidance_scale if args.guidance is None else args.guidance
+    chunk_frames = defaults.chunk_frames if args.chunk_frames is None else args.chunk_frames
+    batch_size = defaults.batch_size if args.batch_size is None else args.batch_size
 
     def process(item: BatchItem) -> None:
         video = item.inputs.get("video")
         if "video_dir" in item.inputs:
             video = _match_video(item.inputs["video_dir"], item.inputs["stem"])
         result = pipeline.enhance(item.inputs["noisy"], video=video, method=method, guidance_scale=guidance,
-                                  seed=args.seed, settings=settings, chunk_frames=args.chunk_frames,
-                                  batch_size=args.batch_size, show_progress=args.progress, landmarks=args.landmarks,
+                                  seed=args.seed, settings=settings, chunk_frames=chunk_frames,
+                                  batch_size=batch_size, show_progress=args.progress, landmarks=args.landmarks,
                                   landmark_weights=args.landmark_weights)
         write_wav(item.output, result.audio, result.sample_rate)
         for note in result.notes:
             print(f"note: {note}")
         mode = "audio-visual" if video is not None else "audio-only"
-        print(f"{item.id}: {args.method} ({mode}), {result.network_calls} network calls -> {item.output}")
+        print(f"{item.id}: {method_name} ({mode}), {result.network_calls} network calls -> {item.output}")
 
     report = run_batch(items, process, out_dir, overwrite=args.overwrite)
     if report.done:
         settings_path = (out_dir / "enhance_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
-        write_run_settings(settings_path, {"command": "enhance", "model": str(args.model), "method": args.method,
+        write_run_settings(settings_path, {"command": "enhance", "model": str(args.model), "method": method_name,
                                            "video": str(args.video) if args.video else None, "seed": args.seed,
                                            "guidance": guidance, **asdict(settings)})
     print(report.summary())

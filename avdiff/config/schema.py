@@ -178,7 +178,12 @@ class PosteriorSettings:
         True, "lambda is the total weight (each step weighs lambda * likelihood_every); false = per step (paper)")
     clamp_gain: bool = option(True, "the closed-form pull towards y never overshoots y (paper: no clamp)")
     nmf_rank: int = option(4, "rank of the NMF noise variance model")
-    nmf_iterations: int = option(1, "multiplicative NMF updates per refit (UDiffSE: 1)")
+    nmf_iterations: int = option(
+        1, "multiplicative NMF updates per refit: udiffse's M-step (UDiffSE: 1), and the one-pass methods' "
+        "levels when nmf_pass_updates is null")
+    nmf_pass_updates: int | None = option(
+        24, "udiffse+/dps/diffpir: NMF updates over one pass, spread evenly over the levels where the noise "
+        "model is refitted (at least one each), so few levels fit it as well as many; null = nmf_iterations each")
     nmf_init: Literal["scaled", "uniform"] = option("scaled", "NMF start: scaled to the input, or W, H ~ U(0, 1) (paper)")
     nmf_refit_below: float | None = option(
         3.0, "udiffse+/dps: refit the noise model only at sigma <= this * sigma_data (null = every level)")
@@ -197,8 +202,8 @@ class PosteriorSettings:
         for name in ("steps", "likelihood_every", "nmf_rank", "em_iterations", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"posterior setting {name} must be >= 1, got {getattr(self, name)}")
-        if self.corrector_steps < 0 or self.nmf_iterations < 0:
-            raise ValueError("corrector_steps and nmf_iterations must be >= 0")
+        if self.corrector_steps < 0 or self.nmf_iterations < 0 or (self.nmf_pass_updates or 0) < 0:
+            raise ValueError("corrector_steps, nmf_iterations and nmf_pass_updates must be >= 0")
         if self.predictor == "euler_maruyama" and self.schedule != "ouve":
             raise ValueError("predictor euler_maruyama integrates the OUVE SDE: set schedule='ouve'")
 

@@ -2,7 +2,8 @@
 
 ```
 MODEL/
-  avdiff_pipeline.json     index: components, spectrogram + video settings, default sampler, version
+  avdiff_pipeline.json     index: components, spectrogram + video settings, default sampler and
+                           enhancement settings, version
   lip_encoder/             config.json + diffusion_pytorch_model.safetensors
   score_model/             config.json + diffusion_pytorch_model.safetensors
   diffusion/               diffusion_config.json (formulation with the measured sigma_data)
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from torch import nn
 
 from avdiff import __version__
 from avdiff.config.loader import from_dict, to_dict
-from avdiff.config.schema import SamplerConfig, SpectrogramConfig
+from avdiff.config.schema import EnhancementConfig, SamplerConfig, SpectrogramConfig
 from avdiff.diffusion.formulation import CONFIG_NAME as DIFFUSION_CONFIG_NAME
 from avdiff.diffusion.formulation import DiffusionFormulation, load_formulation
 from avdiff.diffusion.samplers import sampler_options, sampler_spec
@@ -50,6 +51,8 @@ class ModelComponents:
     # False: trained on audio-only speech, so the lip encoder never learned anything and the
     # model is a speech prior for audio-only enhancement (video inputs are ignored).
     audio_visual: bool = True
+    # Defaults of `enhance` with this model (folders from before it existed: the schema's).
+    enhancement: EnhancementConfig = field(default_factory=EnhancementConfig)
 
     def index(self) -> dict[str, Any]:
         """The content of `avdiff_pipeline.json`."""
@@ -63,6 +66,7 @@ class ModelComponents:
             },
             "spectrogram": to_dict(self.spectrogram),
             "sampler": to_dict(self.sampler),
+            "enhancement": to_dict(self.enhancement),
             "video": {"fps": VIDEO_FPS, "crop_size": self.crop_size},
             "audio_visual": self.audio_visual,
         }
@@ -120,6 +124,7 @@ def load_model_folder(path: str | Path) -> ModelComponents:
         sampler=sampler,
         crop_size=int(index.get("video", {}).get("crop_size", 88)),
         audio_visual=_audio_visual(index, source),
+        enhancement=from_dict(EnhancementConfig, index.get("enhancement"), source, "enhancement."),
     )
 
 

@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from avdiff.audio.spectrogram import SpectrogramTransform
-from avdiff.config.schema import EnhancementConfig
 from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
 from avdiff.diffusion.noise import make_generators
 from avdiff.diffusion.samplers import sample_from_noise
@@ -44,7 +43,7 @@ from avdiff.pipeline.inputs import (
 )
 from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
 from avdiff.pipeline.posterior import PosteriorSettings, enhance_spectrogram, power
-from avdiff.pipeline.posterior_settings import resolve_method, with_steps
+from avdiff.pipeline.posterior_settings import PRESETS, resolve_method, with_steps
 
 logger = logging.getLogger("avdiff.pipeline")
 
@@ -227,14 +226,14 @@ class AVDiffusionPipeline:
         noisy: str | Path | np.ndarray,
         sample_rate: int | None = None,
         video: str | Path | MouthVideo | np.ndarray | None = None,
-        method: str = EnhancementConfig.method,
+        method: str | None = None,
         steps: int | None = None,
-        guidance_scale: float = EnhancementConfig.guidance_scale,
+        guidance_scale: float | None = None,
         seed: int = 0,
         settings: PosteriorSettings | None = None,
-        chunk_frames: int = EnhancementConfig.chunk_frames,
+        chunk_frames: int | None = None,
         overlap_frames: int = 32,
-        batch_size: int = EnhancementConfig.batch_size,
+        batch_size: int | None = None,
         show_progress: bool = False,
         landmarks: str = "face-alignment",
         landmark_weights: str | Path | None = None,
@@ -242,9 +241,17 @@ class AVDiffusionPipeline:
         """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring.
 
         `method` is a method or a preset (`udiffse-paper`), whose settings apply unless
-        `settings` is given."""
+        `settings` is given. Arguments left None take the model's enhancement defaults
+        (`components.enhancement`, recorded in its folder)."""
+        defaults = self.components.enhancement
+        method = method or defaults.method
+        if settings is None and method not in PRESETS:
+            settings = defaults.posterior
         method, settings = resolve_method(method, settings)
         settings = with_steps(settings, steps)
+        guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
+        chunk_frames = defaults.chunk_frames if chunk_frames is None else chunk_frames
+        batch_size = defaults.batch_size if batch_size is None else batch_size
         audio = self._noisy_audio(noisy, sample_rate)
         notes = list(audio.notes)
         if audio.is_silent:

@@ -102,6 +102,18 @@ def posterior_schedule(formulation: DiffusionFormulation, settings: PosteriorSet
                              float(times[0]) / settings.steps, form.config.theta)
 
 
+def nmf_updates_per_level(sigmas: Sequence[float], settings: PosteriorSettings, sigma_data: float) -> dict[float, int]:
+    """NMF updates at each level (by sigma) where a one-pass method refits its noise model:
+    levels at or below `nmf_refit_below` sigma_data where the likelihood runs, the last
+    (to 0) excluded; `nmf_pass_updates` spread evenly over them, earlier levels taking the remainder."""
+    limit = math.inf if settings.nmf_refit_below is None else settings.nmf_refit_below * sigma_data
+    levels = [sigma for i, sigma in enumerate(sigmas[:-2]) if sigma <= limit and i % settings.likelihood_every == 0]
+    if settings.nmf_pass_updates is None:
+        return {sigma: settings.nmf_iterations for sigma in levels}
+    total = max(settings.nmf_pass_updates, len(levels))
+    return {sigma: total // len(levels) + (i < total % len(levels)) for i, sigma in enumerate(levels)}
+
+
 def power(spec: Tensor) -> Tensor:
     """(B, 2, F, T) real view -> (B, F, T) power |.|^2."""
     return spec.square().sum(1)
@@ -128,6 +140,7 @@ class _Pass:
         self.gradient: Tensor | None = None
         self.dps_active = False
         self.calls = 0
+        self.nmf_updates = nmf_updates_per_level(schedule.sigmas, settings, sigma_data)
 
     def variance(self) -> Tensor:
         """The complex noise variance (B*R, 1, F, T), broadcastable over the real view."""
@@ -162,8 +175,8 @@ class _Pass:
         """D + g (y - D) with g = lam c^2 / (lam c^2 + V/2), after refitting the NMF from |y - D|^2."""
         denoised = self.model(x, sigma)
         level, sd, settings = float(sigma[0]), self.sigma_data, self.settings
-        if settings.nmf_refit_below is None or level <= settings.nmf_refit_below * sd:
-            self.noise = fit_nmf(self.residual_power(denoised), self.noise, settings.nmf_iterations)
+        if self.nmf_updates.get(level, 0):
+            self.noise = fit_nmf(self.residual_power(denoised), self.noise, self.nmf_updates[level])
         weighted_c2 = settings.likelihood_weight * sd**2 * level**2 / (sd**2 + level**2)
         return denoised + weighted_c2 / (weighted_c2 + self.variance() / 2) * (self.y - denoised)
 
@@ -218,9 +231,8 @@ class _Pass:
         """The likelihood step after level i's predictor: NMF refit, then the pull towards y."""
         settings, i, x = self.settings, step.index, step.x
         active = self.likelihood != "none" and i % settings.likelihood_every == 0
-        refit_ok = settings.nmf_refit_below is None or step.sigma <= settings.nmf_refit_below * self.sigma_data
-        if self.likelihood in ("tweedie", "dps") and active and refit_ok:
-            self.noise = fit_nmf(self.residual_power(step.denoised), self.noise, settings.nmf_iterations)
+        if self.likelihood in ("tweedie", "dps") and self.nmf_updates.get(step.sigma, 0):
+            self.noise = fit_nmf(self.residual_power(step.denoised), self.noise, self.nmf_updates[step.sigma])
         if active and self.likelihood in ("closed_form", "tweedie") and step.sigma_next > 0:
             x = self.pull(x, step)
         elif active and self.likelihood == "dps" and step.sigma_next > 0:

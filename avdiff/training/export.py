@@ -30,7 +30,7 @@ def export_model(ema_model: AVDiffusionModel, formulation: DiffusionFormulation,
     components = ModelComponents(
         lip_encoder=ema_model.lip_encoder, score_model=ema_model.score_model, formulation=formulation,
         spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size,
-        audio_visual=audio_visual)
+        audio_visual=audio_visual, enhancement=config.enhancement)
     path = save_model_folder(components, output)
     save_config(config, path / CONFIG_NAME, header="resolved config of the training run that made this model")
     return path
