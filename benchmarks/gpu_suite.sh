@@ -65,7 +65,9 @@ configure() {
         TRAIN_CONFIG=avdiff/configs/synth-gpu.yaml; TRAIN_STEPS=80; LOG_EVERY=5; TRAIN_WARMUP=20; UTTERANCES=200
     fi
     MIN_STEP_S=15
-    V2S_JOBS=(generate udiffse+ diffpir dps udiffse)
+    local batched=16
+    ((QUICK)) && batched=2
+    V2S_JOBS=(generate "generate:num_samples=$batched" udiffse+ diffpir dps udiffse)
     mkdir -p "$OUT/logs"
     : >"$OUT/steps.tsv"
     : >"$OUT/notes.txt"

@@ -100,7 +100,8 @@ def pipeline_rows(step: Step) -> list[list[str]]:
         job = r["method"]
         target = GENERATE_TARGET if job.startswith("generate") else ENHANCE_TARGET
         measurement = "pipeline generate" if job.startswith("generate") else "pipeline enhance (audio-visual)"
-        rows.append([measurement, step.model, step.mode, f"{job}, {r['seconds_audio']:.2f} s", "1",
+        batch = job.split("num_samples=")[1].split(",")[0] if "num_samples=" in job else "1"
+        rows.append([measurement, step.model, step.mode, f"{job}, {r['seconds_audio']:.2f} s of audio made", batch,
                      str(r["network_calls"]), f"{r['median_s']:.3f}", f"{r['rtf']:.4f}", "", target])
     return rows
 
@@ -210,9 +211,8 @@ def standing_notes(out: Path) -> list[str]:
     """The suite's notes (OUT/notes.txt) and what every table needs said."""
     notes = ["sampling rows: random weights and lip condition, 2.04 s per item, RTF per item of the batch "
              "(batch items count as audio); the figure in brackets scales it to the 60 calls of v2s's sampler",
-             "pipeline rows: one input of the stated length (num_samples 1); pipeline_speed.py cannot batch "
-             "generate (no num_samples option), so no batched generate figure was measured: the batch-16 sampling "
-             "rows are the batched video-to-speech figure (network only, no lip encoder)",
+             "pipeline rows: one input clip; generate:num_samples=16 makes 16 samples of it in one batch (the "
+             "batched video-to-speech figure, RTF per second of audio made)",
              "training: eager (the trainer does not compile); samples/s is the trainer's logged window rate"]
     path = out / "notes.txt"
     if path.is_file():

@@ -13,7 +13,8 @@ which reports its peak resident set size (CPU) or peak allocated GPU memory.
 
 `--jobs` times named variants side by side instead, in rounds (every job once per round, so a
 busier moment of the machine hits them all): `generate[:sampler=NAME,steps=N,guidance_scale=W,
-OPTION=V]` or `METHOD[:POSTERIOR_SETTING=V,...]`, e.g. a model's defaults against the previous ones:
+num_samples=K,OPTION=V]` (K samples of the clip in one batch: RTF per second of audio made) or
+`METHOD[:POSTERIOR_SETTING=V,...]`, e.g. a model's defaults against the previous ones:
 
     .venv/bin/python benchmarks/pipeline_speed.py --model v2s --seconds 3 --repeats 5 --memory-seconds \
         --jobs generate:sampler=predictor_corrector,steps=30 generate
@@ -62,7 +63,7 @@ def job_runner(pipeline, spec: str, video: np.ndarray, noisy: np.ndarray, calls:
 
     name, changes = parse_system(spec)
     if name == "generate":
-        fixed = {key: changes.pop(key) for key in ("sampler", "steps", "guidance_scale") if key in changes}
+        fixed = {key: changes.pop(key) for key in ("sampler", "steps", "guidance_scale", "num_samples") if key in changes}
         return lambda: calls.append(pipeline.generate(video, sampler_options=changes, **fixed).network_calls)
     defaults = pipeline.components.enhancement
     method, settings = resolve_method(name, None if name in PRESETS else defaults.posterior)
@@ -123,6 +124,8 @@ def main() -> None:
         memory_run(Path(args.child_memory[0]), float(args.child_memory[1]), args.device, args.memory_steps)
         return
 
+    from system_specs import parse_system
+
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
     if args.model:
@@ -144,9 +147,10 @@ def main() -> None:
     medians = timed_rounds(runs, args.device, args.repeats)
     rows = []
     for spec, median in medians.items():
-        rows.append({"method": spec, "seconds_audio": audio_seconds, "median_s": median,
-                     "rtf": median / audio_seconds, "network_calls": calls[spec][-1]})
-        print(f"{spec:10s} {audio_seconds:.2f} s audio: {median:8.2f} s, RTF {median / audio_seconds:.3f}, "
+        made = audio_seconds * (parse_system(spec)[1].get("num_samples", 1) if spec.startswith("generate") else 1)
+        rows.append({"method": spec, "seconds_audio": made, "median_s": median,
+                     "rtf": median / made, "network_calls": calls[spec][-1]})
+        print(f"{spec:10s} {made:.2f} s audio: {median:8.2f} s, RTF {median / made:.3f}, "
               f"{calls[spec][-1]} network calls", flush=True)
     memory = []
     for seconds in args.memory_seconds:

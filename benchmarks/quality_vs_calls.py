@@ -50,8 +50,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snrs", type=float, nargs="+", default=[0.0])
     parser.add_argument("--enhancers", nargs="+", default=["udiffse+", "diffpir", "diffpir:start_sigma=none"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shard", default="0/1", metavar="I/N",
+                        help="run only clips I, I+N, I+2N, ... (N processes share a run; rows are resumable)")
     parser.add_argument("--output", type=Path, required=True)
     return parser.parse_args(argv)
+
+
+def shard(items: list, spec: str) -> list:
+    """Items I, I+N, ... of `items` for the shard 'I/N'."""
+    index, count = (int(part) for part in spec.split("/"))
+    return items[index::count]
 
 
 def levels_for(sampler: str, options: dict, calls: int) -> int:
@@ -78,7 +86,7 @@ def score_generation(args: argparse.Namespace, rows: Rows) -> None:
 
     pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.v2s_model))
     scorer = Scorer(None)
-    for item in new_sentence_items(args.v2s_test, args.v2s_train, args.clips):
+    for item in shard(new_sentence_items(args.v2s_test, args.v2s_train, args.clips), args.shard):
         clean, video = clip_inputs(args.v2s_test, item)
         for spec in args.samplers:
             sampler, options = parse_system(spec)
@@ -113,7 +121,7 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
     clips = held_out_clips(args.speech_test, 1, args.seconds)[: args.speech_clips]
     bank = NoiseBank(find_noise_dir())
     for snr in args.snrs:
-        for number, (clip_id, _, clean) in enumerate(clips):
+        for number, (clip_id, _, clean) in shard(list(enumerate(clips)), args.shard):
             rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number])
             noisy, reference = mix_at_snr(clean, bank.excerpt(len(clean), rng), snr)
             for spec in ["noisy", *args.enhancers]:

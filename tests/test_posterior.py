@@ -20,6 +20,7 @@ from avdiff.pipeline.posterior import (
     PosteriorSettings,
     _Pass,
     enhance_spectrogram,
+    nmf_updates_per_level,
     posterior_schedule,
     resolve_method,
 )
@@ -157,3 +158,17 @@ def test_diffpir_likelihood_weight_and_method_checks():
     with pytest.raises(ValueError, match="unknown sampler 'nope'"):
         enhance_spectrogram("diffpir", lambda r: exact_denoiser, y[:2], FORMULATION, make_generators([0, 1]),
                             PosteriorSettings(sampler="nope"))
+
+
+def test_nmf_updates_are_spread_over_the_refit_levels():
+    """A pass's NMF updates: the budget split evenly (earlier levels take the remainder) over
+    the levels at or below nmf_refit_below sigma_data where the likelihood runs, never the last."""
+    sigmas = [8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.0]  # in units of sigma_data = 1
+    plan = nmf_updates_per_level(sigmas, PosteriorSettings(nmf_pass_updates=10, nmf_refit_below=3.0), 1.0)
+    assert plan == {2.0: 4, 1.0: 3, 0.5: 3}
+    every2 = nmf_updates_per_level(sigmas, PosteriorSettings(nmf_pass_updates=10, likelihood_every=2), 1.0)
+    assert every2 == {2.0: 5, 0.5: 5}
+    assert nmf_updates_per_level(sigmas, PosteriorSettings(nmf_pass_updates=1, nmf_refit_below=None), 1.0) == {
+        s: 1 for s in sigmas[:-2]}  # at least one update per refit level
+    per_level = PosteriorSettings(nmf_pass_updates=None, nmf_iterations=2, nmf_refit_below=3.0)
+    assert nmf_updates_per_level(sigmas, per_level, 1.0) == {2.0: 2, 1.0: 2, 0.5: 2}

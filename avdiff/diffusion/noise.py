@@ -13,7 +13,9 @@ from torch import Tensor
 
 
 def make_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
-    """One seeded `torch.Generator` per item (on CPU by default, so results match across devices)."""
+    """One seeded `torch.Generator` per item, on `device`: the pipeline draws its noise where it
+    samples (no host-to-GPU copy per step), so a seed gives the same audio on every run of one
+    device type; CPU and CUDA streams differ."""
     return [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
 
 

@@ -35,8 +35,8 @@ class NoiseModel:
         UDiffSE's reference code draws them (whatever the input's scale).
         """
         batch, bins, frames = power.shape
-        W = torch.stack([torch.rand(bins, rank, generator=g) for g in generators]).to(power)
-        H = torch.stack([torch.rand(rank, frames, generator=g) for g in generators]).to(power)
+        W = torch.stack([torch.rand(bins, rank, generator=g, device=g.device) for g in generators]).to(power)
+        H = torch.stack([torch.rand(rank, frames, generator=g, device=g.device) for g in generators]).to(power)
         if not scaled:
             return cls(W.clamp_min(FLOOR), H.clamp_min(FLOOR))
         W, H = W + 0.1, H + 0.1

@@ -197,7 +197,7 @@ class AVDiffusionPipeline:
         pieces: list[Tensor] = []
         calls = 0
         for index, (start, end) in enumerate(chunks):
-            generators = make_generators([item_seed(seed, j, index) for j in range(num_samples)])
+            generators = make_generators([item_seed(seed, j, index) for j in range(num_samples)], self.device)
             chunk_cond = cond[..., start:end].expand(num_samples, -1, -1)
             chunk_mask = mask[..., start:end].expand(num_samples, -1)
             denoise = self._denoiser_for(chunk_cond, chunk_mask, config.guidance_scale)
@@ -297,7 +297,7 @@ class AVDiffusionPipeline:
             y_chunks = torch.cat([y[..., s:e] for s, e in group])
             chunk_cond = None if cond is None else torch.cat([cond[..., s:e] for s, e in group])
             chunk_mask = None if mask is None else torch.cat([mask[..., s:e] for s, e in group])
-            generators = make_generators([item_seed(seed, first + i) for i in range(len(group))])
+            generators = make_generators([item_seed(seed, first + i) for i in range(len(group))], self.device)
 
             def denoiser_for(repeats: int, c: Tensor | None = chunk_cond, m: Tensor | None = chunk_mask) -> DenoiserFn:
                 c = None if c is None else c.repeat_interleave(repeats, 0)
