@@ -37,7 +37,8 @@ CALL_BUDGETS = (4, 6, 8, 12, 16, 30, 60)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, nargs="+", default=list(CALL_BUDGETS), help="network-call budgets")
-    parser.add_argument("--parts", nargs="+", choices=("generate", "enhance"), default=["generate", "enhance"])
+    parser.add_argument("--parts", nargs="*", choices=("generate", "enhance"), default=["generate", "enhance"],
+                        help="parts to run (none: only rewrite summary.md and the plot from the rows)")
     parser.add_argument("--v2s-model", default="v2s", help="video-to-speech model folder or shipped name")
     parser.add_argument("--v2s-test", type=Path, help="manifest of the held-out synthetic corpus")
     parser.add_argument("--v2s-train", type=Path, nargs="+", default=[], help="training manifests: sentences to exclude")
@@ -50,10 +51,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snrs", type=float, nargs="+", default=[0.0])
     parser.add_argument("--enhancers", nargs="+", default=["udiffse+", "diffpir", "diffpir:start_sigma=none"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference", type=reference_spec, default={"generate": "predictor_corrector@60",
+                        "enhance": "udiffse+:nmf_pass_updates=none,nmf_refit_below=3@60"}, metavar="PART=SYSTEM@CALLS;...",
+                        help="systems the paired tables compare with (default: the previous defaults)")
     parser.add_argument("--shard", default="0/1", metavar="I/N",
                         help="run only clips I, I+N, I+2N, ... (N processes share a run; rows are resumable)")
     parser.add_argument("--output", type=Path, required=True)
     return parser.parse_args(argv)
+
+
+def reference_spec(text: str) -> dict[str, str]:
+    """'generate=predictor_corrector@60,enhance=udiffse+@30' -> {part: 'SYSTEM@CALLS'}."""
+    return dict(pair.split("=", 1) for pair in text.split(";"))
 
 
 def shard(items: list, spec: str) -> list:
@@ -146,6 +155,32 @@ def _enhance(pipeline, noisy: np.ndarray, method: str, settings, seed: int) -> t
     return out.audio, out.network_calls
 
 
+def common_items(rows: list[dict]) -> list[dict]:
+    """The rows of clips that every (system, budget) of `rows` ran (a run extended to more clips
+    for a few systems stays comparable)."""
+    runs: dict[tuple, set] = {}
+    for r in rows:
+        runs.setdefault((r["system"], r["budget"]), set()).add(r["item"])
+    shared = set.intersection(*runs.values()) if runs else set()
+    return [r for r in rows if r["item"] in shared]
+
+
+def paired_table(rows: list[dict], reference: str, metrics: tuple[str, ...]) -> str:
+    """Mean ± 95 % CI of (system - reference) per metric over the clips both ran; reference 'SYSTEM@BUDGET'."""
+    from result_rows import mean_ci
+
+    ref_system, ref_budget = reference.rsplit("@", 1)
+    base = {r["item"]: r for r in rows if r["system"] == ref_system and r["budget"] == int(ref_budget)}
+    lines = ["| system | budget | " + " | ".join(f"Δ {m}" for m in metrics) + " | n |",
+             "|" + " --- |" * (len(metrics) + 3)]
+    for system, budget in sorted({(r["system"], r["budget"]) for r in rows}, key=lambda k: (k[0], k[1])):
+        pairs = [(r, base[r["item"]]) for r in rows if r["system"] == system and r["budget"] == budget
+                 and r["item"] in base]
+        cells = [mean_ci([a[m] - b[m] for a, b in pairs]) for m in metrics]
+        lines.append(f"| {system} | {budget} | " + " | ".join(cells) + f" | {len(pairs)} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """One panel per (part, metric): mean against network calls, one line per system."""
     import matplotlib
@@ -169,6 +204,7 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.set_xscale("log")
         axis.set_xticks(sorted({r["budget"] for r in subset if r["budget"]}), minor=False)
         axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xlabel("network calls")
         axis.set_title(f"{part}: {metric}")
         axis.legend(fontsize=7)
@@ -183,13 +219,20 @@ def main(argv: list[str] | None = None) -> None:
         score_generation(args, rows)
     if "enhance" in args.parts:
         score_enhancement(args, rows)
-    sections = []
+    sections, common = [], []
     for part, metrics in (("generate", GENERATE_METRICS), ("enhance", ENHANCE_METRICS)):
-        subset = [r for r in rows.rows if r["part"] == part]
+        subset = common_items([r for r in rows.rows if r["part"] == part])
+        common += subset
         if subset:
-            sections.append(f"## {part}\n\n" + grouped_table(subset, ("system", "budget"), metrics))
+            clips = len({r["item"] for r in subset})
+            sections.append(f"## {part} ({clips} clips every system ran)\n\n"
+                            + grouped_table(subset, ("system", "budget"), metrics))
+        reference = args.reference.get(part)
+        if reference:
+            sections.append(f"## {part}: paired differences from {reference} (every clip both ran)\n\n"
+                            + paired_table([r for r in rows.rows if r["part"] == part], reference, metrics))
     (args.output / "summary.md").write_text("\n\n".join(sections) + "\n")
-    plot(rows.rows, args.output / "quality_vs_calls.png")
+    plot(common, args.output / "quality_vs_calls.png")
     print("\n\n".join(sections))
 
 

@@ -72,3 +72,22 @@ def test_enhance_real_benchmark_scores_held_out_speakers_in_real_noise_and_babbl
     assert "3 clips of 1 s from 3 held-out speakers" in summary and "| 0 | noisereduce |" in summary
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
     assert again.returncode == 0 and len((out / "rows.jsonl").read_text().splitlines()) == len(rows)
+
+
+def test_quality_vs_calls_budgets_and_paired_tables():
+    """Each sampler gets the most levels its budget pays for; tables compare clips every system ran."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from quality_vs_calls import common_items, levels_for, paired_table
+    from system_specs import parse_system
+
+    assert levels_for("predictor_corrector", {}, 12) == 6  # 2 calls per level
+    assert levels_for("heun", {}, 12) == 6  # 2 per level - 1: 11 calls
+    assert levels_for("dpmpp_2m", {"eta": 1.0}, 4) == 4 and levels_for("heun", {}, 1) == 1
+    assert parse_system("udiffse+:nmf_pass_updates=none,steps=12,sampler_eta=0.5") == (
+        "udiffse+", {"nmf_pass_updates": None, "steps": 12, "sampler_eta": 0.5})
+    rows = [{"system": s, "budget": b, "item": i, "wer": w} for s, b, i, w in (
+        ("pc", 60, "a", 0.5), ("pc", 60, "b", 0.7), ("pc", 60, "c", 0.9),
+        ("dpm", 8, "a", 0.4), ("dpm", 8, "b", 0.6))]
+    assert {r["item"] for r in common_items(rows)} == {"a", "b"}
+    table = paired_table(rows, "pc@60", ("wer",))
+    assert "| dpm | 8 | -0.100 ± 0.000 | 2 |" in table and "| pc | 60 | 0.000 ± 0.000 | 3 |" in table
