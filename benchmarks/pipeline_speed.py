@@ -14,7 +14,7 @@ which reports its peak resident set size (CPU) or peak allocated GPU memory.
 `--jobs` times named variants side by side instead, in rounds (every job once per round, so a
 busier moment of the machine hits them all): `generate[:sampler=NAME,steps=N,guidance_scale=W,
 num_samples=K,OPTION=V]` (K samples of the clip in one batch: RTF per second of audio made) or
-`METHOD[:POSTERIOR_SETTING=V,...]`, e.g. a model's defaults against the previous ones:
+`METHOD[:POSTERIOR_SETTING=V,...]`; `dtype=bfloat16` in either runs the score network in bf16, e.g. a model's defaults against the previous ones:
 
     .venv/bin/python benchmarks/pipeline_speed.py --model v2s --seconds 3 --repeats 5 --memory-seconds \
         --jobs generate:sampler=predictor_corrector,steps=30 generate
@@ -62,6 +62,8 @@ def job_runner(pipeline, spec: str, video: np.ndarray, noisy: np.ndarray, calls:
     from avdiff.pipeline.posterior_settings import PRESETS, resolve_method
 
     name, changes = parse_system(spec)
+    if "dtype" in changes:  # the same model with the score network in another dtype (autocast)
+        pipeline = type(pipeline)(pipeline.components, pipeline.device, getattr(torch, changes.pop("dtype")))
     if name == "generate":
         fixed = {key: changes.pop(key) for key in ("sampler", "steps", "guidance_scale", "num_samples") if key in changes}
         return lambda: calls.append(pipeline.generate(video, sampler_options=changes, **fixed).network_calls)

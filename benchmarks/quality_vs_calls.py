@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from enhance_real import held_out_clips
 from lips_matter import Scorer, clip_inputs, new_sentence_items
 from result_rows import Rows, grouped_table
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snrs", type=float, nargs="+", default=[0.0])
     parser.add_argument("--enhancers", nargs="+", default=["udiffse+", "diffpir", "diffpir:start_sigma=none"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="the score network's dtype (autocast; the pipeline's scalings stay float32)")
     parser.add_argument("--reference", type=reference_spec, default={"generate": "predictor_corrector@60",
                         "enhance": "udiffse+:nmf_pass_updates=none,nmf_refit_below=3@60"}, metavar="PART=SYSTEM@CALLS;...",
                         help="systems the paired tables compare with (default: the previous defaults)")
@@ -93,7 +96,7 @@ def score_generation(args: argparse.Namespace, rows: Rows) -> None:
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
     from avdiff.pipeline.shipped import resolve_model
 
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.v2s_model))
+    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.v2s_model), dtype=getattr(torch, args.dtype))
     scorer = Scorer(None)
     for item in shard(new_sentence_items(args.v2s_test, args.v2s_train, args.clips), args.shard):
         clean, video = clip_inputs(args.v2s_test, item)
@@ -126,7 +129,7 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
     from avdiff.pipeline.posterior_settings import resolve_method
     from avdiff.pipeline.shipped import resolve_model
 
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.prior_model))
+    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.prior_model), dtype=getattr(torch, args.dtype))
     clips = held_out_clips(args.speech_test, 1, args.seconds)[: args.speech_clips]
     bank = NoiseBank(find_noise_dir())
     for snr in args.snrs:

@@ -131,13 +131,15 @@ class ScoreModelConfig:
 class SamplerConfig:
     """Default reverse-process settings (stored with a model so it samples as it was meant to)."""
 
-    name: str = option("predictor_corrector", "sampler from the registry avdiff.diffusion.samplers.SAMPLERS "
-                       "(euler_maruyama | predictor_corrector | heun | edm_stochastic | ...)")
-    steps: int = option(30, "number of noise levels (network calls: PC 2/level, Heun 2/level - 1)")
+    name: str = option("dpmpp_2m", "sampler from the registry avdiff.diffusion.samplers.SAMPLERS "
+                       "(dpmpp_2m | euler_maruyama | predictor_corrector | heun | edm_stochastic | ...)")
+    steps: int = option(8, "number of noise levels (network calls: DPM-Solver++ and Euler-Maruyama 1/level, PC "
+                        "2/level, Heun 2/level - 1); dpmpp_2m at 8 is chosen in BENCHMARKS.md, 'Quality against "
+                        "network calls'")
     guidance_scale: float = option(1.0, "classifier-free guidance w: 1 = plain conditional sampling")
     options: dict[str, Any] = option(
-        {}, "the sampler's own settings, e.g. {snr: 0.5, corrector_steps: 1} (predictor_corrector) or "
-        "{churn: 0.0} (edm_stochastic); unset ones take the sampler's defaults")
+        {}, "the sampler's own settings, e.g. {eta: 1.0} (dpmpp_2m), {snr: 0.5, corrector_steps: 1} "
+        "(predictor_corrector) or {churn: 0.0} (edm_stochastic); unset ones take the sampler's defaults")
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -155,7 +157,8 @@ class PosteriorSettings:
     the `udiffse-paper` preset (avdiff.pipeline.posterior_settings) is UDiffSE as published.
     """
 
-    steps: int = option(30, "noise levels of one reverse pass")
+    steps: int = option(12, "noise levels of one reverse pass (udiffse+: 1 network call each; chosen from "
+                        "BENCHMARKS.md, 'Quality against network calls')")
     schedule: Literal["model", "ouve"] = option(
         "model", "noise levels: the model's own schedule, or SGMSE+'s OUVE time grid (ouve, the paper's)")
     predictor: Literal["reverse_diffusion", "euler_maruyama"] = option(
@@ -186,7 +189,7 @@ class PosteriorSettings:
         "model is refitted (at least one each), so few levels fit it as well as many; null = nmf_iterations each")
     nmf_init: Literal["scaled", "uniform"] = option("scaled", "NMF start: scaled to the input, or W, H ~ U(0, 1) (paper)")
     nmf_refit_below: float | None = option(
-        3.0, "udiffse+/dps: refit the noise model only at sigma <= this * sigma_data (null = every level)")
+        5.0, "udiffse+/dps: refit the noise model only at sigma <= this * sigma_data (null = every level)")
     em_iterations: int = option(5, "udiffse: EM iterations")
     num_samples: int = option(2, "parallel posterior samples per input, averaged (every method)")
     dps_weight: float = option(1.0, "dps: weight of the likelihood gradient step")
