@@ -48,3 +48,18 @@ def apply_cpu_defaults() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     if "OMP_NUM_THREADS" not in os.environ:  # sample the machine only when the user has not decided
         os.environ["OMP_NUM_THREADS"] = str(free_cores())
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # native bfloat16 arithmetic (x86 /proc/cpuinfo flags)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU does bfloat16 arithmetic natively (without it autocast to bf16 is slow)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return any(flag in line.split() for flag in BF16_CPU_FLAGS)
+    except OSError:
+        pass
+    return False

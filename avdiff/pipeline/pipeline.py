@@ -82,7 +82,7 @@ class AVDiffusionPipeline:
                  dtype: torch.dtype | None = None) -> None:
         self.components = components
         self.device = torch.device(device)
-        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.dtype = dtype or default_dtype(self.device)
         self.transform = SpectrogramTransform(components.spectrogram)
         self.denoiser = Denoiser(components.score_model, components.formulation).to(self.device).eval()
         self.lip_encoder = components.lip_encoder.to(self.device).eval()
@@ -105,8 +105,10 @@ class AVDiffusionPipeline:
     def crop_size(self) -> int:
         return self.components.crop_size
 
-    def compile(self, mode: str = "max-autotune-no-cudagraphs") -> None:
-        """torch.compile the score network (CUDA graphs come with mode='max-autotune')."""
+    def compile(self, mode: str | None = None) -> None:
+        """torch.compile the score network: on GPUs autotuned without CUDA graphs, on CPUs torch's
+        default mode (autotuning there costs minutes for little)."""
+        mode = mode or ("max-autotune-no-cudagraphs" if self.device.type == "cuda" else "default")
         self.denoiser.network = torch.compile(self.denoiser.network, mode=mode, dynamic=False)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -320,6 +322,14 @@ class AVDiffusionPipeline:
         if abs(video_s - audio_s) > 0.04:
             return [f"video {video_s:.2f} s vs audio {audio_s:.2f} s: frames without video use the audio-only prior"]
         return []
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """The score network's dtype: bfloat16 on GPUs and on CPUs with native bfloat16 (half the
+    time at the same quality there: BENCHMARKS.md, "Quality against network calls"), else float32."""
+    from avdiff.cpu import cpu_has_native_bf16
+
+    return torch.bfloat16 if device.type == "cuda" or cpu_has_native_bf16() else torch.float32
 
 
 def _fit(samples: np.ndarray, length: int) -> np.ndarray:
