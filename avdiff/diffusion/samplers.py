@@ -315,9 +315,8 @@ def sample_dpmpp_2m(
 
     The step is stochastic (SDE, strength `eta`) at levels in [eta_sigma_min, eta_sigma_max]
     and deterministic (ODE) elsewhere, so noise can be injected where it helps (e.g. only at
-    high levels) and the last steps stay deterministic. The first step and any step after a
-    callback replaced the sample are exact too: the callback only moves x, the history D_last
-    stays the network's.
+    high levels) and the last steps stay deterministic. The first step is first order (no
+    history yet). A callback may replace x; the history D_last stays the network's estimate.
     """
     model = CallCounter(denoiser)
     previous: tuple[Tensor, float] | None = None
