@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+
+from avdiff.errors import InputError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or less is an error, never 'the default')."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (nan and inf are errors)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | None = None) -> None:
@@ -19,8 +46,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
         parser.add_argument("--model", default=default_model,
                             help="model folder or the name of a shipped model (default: the shipped "
                             f"{default_model!r}, models/{default_model}/)")
-    parser.add_argument("--steps", type=int, default=None, help="noise levels (default: the model's sampler steps)")
-    parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale w")
+    parser.add_argument("--steps", type=positive_int, default=None, help="noise levels (default: the model's sampler steps)")
+    parser.add_argument("--guidance", type=finite_float, default=None, help="classifier-free guidance scale w")
     parser.add_argument("--seed", type=int, default=0, help="random seed (per item; batch-size independent)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--compile", action="store_true",
@@ -40,6 +67,8 @@ def load_pipeline(args: argparse.Namespace) -> Any:
     from avdiff.pipeline.shipped import resolve_model
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu")
     dtype = None if args.dtype is None else getattr(torch, args.dtype)
     pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model), device=device, dtype=dtype)
     if args.compile:

@@ -6,7 +6,13 @@ import argparse
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
+from avdiff.commands.common import (
+    add_model_arguments,
+    load_pipeline,
+    positive_float,
+    positive_int,
+    write_run_settings,
+)
 from avdiff.config.schema import EnhancementConfig, PosteriorSettings
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
@@ -31,18 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", choices=METHOD_CHOICES, default=None,
                         help="posterior sampler, or udiffse-paper: UDiffSE exactly as published "
                         f"(default: {model_default.format(defaults.method)})")
-    parser.add_argument("--em-iterations", type=int, default=None,
+    parser.add_argument("--em-iterations", type=positive_int, default=None,
                         help=f"udiffse: EM iterations (default: {model_default.format(posterior.em_iterations)})")
-    parser.add_argument("--likelihood-weight", type=float, default=None,
+    parser.add_argument("--likelihood-weight", type=positive_float, default=None,
                         help="lambda, the total weight of the likelihood step "
                         f"(default: {model_default.format(posterior.likelihood_weight)})")
-    parser.add_argument("--num-samples", type=int, default=None,
+    parser.add_argument("--num-samples", type=positive_int, default=None,
                         help=f"parallel samples averaged (default: {model_default.format(posterior.num_samples)})")
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), default=None,
                         help=f"diffpir: the sampler (default: {model_default.format(posterior.sampler)})")
-    parser.add_argument("--chunk-frames", type=int, default=None,
+    parser.add_argument("--chunk-frames", type=positive_int, default=None,
                         help=f"STFT frames per chunk (long inputs; default: {model_default.format(defaults.chunk_frames)})")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help=f"chunks processed together (default: {model_default.format(defaults.batch_size)})")
     add_model_arguments(parser, default_model=DEFAULT_ENHANCER)
     parser.set_defaults(func=run)

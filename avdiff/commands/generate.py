@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avdiff.commands.common import add_model_arguments, load_pipeline, write_run_settings
+from avdiff.commands.common import add_model_arguments, load_pipeline, positive_int, write_run_settings
 from avdiff.pipeline.shipped import DEFAULT_GENERATOR
 from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="output .wav for one input, folder for many (default: <input stem>.wav / generated/)")
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), default=None, help="sampler (default: the model's)")
-    parser.add_argument("--num-samples", type=int, default=1, help="samples per input (<id>_s<k>.wav when > 1)")
+    parser.add_argument("--num-samples", type=positive_int, default=1, help="samples per input (<id>_s<k>.wav when > 1)")
     add_model_arguments(parser, default_model=DEFAULT_GENERATOR)
     parser.set_defaults(func=run)
 
@@ -63,8 +63,6 @@ def sample_paths(output: Path, count: int) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.num_samples < 1:
-        raise InputError("--num-samples must be >= 1")
     items, out_dir = _items(args)
     pipeline = load_pipeline(args)
     for item in items:  # with several samples, the last sample's file (written last) marks the item done

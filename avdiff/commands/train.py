@@ -16,6 +16,7 @@ import argparse
 import os
 from pathlib import Path
 
+from avdiff.commands.common import positive_float, positive_int
 from avdiff.config import AVDiffConfig, load_config
 
 EXIT_INTERRUPTED = 3
@@ -26,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="YAML config (see configs/)")
     parser.add_argument("--output", "--output-dir", dest="output", type=Path, default=None,
                         help="run folder (default: outputs/<config name>)")
-    parser.add_argument("--max-steps", type=int, default=None, help="override training.max_steps")
-    parser.add_argument("--max-minutes", type=float, default=None,
+    parser.add_argument("--max-steps", type=positive_int, default=None, help="override training.max_steps")
+    parser.add_argument("--max-minutes", type=positive_float, default=None,
                         help="wall-clock budget: stop, checkpoint and export after this many minutes of training")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set training.batch_size=8 (repeatable)")

@@ -6,11 +6,27 @@ The help text of each field is the comment written above the key in resolved con
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from avdiff.config.loader import option, section
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH
+
+
+def check_finite(section: object) -> None:
+    """Every float of a config section is a finite number (NaN and inf are errors, never defaults)."""
+    for field in fields(section):  # type: ignore[arg-type]
+        value = getattr(section, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{field.name} must be a finite number, got {value}")
+
+
+def check_at_least(section: object, minimum: float, *names: str) -> None:
+    """Each named value of a config section is >= `minimum`."""
+    for name in names:
+        if getattr(section, name) < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {getattr(section, name)}")
 
 
 @dataclass
@@ -142,8 +158,8 @@ class SamplerConfig:
         "(predictor_corrector) or {churn: 0.0} (edm_stochastic); unset ones take the sampler's defaults")
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        check_finite(self)
+        check_at_least(self, 1, "steps")
 
 
 EnhancementMethod = Literal["udiffse+", "udiffse", "dps", "diffpir", "udiffse-paper"]
@@ -199,6 +215,7 @@ class PosteriorSettings:
     sampler_eta: float = option(0.0, "diffpir with a sampler that has an eta option: SDE strength (0 = ODE)")
 
     def __post_init__(self) -> None:
+        check_finite(self)
         for name, hint in get_type_hints(type(self)).items():
             if get_origin(hint) is Literal and getattr(self, name) not in get_args(hint):
                 raise ValueError(f"posterior setting {name} must be one of {get_args(hint)}, got {getattr(self, name)!r}")
@@ -207,6 +224,7 @@ class PosteriorSettings:
                 raise ValueError(f"posterior setting {name} must be >= 1, got {getattr(self, name)}")
         if self.corrector_steps < 0 or self.nmf_iterations < 0 or (self.nmf_pass_updates or 0) < 0:
             raise ValueError("corrector_steps, nmf_iterations and nmf_pass_updates must be >= 0")
+        check_at_least(self, 0.0, "likelihood_weight", "snr", "corrector_step_factor", "dps_weight", "sampler_eta")
         if self.predictor == "euler_maruyama" and self.schedule != "ouve":
             raise ValueError("predictor euler_maruyama integrates the OUVE SDE: set schedule='ouve'")
 
@@ -225,6 +243,10 @@ class EnhancementConfig:
     chunk_frames: int = option(256, "STFT frames per chunk of long inputs")
     batch_size: int = option(8, "chunks processed together")
     posterior: PosteriorSettings = section(PosteriorSettings, "posterior sampler settings (not used by udiffse-paper)")
+
+    def __post_init__(self) -> None:
+        check_finite(self)
+        check_at_least(self, 1, "chunk_frames", "batch_size")
 
 
 @dataclass
@@ -266,6 +288,9 @@ class DataConfig:
     num_workers: int = option(2, "data-loading worker processes per GPU (0 = in the main process)")
 
     def __post_init__(self) -> None:
+        check_finite(self)
+        check_at_least(self, 0, "num_workers", "time_mask_max_frames")
+        check_at_least(self, 1, "crop_size")
         if self.crop_frames < 2:
             raise ValueError(f"crop_frames must be >= 2, got {self.crop_frames}")
         if not 0.0 <= self.hflip_prob <= 1.0 or not 0.0 <= self.time_mask_prob <= 1.0:
@@ -313,10 +338,17 @@ class TrainingConfig:
     max_nonfinite_steps: int = option(5, "stop after this many non-finite steps in a row")
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "gradient_accumulation_steps", "max_steps", "checkpoint_every", "keep_checkpoints",
-                     "log_every", "max_nonfinite_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_finite(self)
+        check_at_least(self, 1, "batch_size", "gradient_accumulation_steps", "max_steps", "checkpoint_every",
+                       "keep_checkpoints", "log_every", "max_nonfinite_steps", "sigma_data_batches",
+                       "validation_sampler_steps")
+        check_at_least(self, 0, "warmup_steps", "weight_decay", "envelope_loss_weight", "cond_span_max_frames",
+                       "validate_every", "validation_batches", "validation_samples")
+        if self.learning_rate <= 0 or self.max_grad_norm <= 0:
+            raise ValueError(f"learning_rate ({self.learning_rate}) and max_grad_norm ({self.max_grad_norm}) must be > 0")
+        for name in ("adam_beta1", "adam_beta2", "ema_decay"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.cond_drop_prob <= 1.0 or not 0.0 <= self.cond_span_drop_prob <= 1.0:
             raise ValueError("cond_drop_prob and cond_span_drop_prob are probabilities in [0, 1]")
 

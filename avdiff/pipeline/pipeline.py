@@ -185,7 +185,7 @@ class AVDiffusionPipeline:
             config = replace(config, name=sampler, options={})
         if sampler_options:
             config = replace(config, options={**config.options, **sampler_options})
-        config = replace(config, steps=steps or config.steps,
+        config = replace(config, steps=config.steps if steps is None else steps,
                          guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale)
         mouth = self.load_video(video, landmarks, landmark_weights)
         length = mouth.num_frames * SAMPLES_PER_FRAME
@@ -252,6 +252,8 @@ class AVDiffusionPipeline:
         method, settings = resolve_method(method, settings)
         settings = with_steps(settings, steps)
         guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
+        if not np.isfinite(guidance_scale):
+            raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale}")
         chunk_frames = defaults.chunk_frames if chunk_frames is None else chunk_frames
         batch_size = defaults.batch_size if batch_size is None else batch_size
         audio = self._noisy_audio(noisy, sample_rate)

@@ -40,4 +40,4 @@ def resolve_method(name: str, settings: PosteriorSettings | None = None) -> tupl
 
 def with_steps(settings: PosteriorSettings, steps: int | None) -> PosteriorSettings:
     """`settings` with `steps` replaced when given."""
-    return settings if not steps else replace(settings, steps=steps)
+    return settings if steps is None else replace(settings, steps=steps)
