@@ -66,3 +66,20 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     args = build_parser().parse_args(["generate", "--video", "x.npy", "--device", "cuda"])
     with pytest.raises(InputError, match="no CUDA GPU is available"):
         load_pipeline(args)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"colour": 1}, "unknown key"),
+    ({"_class_name": "StableDiffusionPipeline"}, "not AVDiffusionPipeline"),
+    ({"video": {"fps": 30, "crop_size": 40}}, "video.fps is 30"),
+])
+def test_a_model_index_this_avdiff_would_misread_is_refused(random_pipeline, tmp_path, change, message):
+    import json
+
+    from avdiff.pipeline import AVDiffusionPipeline
+
+    folder = random_pipeline.save_pretrained(tmp_path / "model")
+    index = json.loads((folder / "avdiff_pipeline.json").read_text())
+    (folder / "avdiff_pipeline.json").write_text(json.dumps({**index, **change}))
+    with pytest.raises(InputError, match=message):
+        AVDiffusionPipeline.from_pretrained(folder)

@@ -157,7 +157,26 @@ def _read_index(path: Path) -> dict[str, Any]:
         if not list((path / name).glob("*.safetensors")):
             raise InputError(f"{path}: component {name!r} has no .safetensors weights")
     _component_class(index, "lip_encoder", str(index_path))
+    _check_index_fields(index, str(index_path))
     return index
+
+
+INDEX_KEYS = ("_class_name", "avdiff_version", "components", "spectrogram", "sampler", "enhancement", "video",
+              "audio_visual")
+
+
+def _check_index_fields(index: dict[str, Any], source: str) -> None:
+    """Refuse an index this avdiff would misread: unknown keys, another pipeline class, another frame rate."""
+    unknown = sorted(set(index) - set(INDEX_KEYS))
+    if unknown:
+        raise InputError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(INDEX_KEYS)}); "
+                         "the folder was written by another program or a newer avdiff")
+    if index.get("_class_name", "AVDiffusionPipeline") != "AVDiffusionPipeline":
+        raise InputError(f"{source}: _class_name is {index['_class_name']!r}, not AVDiffusionPipeline")
+    fps = index.get("video", {}).get("fps", VIDEO_FPS)
+    if fps != VIDEO_FPS:
+        raise InputError(f"{source}: video.fps is {fps}, but avdiff's time grid is {VIDEO_FPS} frames/s "
+                         "(avdiff.timegrid); this model cannot be run")
 
 
 def _component_name(index: dict[str, Any], name: str, source: str) -> str:
