@@ -45,6 +45,7 @@ from avdiff.training import checkpoints as ckpt
 from avdiff.training.ema import ExponentialMovingAverage
 from avdiff.training.export import export_model
 from avdiff.training.model import AVDiffusionModel
+from avdiff.training.run_lock import RunLock
 from avdiff.training.schedule import lr_multiplier
 from avdiff.training.validation import log_validation
 
@@ -486,10 +487,12 @@ def train(
     """Train the lip encoder and the score network jointly; see the module docstring.
 
     `max_minutes` bounds the wall-clock time: the run then ends early as if it had reached
-    `max_steps` (checkpoint and export), for demos with a time budget.
+    `max_steps` (checkpoint and export), for demos with a time budget. One training at a time
+    per output folder (`avdiff.training.run_lock`).
     """
-    return Trainer(config, output_dir, max_steps=max_steps, resume=resume, cpu=cpu,
-                   record_data_order=record_data_order, max_minutes=max_minutes).run()
+    with RunLock(output_dir):  # a second training on this folder stops here with a clear message
+        return Trainer(config, output_dir, max_steps=max_steps, resume=resume, cpu=cpu,
+                       record_data_order=record_data_order, max_minutes=max_minutes).run()
 
 
 def parameter_checksum(module: torch.nn.Module) -> str:
