@@ -92,3 +92,21 @@ def test_generate_command_on_a_manifest(tmp_path, random_pipeline):
             audio, rate = sf.read(out / f"{item}_s{k}.wav")
             assert rate == 16000 and len(audio) == 10 * 640
     assert "model:" in (out / "generate_settings.yaml").read_text()
+
+
+def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path, random_pipeline):
+    """dup.wav and dup.flac used to map to one output: the second was skipped as 'already there'."""
+    from avdiff.pipeline.batch import item_names
+
+    folder = tmp_path / "noisy"
+    (folder / "sub").mkdir(parents=True)
+    files = [folder / "dup.flac", folder / "dup.wav", folder / "sub" / "dup.wav", folder / "solo.WAV"]
+    assert item_names(files, folder) == ["dup_flac", "dup_wav", "sub/dup", "solo"]
+    model = random_pipeline.save_pretrained(tmp_path / "model")
+    rng = np.random.default_rng(3)
+    for path in files[:2]:
+        sf.write(path, (0.1 * rng.standard_normal(4000)).astype(np.float32), 16000)
+    out = tmp_path / "enhanced"
+    assert main(["enhance", "--model", str(model), "--noisy", str(folder), "--output", str(out), "--steps", "2"]) == 0
+    first, second = sf.read(out / "dup_flac.wav")[0], sf.read(out / "dup_wav.wav")[0]
+    assert len(first) == len(second) == 4000 and not np.allclose(first, second)

@@ -17,7 +17,7 @@ from avdiff.config.schema import EnhancementConfig, PosteriorSettings
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
-from avdiff.pipeline.batch import BatchItem, files_in, run_batch, write_wav
+from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch, write_wav
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES, PRESETS, resolve_method, with_steps
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER
 
@@ -75,8 +75,8 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
         files = files_in(source, AUDIO_SUFFIXES)
         if not files:
             raise InputError(f"{source}: no audio files")
-        return [BatchItem(str(p.relative_to(source).with_suffix("")), out_dir / p.relative_to(source).with_suffix(".wav"),
-                          {"noisy": p, "video_dir": args.video, "stem": p.stem}) for p in files], out_dir
+        return [BatchItem(name, out_dir / f"{name}.wav", {"noisy": p, "video_dir": args.video, "stem": p.stem})
+                for name, p in zip(item_names(files, source), files)], out_dir
     output = args.output or Path(f"{source.stem}_enhanced.wav")
     return [BatchItem(source.stem, output, {"noisy": source, "video": args.video})], None
 

@@ -13,7 +13,7 @@ from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.media.files import VIDEO_INPUT_SUFFIXES
-from avdiff.pipeline.batch import BatchItem, files_in, run_batch, write_wav
+from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch, write_wav
 from avdiff.pipeline.inputs import MouthVideo
 
 
@@ -49,8 +49,8 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
         files = files_in(source, VIDEO_INPUT_SUFFIXES)
         if not files:
             raise InputError(f"{source}: no video or .npy files")
-        return [BatchItem(str(p.relative_to(source).with_suffix("")), out_dir / p.relative_to(source).with_suffix(".wav"),
-                          {"video": p}) for p in files], out_dir
+        return [BatchItem(name, out_dir / f"{name}.wav", {"video": p})
+                for name, p in zip(item_names(files, source), files)], out_dir
     output = args.output or Path(f"{source.stem}.wav")
     return [BatchItem(source.stem, output, {"video": source})], None
 

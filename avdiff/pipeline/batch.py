@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,15 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """Files with one of `suffixes` anywhere below `folder`, sorted."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def item_names(files: list[Path], folder: Path) -> list[str]:
+    """A distinct name per input (its path below `folder` without the suffix), used for its id and
+    output; inputs that would share one (`a.wav` and `a.flac`) keep their suffix (`a_wav`, `a_flac`)
+    instead of overwriting or skipping each other."""
+    plain = [str(p.relative_to(folder).with_suffix("")) for p in files]
+    counts = Counter(plain)
+    return [name if counts[name] == 1 else f"{name}_{p.suffix.lstrip('.').lower()}" for name, p in zip(plain, files)]
 
 
 def run_batch(items: Iterable[BatchItem], process: Callable[[BatchItem], None], report_dir: Path | None,
