@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from result_rows import Rows, grouped_table, mean_ci
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -152,15 +151,12 @@ def real_clips(grid_count: int, speech_count: int) -> list[tuple[str, np.ndarray
 
 def parse_variants(methods: list[str], variants: list[str]) -> dict[str, tuple[str, dict]]:
     """system name -> (method, settings changes)."""
+    from system_specs import parse_system
+
     systems = {method: (method, {}) for method in methods}
     for text in variants:
         name, _, spec = text.partition("=")
-        method, _, changes = spec.partition(":")
-        values = {}
-        for change in filter(None, changes.split(",")):
-            key, _, value = change.partition("=")
-            values[key] = yaml.safe_load(value)
-        systems[name] = (method, values)
+        systems[name] = parse_system(spec)
     return systems
 
 

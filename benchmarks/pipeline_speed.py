@@ -59,16 +59,13 @@ def job_runner(pipeline, spec: str, video: np.ndarray, noisy: np.ndarray, calls:
 
     from system_specs import parse_system
 
-    from avdiff.pipeline.posterior_settings import PRESETS, resolve_method
-
     name, changes = parse_system(spec)
     if "dtype" in changes:  # the same model with the score network in another dtype (autocast)
         pipeline = type(pipeline)(pipeline.components, pipeline.device, getattr(torch, changes.pop("dtype")))
     if name == "generate":
         fixed = {key: changes.pop(key) for key in ("sampler", "steps", "guidance_scale", "num_samples") if key in changes}
         return lambda: calls.append(pipeline.generate(video, sampler_options=changes, **fixed).network_calls)
-    defaults = pipeline.components.enhancement
-    method, settings = resolve_method(name, None if name in PRESETS else defaults.posterior)
+    method, settings = pipeline.enhancement_method(name)
     settings = replace(settings, **changes)
     return lambda: calls.append(pipeline.enhance(noisy, sample_rate=16000, video=video, method=method,
                                                  settings=settings).network_calls)

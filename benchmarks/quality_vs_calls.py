@@ -20,13 +20,13 @@ tables (mean ± 95 % interval) and OUTPUT/quality_vs_calls.png the curves.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from enhance_real import held_out_clips
-from lips_matter import Scorer, clip_inputs, new_sentence_items
+from diffusion_settings import known_settings
+from lips_matter import Scorer, clip_inputs, new_sentence_items, timed
 from result_rows import Rows, grouped_table
 from system_specs import parse_system
 
@@ -85,12 +85,6 @@ def levels_for(sampler: str, options: dict, calls: int) -> int:
     return steps
 
 
-def timed(run) -> tuple[np.ndarray, int, float]:
-    start = time.perf_counter()
-    audio, calls = run()
-    return audio, calls, time.perf_counter() - start
-
-
 def score_generation(args: argparse.Namespace, rows: Rows) -> None:
     """Video-to-speech rows of every (sampler, budget, clip) not yet in `rows`."""
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
@@ -121,12 +115,9 @@ def _generate(pipeline, video, sampler: str, steps: int, options: dict, seed: in
 
 def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
     """Enhancement rows of every (SNR, clip, method, budget) not yet in `rows`."""
-    from dataclasses import replace
-
     from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
     from avdiff.evaluation.metrics import compute_metrics
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.posterior_settings import resolve_method
     from avdiff.pipeline.shipped import resolve_model
 
     pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.prior_model), dtype=getattr(torch, args.dtype))
@@ -145,8 +136,10 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
                     if spec == "noisy":
                         estimate, calls, seconds = noisy, 0, 0.0
                     else:
-                        base, settings = resolve_method(method)
-                        settings = replace(settings, **changes, steps=budget)
+                        resolved = known_settings(method, {**changes, "steps": budget})
+                        if resolved is None:
+                            raise SystemExit(f"{spec}: unknown enhancement method {method!r}")
+                        base, settings = resolved
                         estimate, calls, seconds = timed(lambda: _enhance(pipeline, noisy, base, settings, args.seed))
                     scores = compute_metrics(reference, estimate, metrics=ENHANCE_METRICS).values
                     rows.add({"key": key, "part": "enhance", "system": spec, "budget": budget, "calls": calls,

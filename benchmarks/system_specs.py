@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-def parse_value(text: str) -> float | int | str | None:
-    """'1' -> 1, '0.5' -> 0.5, 'none' -> None, anything else stays text."""
-    if text.lower() in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+import yaml
+
+
+def parse_value(text: str) -> Any:
+    """A value as YAML reads it ('12' -> 12, '0.5' -> 0.5, 'true' -> True), with 'none' -> None too."""
+    return None if text.lower() == "none" else yaml.safe_load(text)
 
 
 def parse_system(spec: str) -> tuple[str, dict]:

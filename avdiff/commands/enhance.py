@@ -18,7 +18,7 @@ from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch, write_wav
-from avdiff.pipeline.posterior_settings import METHOD_CHOICES, PRESETS, resolve_method, with_steps
+from avdiff.pipeline.posterior_settings import METHOD_CHOICES, with_steps
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER
 
 
@@ -93,19 +93,17 @@ def run(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args)
     defaults = pipeline.components.enhancement
     method_name = args.method or defaults.method
-    method, settings = resolve_method(method_name, None if method_name in PRESETS else defaults.posterior)
+    method, settings = pipeline.enhancement_method(method_name)
     settings = with_steps(_with_flags(settings, args), args.steps)
     guidance = defaults.guidance_scale if args.guidance is None else args.guidance
-    chunk_frames = defaults.chunk_frames if args.chunk_frames is None else args.chunk_frames
-    batch_size = defaults.batch_size if args.batch_size is None else args.batch_size
 
     def process(item: BatchItem) -> None:
         video = item.inputs.get("video")
         if "video_dir" in item.inputs:
             video = _match_video(item.inputs["video_dir"], item.inputs["stem"])
         result = pipeline.enhance(item.inputs["noisy"], video=video, method=method, guidance_scale=guidance,
-                                  seed=args.seed, settings=settings, chunk_frames=chunk_frames,
-                                  batch_size=batch_size, show_progress=args.progress, landmarks=args.landmarks,
+                                  seed=args.seed, settings=settings, chunk_frames=args.chunk_frames,
+                                  batch_size=args.batch_size, show_progress=args.progress, landmarks=args.landmarks,
                                   landmark_weights=args.landmark_weights)
         write_wav(item.output, result.audio, result.sample_rate)
         for note in result.notes:

@@ -246,10 +246,7 @@ class AVDiffusionPipeline:
         `settings` is given. Arguments left None take the model's enhancement defaults
         (`components.enhancement`, recorded in its folder)."""
         defaults = self.components.enhancement
-        method = method or defaults.method
-        if settings is None and method not in PRESETS:
-            settings = defaults.posterior
-        method, settings = resolve_method(method, settings)
+        method, settings = self.enhancement_method(method, settings)
         settings = with_steps(settings, steps)
         guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
         if not np.isfinite(guidance_scale):
@@ -282,6 +279,16 @@ class AVDiffusionPipeline:
         enhanced = resample(enhanced, self.sample_rate, audio.source_rate)
         enhanced = np.nan_to_num(_fit(enhanced, audio.source_length)).astype(np.float32)
         return EnhancementOutput(enhanced, audio.source_rate, calls, notes)
+
+    def enhancement_method(self, method: str | None = None,
+                           settings: PosteriorSettings | None = None) -> tuple[str, PosteriorSettings]:
+        """(method, settings) that `enhance` runs: the model's recorded defaults where None; a
+        preset (`udiffse-paper`) brings its own settings."""
+        defaults = self.components.enhancement
+        method = method or defaults.method
+        if settings is None and method not in PRESETS:
+            settings = defaults.posterior
+        return resolve_method(method, settings)
 
     def _noisy_audio(self, noisy: str | Path | np.ndarray, sample_rate: int | None) -> AudioInput:
         if isinstance(noisy, np.ndarray):
