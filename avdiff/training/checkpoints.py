@@ -1,6 +1,7 @@
 """Crash-safe training checkpoints: written to a temporary folder, renamed when complete.
 
-`checkpoint-N/` holds Accelerate's state (model, optimizer, scheduler, scaler), the EMA
+`checkpoint-N/` holds Accelerate's state (model, optimizer, scaler), the LR scheduler's state
+(`scheduler.json`; nothing is resumed through pickle: `avdiff.training.safe_state`), the EMA
 weights (`ema.safetensors`), one RNG file per process (`rng_rank{r}.safetensors`: the global
 torch/CUDA generators and the trainer's own) and, written last, `trainer_state.json` with the
 step, the data position, sigma_data and the size of every file. Only a folder whose

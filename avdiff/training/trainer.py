@@ -42,9 +42,11 @@ from avdiff.diffusion.formulation import build_formulation, sigma_data_from_ener
 from avdiff.diffusion.loss import LossOutput
 from avdiff.errors import AVDiffError, ConfigError
 from avdiff.training import checkpoints as ckpt
+from avdiff.training import safe_state
 from avdiff.training.ema import ExponentialMovingAverage
 from avdiff.training.export import export_model
 from avdiff.training.model import AVDiffusionModel
+from avdiff.training.launcher import follow_launcher
 from avdiff.training.run_lock import RunLock
 from avdiff.training.schedule import lr_multiplier
 from avdiff.training.validation import log_validation
@@ -297,8 +299,8 @@ class Trainer:
                                       weight_decay=tc.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lr_multiplier(tc.lr_schedule, tc.warmup_steps, self.max_steps))
+        # The scheduler is saved as JSON (safe_state), not registered with Accelerate (a pickle).
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.accelerator.register_for_checkpointing(self.scheduler)
         self.unwrapped: AVDiffusionModel = self.accelerator.unwrap_model(self.model)
         with full_parameters(self.accelerator, self.model):
             self.ema = ExponentialMovingAverage(self.unwrapped, tc.ema_decay)
@@ -306,7 +308,8 @@ class Trainer:
 
     def _restore(self, resume_dir: Path) -> None:
         """Load optimizer, scheduler, scaler, EMA and RNG from a checkpoint, so the run continues exactly."""
-        self.accelerator.load_state(str(resume_dir))
+        safe_state.load_accelerate_state(self.accelerator, resume_dir)  # refuses pickled code, naming the file
+        safe_state.restore_scheduler(resume_dir, self.scheduler)
         self.ema.load_state_dict(load_file(str(resume_dir / ckpt.EMA_NAME), device=str(self.device)))
         ckpt.restore_rng(resume_dir, self.rank, self.generator)
         logger.info("resumed from %s: step %d, epoch %d, item %d of %d in this epoch; optimizer, scheduler, "
@@ -445,6 +448,7 @@ class Trainer:
         final = ckpt.checkpoint_dir(self.output_dir, step)
         if accelerator.is_main_process:
             save_file(self.ema.state_dict(), str(tmp / ckpt.EMA_NAME))
+            safe_state.save_scheduler(tmp, self.scheduler)
             ckpt.write_state(tmp, self.state)
             final = ckpt.finalize(self.output_dir, step, self.tc.keep_checkpoints)
             logger.info("saved %s", final)
@@ -488,9 +492,11 @@ def train(
 
     `max_minutes` bounds the wall-clock time: the run then ends early as if it had reached
     `max_steps` (checkpoint and export), for demos with a time budget. One training at a time
-    per output folder (`avdiff.training.run_lock`).
+    per output folder (`avdiff.training.run_lock`); under a launcher, the launcher's end stops it with a
+    checkpoint (`avdiff.training.launcher`).
     """
     with RunLock(output_dir):  # a second training on this folder stops here with a clear message
+        follow_launcher()  # under accelerate launch / torchrun: their end is a SIGTERM here
         return Trainer(config, output_dir, max_steps=max_steps, resume=resume, cpu=cpu,
                        record_data_order=record_data_order, max_minutes=max_minutes).run()
 
