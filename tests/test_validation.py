@@ -72,6 +72,8 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     ({"colour": 1}, "unknown key"),
     ({"_class_name": "StableDiffusionPipeline"}, "not AVDiffusionPipeline"),
     ({"video": {"fps": 30, "crop_size": 40}}, "video.fps is 30"),
+    ({"spectrogram": {"sample_rate": 8000}}, "spectrogram.sample_rate is 8000, but avdiff's time grid has 16000"),
+    ({"spectrogram": {"hop_length": 160}}, "spectrogram.hop_length is 160"),
 ])
 def test_a_model_index_this_avdiff_would_misread_is_refused(random_pipeline, tmp_path, change, message):
     import json
@@ -82,4 +84,24 @@ def test_a_model_index_this_avdiff_would_misread_is_refused(random_pipeline, tmp
     index = json.loads((folder / "avdiff_pipeline.json").read_text())
     (folder / "avdiff_pipeline.json").write_text(json.dumps({**index, **change}))
     with pytest.raises(InputError, match=message):
+        AVDiffusionPipeline.from_pretrained(folder)
+
+
+def test_an_index_whose_stft_differs_from_the_training_config_is_refused(random_pipeline, tmp_path):
+    """Another n_fft in the index than the network was trained with gives wrong audio silently;
+    the training config export writes beside the components records the trained value."""
+    import json
+
+    import yaml
+
+    from avdiff.pipeline import AVDiffusionPipeline
+
+    folder = random_pipeline.save_pretrained(tmp_path / "model")
+    index = json.loads((folder / "avdiff_pipeline.json").read_text())
+    trained = {"spectrogram": dict(index["spectrogram"])}
+    (folder / "config.yaml").write_text(yaml.safe_dump(trained))
+    AVDiffusionPipeline.from_pretrained(folder)  # agreeing: loads
+    index["spectrogram"]["n_fft"] = index["spectrogram"]["n_fft"] + 256
+    (folder / "avdiff_pipeline.json").write_text(json.dumps(index))
+    with pytest.raises(InputError, match=r"n_fft \d+ in avdiff_pipeline.json but \d+ in training"):
         AVDiffusionPipeline.from_pretrained(folder)

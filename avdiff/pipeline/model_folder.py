@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from torch import nn
 
 from avdiff import __version__
@@ -28,11 +29,12 @@ from avdiff.diffusion.formulation import CONFIG_NAME as DIFFUSION_CONFIG_NAME
 from avdiff.diffusion.formulation import DiffusionFormulation, load_formulation
 from avdiff.diffusion.samplers import sampler_options, sampler_spec
 from avdiff.errors import InputError
-from avdiff.timegrid import VIDEO_FPS
+from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
 from avdiff.models.backbones import backbone_class
 from avdiff.models.lip_encoder import LipEncoder
 
 INDEX_NAME = "avdiff_pipeline.json"
+TRAINING_CONFIG_NAME = "config.yaml"  # the resolved training config export writes beside the components
 COMPONENTS = ("lip_encoder", "score_model", "diffusion")
 # Sampler keys that older model folders kept beside `name` and `steps` (now under `options`).
 LEGACY_SAMPLER_KEYS = ("snr", "corrector_steps", "churn", "churn_sigma_min", "churn_sigma_max", "noise_inflation")
@@ -116,11 +118,13 @@ def load_model_folder(path: str | Path) -> ModelComponents:
         sampler_options(sampler.name, sampler.options)
     except ValueError as error:
         raise InputError(f"{source}: {error}") from error
+    spectrogram = from_dict(SpectrogramConfig, index.get("spectrogram"), source, "spectrogram.")
+    _check_trained_spectrogram(path, spectrogram)
     return ModelComponents(
         lip_encoder=lip_encoder.eval(),
         score_model=score_model.eval(),
         formulation=formulation,
-        spectrogram=from_dict(SpectrogramConfig, index.get("spectrogram"), source, "spectrogram."),
+        spectrogram=spectrogram,
         sampler=sampler,
         crop_size=int(index.get("video", {}).get("crop_size", 88)),
         audio_visual=_audio_visual(index, source),
@@ -177,6 +181,29 @@ def _check_index_fields(index: dict[str, Any], source: str) -> None:
     if fps != VIDEO_FPS:
         raise InputError(f"{source}: video.fps is {fps}, but avdiff's time grid is {VIDEO_FPS} frames/s "
                          "(avdiff.timegrid); this model cannot be run")
+    spectrogram = index.get("spectrogram") or {}
+    for key, grid_value in (("sample_rate", SAMPLE_RATE), ("hop_length", STFT_HOP_LENGTH)):
+        if spectrogram.get(key, grid_value) != grid_value:
+            raise InputError(f"{source}: spectrogram.{key} is {spectrogram[key]}, but avdiff's time grid has "
+                             f"{grid_value} (avdiff.timegrid); this model cannot be run")
+
+
+def _check_trained_spectrogram(path: Path, spectrogram: SpectrogramConfig) -> None:
+    """The index's STFT settings must be the ones the network was trained with, which the training
+    config beside it records (`config.yaml`, written by export); folders without one are not checked."""
+    config_path = path / TRAINING_CONFIG_NAME
+    if not config_path.is_file():
+        return
+    try:
+        trained = (yaml.safe_load(config_path.read_text()) or {}).get("spectrogram") or {}
+    except (yaml.YAMLError, AttributeError) as error:
+        raise InputError(f"{config_path}: not a readable training config ({str(error).splitlines()[0]})") from error
+    recorded = to_dict(spectrogram)
+    differing = sorted(k for k, v in trained.items() if k in recorded and recorded[k] != v)
+    if differing:
+        details = ", ".join(f"{k} {recorded[k]!r} in {INDEX_NAME} but {trained[k]!r} in training" for k in differing)
+        raise InputError(f"{path}: the index's spectrogram settings differ from the ones the network was trained "
+                         f"with ({details}); restore {INDEX_NAME} or re-export the model")
 
 
 def _component_name(index: dict[str, Any], name: str, source: str) -> str:

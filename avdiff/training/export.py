@@ -16,12 +16,11 @@ from avdiff.config.schema import AVDiffConfig
 from avdiff.data.crops import AVCropDataset
 from avdiff.diffusion.formulation import DiffusionFormulation, build_formulation
 from avdiff.errors import InputError
+from avdiff.pipeline.model_folder import TRAINING_CONFIG_NAME as CONFIG_NAME
 from avdiff.pipeline.model_folder import ModelComponents, save_model_folder
 from avdiff.training import checkpoints as ckpt
 from avdiff.training.ema import ExponentialMovingAverage
 from avdiff.training.model import AVDiffusionModel
-
-CONFIG_NAME = "config.yaml"
 
 
 def export_model(ema_model: AVDiffusionModel, formulation: DiffusionFormulation, config: AVDiffConfig,

@@ -44,7 +44,7 @@ from avdiff.errors import AVDiffError, ConfigError
 from avdiff.training import checkpoints as ckpt
 from avdiff.training import safe_state
 from avdiff.training.ema import ExponentialMovingAverage
-from avdiff.training.export import export_model
+from avdiff.training.export import CONFIG_NAME, export_model
 from avdiff.training.model import AVDiffusionModel
 from avdiff.training.launcher import follow_launcher
 from avdiff.training.run_lock import RunLock
@@ -235,7 +235,7 @@ class Trainer:
         self.rank, self.world, self.device = accelerator.process_index, accelerator.num_processes, accelerator.device
         logger.info("world size %d, device %s, mixed precision %s", self.world, self.device, accelerator.mixed_precision)
         if accelerator.is_main_process:
-            save_config(config, self.output_dir / "config.yaml", header="resolved config of this training run")
+            save_config(config, self.output_dir / CONFIG_NAME, header="resolved config of this training run")
         self._build_data()
         resume_dir = ckpt.resolve_resume(self.output_dir, resume) if resume else None
         self.state = self._initial_state(resume_dir)
