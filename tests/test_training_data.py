@@ -113,3 +113,28 @@ def test_bad_data_gives_clear_errors(tmp_path):
     config = config_for(manifest, "data.crop_frames=64")
     with pytest.raises(Exception, match="expected 16000 Hz mono, got 16000 Hz with 2 channels"):
         AVCropDataset(manifest, config.data, config.spectrogram)[(0, 0)]
+
+
+def test_manifests_take_absolute_and_relative_paths(tmp_path):
+    """Paths written by hand or by other tools are absolute; `prepare` writes relative ones. Both
+    name the same files, so the same crops come out; relative ones follow the manifest's folder."""
+    import json
+
+    from avdiff.data.manifest import read_manifest
+
+    manifest = make_tiny_corpus(tmp_path / "corpus", num_items=2, num_frames=20, size=32)
+    items = read_manifest(manifest)
+    absolute = tmp_path / "elsewhere" / "absolute.jsonl"
+    absolute.parent.mkdir()
+    absolute.write_text("".join(json.dumps({**item, "audio": str(manifest.parent / item["audio"]),
+                                            "video": str(manifest.parent / item["video"])}) + "\n"
+                                for item in items))
+    config = config_for(manifest, "data.crop_frames=16")
+    relative_crop = AVCropDataset(manifest, config.data, config.spectrogram, train=False)[(1, 0)]
+    absolute_crop = AVCropDataset(absolute, config.data, config.spectrogram, train=False)[(1, 0)]
+    assert torch.equal(relative_crop["audio"], absolute_crop["audio"])
+    assert torch.equal(relative_crop["video"], absolute_crop["video"])
+    moved = tmp_path / "moved"
+    (tmp_path / "corpus").rename(moved)  # a relative manifest moves with its folder
+    moved_crop = AVCropDataset(moved / manifest.name, config.data, config.spectrogram, train=False)[(1, 0)]
+    assert torch.equal(relative_crop["audio"], moved_crop["audio"])

@@ -2,7 +2,8 @@
 
 One JSON object a line: {"id", "audio", "video", "num_frames", "duration", "speaker",
 "text"?, "face_ok"?}; "audio" (16 kHz mono .wav) and "video" (mouth ROIs, uint8 T x H x W,
-25 fps, .npy) are relative to the manifest's folder. Audio-only speech has `"video": null`
+25 fps, .npy) are paths relative to the manifest's folder (what `avdiff prepare` writes, so a
+corpus folder can move) or absolute (what people write by hand or get from other tools). Audio-only speech has `"video": null`
 (and no "face_ok"); its "num_frames" counts 25 fps frames of the audio. Unknown keys are errors
 (a typo must not silently drop a field) unless the reader is told which extra keys to accept.
 
@@ -55,8 +56,8 @@ def validate_item(item: Mapping[str, Any], where: str = "manifest item",
         if len(face_ok) != item["num_frames"] or not all(isinstance(v, bool) for v in face_ok):
             raise InputError(f"{where}: face_ok must be {item['num_frames']} booleans (one per frame)")
     for key in ("audio", "video"):
-        if item[key] is not None and Path(item[key]).is_absolute():
-            raise InputError(f"{where}: {key!r} must be relative to the manifest's folder")
+        if item[key] is not None and not item[key].strip():
+            raise InputError(f"{where}: {key!r} is an empty path")
     return dict(item)
 
 
@@ -144,6 +145,7 @@ def has_video(item: Mapping[str, Any]) -> bool:
     return item.get("video") is not None
 
 
-def resolve(manifest_path: str | Path, relative: str) -> Path:
-    """The absolute path of a manifest entry's "audio" or "video"."""
-    return Path(manifest_path).resolve().parent / relative
+def resolve(manifest_path: str | Path, entry: str) -> Path:
+    """The absolute path of a manifest entry's "audio" or "video": relative entries are taken from
+    the manifest's folder, absolute ones as they are."""
+    return Path(manifest_path).resolve().parent / Path(entry).expanduser()
