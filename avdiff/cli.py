@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.enhance",
     "avdiff.commands.evaluate",
     "avdiff.commands.demo",
+    "avdiff.commands.serve",
 )
 
 
