@@ -99,7 +99,7 @@ def test_generate_gives_speech_of_the_clips_duration_and_a_figure(pipelines, fil
 def test_enhance_keeps_rate_length_and_channels(pipelines, files):
     mono = enhance_speech(pipelines, str(files["noisy.wav"]), steps=2)
     assert mono.output_audio[0] == 16000 and mono.output_audio[1].shape == (16000,)
-    assert "udiffse+ (audio-only)" in mono.message and len(mono.figure.axes) == 2
+    assert "udiffse+ (audio-only), 2 steps, guidance 1" in mono.message and len(mono.figure.axes) == 2
     stereo = enhance_speech(pipelines, str(files["stereo.wav"]), steps=2, method="dps")
     assert stereo.output_audio[0] == 22050 and stereo.output_audio[1].shape == (11025, 2)
     assert stereo.input_audio[1].shape == (11025, 2) and "dps" in stereo.message

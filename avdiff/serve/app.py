@@ -84,7 +84,8 @@ def video_to_speech_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
     with gr.Row():
         with gr.Column():
             video = gr.Video(sources=["upload", "webcam"], label="talking-face video", elem_id="v2s-video")
-            crops = gr.File(file_types=[".npy"], label="or mouth crops (.npy from avdiff prepare)", elem_id="v2s-npy")
+            crops = gr.File(file_types=[".npy"], label="or mouth crops (.npy from avdiff prepare)", height=120,
+                            elem_id="v2s-npy")
         with gr.Column():
             settings = _settings_controls("sampler", sorted(SAMPLERS))
             button = gr.Button("Generate speech", variant="primary", elem_id="v2s-run")
@@ -108,7 +109,7 @@ def enhancement_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
             noisy = gr.Audio(sources=["upload", "microphone"], type="filepath", label="noisy speech",
                              elem_id="enh-noisy")
             video = gr.File(file_types=[*VIDEO_SUFFIXES, ".npy"], label="lip video or mouth crops (optional)",
-                            elem_id="enh-video")
+                            height=120, elem_id="enh-video")
         with gr.Column():
             settings = _settings_controls("method", list(METHOD_CHOICES))
             button = gr.Button("Enhance", variant="primary", elem_id="enh-run")

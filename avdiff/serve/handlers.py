@@ -96,7 +96,8 @@ def _power_db(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def spectrogram_figure(signals: dict[str, Audio]) -> Any:
-    """The signals' spectrograms side by side on one colour scale (first channel of each)."""
+    """The signals' spectrograms side by side on one colour scale (first channel of each), up to
+    the lowest rate's Nyquist frequency, so that both show the same band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,11 +106,13 @@ def spectrogram_figure(signals: dict[str, Audio]) -> Any:
     powers = {name: (_power_db(samples.reshape(len(samples), -1)[:, 0] / 32767.0, rate), rate, len(samples))
               for name, (rate, samples) in signals.items()}
     top = max(float(db.max()) for db, _, _ in powers.values())
+    band_khz = min(rate for rate, _ in signals.values()) / 2000
     figure = Figure(figsize=(4.2 * len(signals), 2.6), dpi=80, layout="constrained")
     axes = figure.subplots(1, len(signals), squeeze=False)[0]
     for ax, (name, (db, rate, length)) in zip(axes, powers.items()):
         ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
                   extent=(0, length / rate, 0, rate / 2000))
+        ax.set_ylim(0, band_khz)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("time (s)", fontsize=8)
         ax.set_ylabel("kHz", fontsize=8)
@@ -242,7 +245,7 @@ def enhance_speech(pipelines: Pipelines, noisy: str | None, video: str | None = 
         raise InputError("upload or record noisy speech first")
     steps, guidance, seed = _optional_steps(steps), _optional_guidance(guidance), _seed(seed)
     pipeline = pipelines.get(pipelines.settings.enhancer)
-    method = method or pipeline.components.enhancement.method  # a preset's name is passed on as such
+    method, default_steps, default_guidance = enhancement_defaults(pipelines, method)  # a preset keeps its name
     decoded = decode_audio_channels(noisy)
     started = time.perf_counter()
     audio, rate, calls, notes = enhance_channels(
@@ -252,7 +255,8 @@ def enhance_speech(pipelines: Pipelines, noisy: str | None, video: str | None = 
     original = (decoded.sample_rate, to_int16(decoded.samples.T if len(decoded.samples) > 1 else decoded.samples[0]))
     output = (rate, to_int16(audio))
     mode = "audio-visual" if video else "audio-only"
-    message = (f"{len(audio) / rate:.2f} s enhanced in {seconds:.1f} s: {method} ({mode}), seed {seed}, "
+    message = (f"{len(audio) / rate:.2f} s enhanced in {seconds:.1f} s: {method} ({mode}), {steps or default_steps} "
+               f"steps, guidance {default_guidance if guidance is None else guidance:g}, seed {seed}, "
                f"{calls} network calls{_notes(notes)}")
     figure = spectrogram_figure({"noisy": original, "enhanced": output})
     return Outcome(message=message, input_audio=original, output_audio=output, figure=figure)
