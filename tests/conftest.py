@@ -72,3 +72,15 @@ def random_pipeline(tmp_path_factory):
     components = tiny_components()
     folder = save_model_folder(components, tmp_path_factory.mktemp("random") / "model")
     return AVDiffusionPipeline.from_pretrained(folder)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--runs N`: kill -9 faults per fault-injection loop (tests/test_faults.py); few by default for CI."""
+    parser.addoption("--runs", type=int, default=3,
+                     help="kill -9 faults per fault-injection loop in tests/test_faults.py (default 3)")
+
+
+@pytest.fixture(scope="session")
+def fault_runs(request: pytest.FixtureRequest) -> int:
+    """The `--runs` option: how many faults each fault-injection loop injects."""
+    return request.config.getoption("--runs")

@@ -1,0 +1,135 @@
+"""Fault injection (issue 15): kill -9 in training and in batch jobs, two batch runs on one output
+folder, and SIGTERM to the `accelerate launch` process.
+
+The kill loops live in `benchmarks/fault_injection.py`, which also runs them at length and prints
+their counts; here each loop injects `--runs N` faults (`pytest tests/test_faults.py --runs 20`;
+default 3). Every child runs on one OpenMP thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+
+import fault_injection as fi  # noqa: E402
+from tinycorpus import make_tiny_corpus  # noqa: E402  (tests/ is on sys.path)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    """Every `avdiff` command of these tests runs in a process of its own, forked from a server that
+    imported avdiff once (the real CLI, without 5 s of imports per start)."""
+    server = fi.ForkServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory) -> tuple[dict[str, fi.BatchJob], Path]:
+    """generate, enhance and prepare jobs over folders of 8 inputs, and the folder their runs share
+    (uninterrupted reference runs are made once there)."""
+    workdir = tmp_path_factory.mktemp("batch")
+    return fi.make_batch_jobs(workdir), workdir
+
+
+def test_kill_9_during_training_always_resumes_from_the_newest_complete_checkpoint(tmp_path, fault_runs, runner):
+    """Kills at start-up, mid-save and after checkpoints (in turn), then torn newer checkpoints planted
+    before the last resume: every resume takes the newest complete checkpoint, no complete checkpoint
+    is lost, DIR/model is never half-written, and the final weights equal an uninterrupted run's."""
+    counts = fi.train_fault_loop(tmp_path, fault_runs, seed=1, runner=runner)
+    assert counts.problems == []
+    assert counts.faults == fault_runs
+    assert counts.resumes >= 1 and counts.passed_over >= 3  # the planted torn checkpoints were passed over
+    assert counts.final_equal
+
+
+@pytest.mark.parametrize("name", ["generate", "enhance", "prepare"])
+def test_kill_9_in_a_batch_job_then_rerun_completes_exactly_the_rest(batch, name, fault_runs, runner):
+    """Killed after a random number of outputs: every file under an output name equals the
+    uninterrupted run's (no partial output), the re-run skips exactly the finished items, and the
+    final folder equals the uninterrupted run's."""
+    jobs, workdir = batch
+    counts = fi.batch_fault_loop(jobs[name], workdir, fault_runs, seed=2, runner=runner)
+    assert counts.problems == []
+    assert counts.faults == fault_runs and counts.resumes >= fault_runs
+    assert counts.final_equal
+
+
+@pytest.mark.parametrize("name", [
+    "enhance",
+    pytest.param("prepare", marks=pytest.mark.xfail(strict=False, reason=(
+        "avdiff/prepare/runner.py: two prepare runs on one output folder both append every item to "
+        "manifest.jsonl, which then holds duplicate ids: both exit 2 and every later read of the "
+        "manifest fails ('duplicate id'); no lock or claim per output folder"))),
+])
+def test_two_batch_runs_on_one_output_folder_do_not_corrupt_each_other(batch, name, runner):
+    """Two identical runs at once on one output folder: both succeed, every output equals the
+    uninterrupted run's, nothing else is left under an output name."""
+    jobs, workdir = batch
+    counts = fi.concurrent_runs(jobs[name], workdir, runner)
+    assert counts.problems == []
+    assert counts.final_equal
+
+
+def processes_writing(folder: Path) -> list[int]:
+    """Our processes whose command line names `folder` (the launcher and the trainer it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if str(folder) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_for_steps(log: Path, process: subprocess.Popen, steps: int, timeout: float = 300) -> int:
+    """The trainer's step count once its progress bar (in `log`) shows at least `steps`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [int(n) for n in re.findall(r"\| (\d+)/100000 ", log.read_text(errors="replace"))]
+        if done and max(done) >= steps:
+            return max(done)
+        assert process.poll() is None, log.read_text(errors="replace")[-2000:]
+        time.sleep(0.1)
+    raise AssertionError(f"no {steps} steps within {timeout} s: {log.read_text(errors='replace')[-2000:]}")
+
+
+def test_sigterm_to_the_accelerate_launcher_stops_the_trainer_with_a_checkpoint(tmp_path):
+    """`accelerate launch` dies at once on SIGTERM; the trainer it started must not train on unseen:
+    it finishes its step, saves a checkpoint of that step and exits (avdiff.training.launcher)."""
+    from avdiff.training import checkpoints as ckpt
+
+    manifest = make_tiny_corpus(tmp_path / "corpus", num_items=8, num_frames=12, size=32)
+    run, log = tmp_path / "run", tmp_path / "launch.log"
+    train = ["-m", "avdiff", *fi.train_args(manifest, run, 100000, resume=False)]
+    command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--cpu", "--num_processes", "1",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *train,
+               "--set", "training.checkpoint_every=100000"]  # the only checkpoint is the interrupted step's
+    with open(log, "wb") as handle:
+        launcher = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=fi.child_env())
+    try:
+        seen = wait_for_steps(log, launcher, 3)
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while processes_writing(run) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_writing(run) == [], f"the trainer outlived its launcher: {log.read_text()[-1500:]}"
+        latest = ckpt.find_latest_checkpoint(run)
+        assert latest is not None, log.read_text(errors="replace")[-1500:]
+        assert ckpt.read_state(latest).step >= seen  # the step it was on when the launcher went
+    finally:
+        for pid in processes_writing(run):  # never leave a trainer running 100000 steps
+            os.kill(pid, signal.SIGKILL)
