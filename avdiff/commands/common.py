@@ -1,9 +1,13 @@
-"""Arguments and helpers shared by `avdiff generate` and `avdiff enhance`."""
+"""Arguments and helpers shared by the batch commands (`generate`, `enhance`; the output check also
+`prepare` and `evaluate`)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +84,32 @@ def write_run_settings(path: Path, settings: dict[str, Any]) -> None:
     """The settings a batch or file was produced with, written beside the outputs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# settings these outputs were produced with\n" + yaml.safe_dump(settings, sort_keys=False))
+
+
+def require_writable_folder(folder: Path, flag: str = "--output") -> None:
+    """Create `folder` (and missing parents) and prove that a file can be written there, before any
+    model is loaded or anything computed: InputError naming `flag` and the folder otherwise."""
+    folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise InputError(f"{flag}: cannot write to {folder}: {blocker} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".avdiff-write-test-{os.getpid()}-"):
+            pass
+    except OSError as error:
+        raise InputError(f"{flag}: cannot write to {folder} ({error.strerror or type(error).__name__}); "
+                         "choose a folder you can write to") from error
+
+
+def check_landmark_backend(args: argparse.Namespace, inputs: Iterable[Path | None]) -> None:
+    """Load the landmark backend once, up front, when any input is a video file (not mouth crops):
+    a missing package or a bad --landmark-weights file is one error, not one per item."""
+    from avdiff.media.files import MOUTH_ARRAY_SUFFIX
+
+    if not any(path is not None and Path(path).suffix.lower() != MOUTH_ARRAY_SUFFIX for path in inputs):
+        return
+    from avdiff.landmarks import check_backend
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    check_backend(args.landmarks, device="cuda" if device.startswith("cuda") else "cpu", weights=args.landmark_weights)

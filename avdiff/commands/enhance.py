@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from avdiff.commands.common import (
     add_model_arguments,
+    check_landmark_backend,
     load_pipeline,
     positive_float,
     positive_int,
+    require_writable_folder,
     write_run_settings,
 )
 from avdiff.config.schema import EnhancementConfig, PosteriorSettings
@@ -25,8 +30,8 @@ from avdiff.pipeline.shipped import DEFAULT_ENHANCER
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "enhance", help="enhance noisy speech by diffusion posterior sampling (with or without video)",
-        description="Enhance a noisy recording (any rate or channel count; the output has its rate and "
-        "length), or every audio file of a folder. With --video (a file, or a folder matched by file "
+        description="Enhance a noisy recording (any rate or channel count; the output has its rate, "
+        "length and channels, each channel enhanced on its own), or every audio file of a folder. With --video (a file, or a folder matched by file "
         "stem) the lips condition the speech prior; frames without a face fall back to the audio-only prior.")
     parser.add_argument("--noisy", type=Path, required=True, help="noisy audio file or folder")
     parser.add_argument("--video", type=Path, default=None, help="video / mouth-crop .npy, or a folder of them")
@@ -75,10 +80,10 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
         files = files_in(source, AUDIO_SUFFIXES)
         if not files:
             raise InputError(f"{source}: no audio files")
-        return [BatchItem(name, out_dir / f"{name}.wav", {"noisy": p, "video_dir": args.video, "stem": p.stem})
+        return [BatchItem(name, out_dir / f"{name}.wav", {"noisy": p, "video_dir": args.video, "stem": p.stem}, source=p)
                 for name, p in zip(item_names(files, source), files)], out_dir
     output = args.output or Path(f"{source.stem}_enhanced.wav")
-    return [BatchItem(source.stem, output, {"noisy": source, "video": args.video})], None
+    return [BatchItem(source.stem, output, {"noisy": source, "video": args.video}, source=source)], None
 
 
 def _with_flags(settings: PosteriorSettings, args: argparse.Namespace) -> PosteriorSettings:
@@ -88,8 +93,37 @@ def _with_flags(settings: PosteriorSettings, args: argparse.Namespace) -> Poster
     return replace(settings, **{name: value for name, value in flags.items() if value is not None})
 
 
+def enhance_channels(pipeline: Any, noisy: Path, **options: Any) -> tuple[np.ndarray, int, int, list[str]]:
+    """Enhance every channel of `noisy` on its own (a mono file as before; identical channels once).
+
+    Returns (audio (N,) or (N, channels), sample rate, network calls, notes): the output keeps the
+    input's channels, rate and length. Options are `pipeline.enhance`'s."""
+    from avdiff.media.audio import decode_audio_channels
+    from avdiff.pipeline.inputs import channel_count
+
+    if channel_count(noisy) == 1:
+        result = pipeline.enhance(noisy, **options)
+        return result.audio, result.sample_rate, result.network_calls, result.notes
+    decoded = decode_audio_channels(noisy)
+    channels = decoded.samples
+    distinct = channels[:1] if (channels == channels[:1]).all() else channels
+    notes = [f"{noisy.name}: {len(channels)} identical channels, enhanced once" if len(distinct) == 1
+             else f"{noisy.name}: {len(channels)} channels, each enhanced on its own"]
+    outputs, calls = [], 0
+    for channel in distinct:
+        result = pipeline.enhance(channel, sample_rate=decoded.sample_rate, **options)
+        outputs.append(result.audio)
+        calls += result.network_calls
+        notes += [note for note in result.notes if note not in notes]
+    audio = np.stack(outputs if len(distinct) > 1 else outputs * len(channels), axis=1)
+    return audio, decoded.sample_rate, calls, notes
+
+
 def run(args: argparse.Namespace) -> int:
     items, out_dir = _items(args)
+    require_writable_folder(out_dir or items[0].output.parent, f"--output {args.output or items[0].output}")
+    videos = files_in(args.video, VIDEO_INPUT_SUFFIXES) if args.video is not None and args.video.is_dir() else [args.video]
+    check_landmark_backend(args, videos)
     pipeline = load_pipeline(args)
     defaults = pipeline.components.enhancement
     method_name = args.method or defaults.method
@@ -101,15 +135,15 @@ def run(args: argparse.Namespace) -> int:
         video = item.inputs.get("video")
         if "video_dir" in item.inputs:
             video = _match_video(item.inputs["video_dir"], item.inputs["stem"])
-        result = pipeline.enhance(item.inputs["noisy"], video=video, method=method, guidance_scale=guidance,
-                                  seed=args.seed, settings=settings, chunk_frames=args.chunk_frames,
-                                  batch_size=args.batch_size, show_progress=args.progress, landmarks=args.landmarks,
-                                  landmark_weights=args.landmark_weights)
-        write_wav(item.output, result.audio, result.sample_rate)
-        for note in result.notes:
-            print(f"note: {note}")
+        audio, rate, calls, notes = enhance_channels(
+            pipeline, item.inputs["noisy"], video=video, method=method, guidance_scale=guidance, seed=args.seed,
+            settings=settings, chunk_frames=args.chunk_frames, batch_size=args.batch_size,
+            show_progress=args.progress, landmarks=args.landmarks, landmark_weights=args.landmark_weights)
+        write_wav(item.output, audio, rate)
+        for note in notes:
+            print(f"note: {item.id}: {note}")
         mode = "audio-visual" if video is not None else "audio-only"
-        print(f"{item.id}: {method_name} ({mode}), {result.network_calls} network calls -> {item.output}")
+        print(f"{item.id}: {method_name} ({mode}), {calls} network calls -> {item.output}")
 
     report = run_batch(items, process, out_dir, overwrite=args.overwrite)
     if report.done:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from avdiff.commands.common import require_writable_folder
 from avdiff.errors import InputError
 from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS
 
@@ -18,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "STOI, ESTOI, log-spectral distance, and WER when --asr names an ASR model available offline. "
         "With --noisy the noisy inputs are scored as a baseline (and SI-SDR improvement is reported); "
         "--baselines adds noisereduce's spectral gating run on --noisy. Writes the summary JSON to --output, "
-        "the per-file CSV and a markdown table (mean ± 95 % CI) beside it.")
+        "the per-file CSV and a markdown table (mean ± 95 % CI) beside it; an existing summary is kept unless "
+        "--overwrite. Files that cannot be scored are listed with the reason and the others scored (exit code 1); "
+        "exit code 2: nothing could be evaluated.")
     parser.add_argument("--reference", type=Path, required=True, help="folder of clean reference audio")
     parser.add_argument("--estimate", type=Path, required=True, help="folder of generated/enhanced audio")
     parser.add_argument("--noisy", type=Path, default=None, help="folder of the noisy inputs (baseline row)")
@@ -34,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--length-tolerance-ms", type=float, default=DEFAULT_LENGTH_TOLERANCE_MS,
                         help="trim length differences up to this many ms, refuse larger ones "
                         f"(default {DEFAULT_LENGTH_TOLERANCE_MS:g})")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output (default: refuse)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -53,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--baselines needs --noisy (noisereduce runs on the noisy inputs)")
     if args.length_tolerance_ms < 0:
         raise InputError("--length-tolerance-ms must be >= 0")
+    _check_output(args)
     result = evaluate_folders(args.reference, args.estimate, args.noisy, args.asr, name=args.name,
                               length_tolerance_ms=args.length_tolerance_ms, show_progress=not args.no_progress)
     if args.baselines:
@@ -68,4 +73,18 @@ def run(args: argparse.Namespace) -> int:
     paths = result.write(args.output)
     print(markdown_table(result.systems()), end="")
     print(f"wrote {paths['json']}, {paths['csv']}, {paths['markdown']}")
-    return 0
+    if result.unusable:
+        print(f"evaluate: {len(result.unusable)} file(s) could not be scored (listed in {paths['markdown']})",
+              file=sys.stderr)
+    return 1 if result.unusable else 0
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Before any computing: the output folder is writable, and an existing summary is only
+    replaced with --overwrite (as the other commands skip existing outputs)."""
+    outputs = [args.output, args.output.with_suffix(".csv"), args.output.with_suffix(".md")]
+    existing = [path for path in outputs if path.exists()]
+    if existing and not args.overwrite:
+        raise InputError(f"--output {args.output}: {', '.join(p.name for p in existing)} already exist(s) in "
+                         f"{args.output.parent}; pass --overwrite to replace them, or choose another --output")
+    require_writable_folder(args.output.parent, f"--output {args.output}")

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from avdiff.commands.common import add_model_arguments, load_pipeline, positive_int, write_run_settings
+from avdiff.commands.common import (
+    add_model_arguments,
+    check_landmark_backend,
+    load_pipeline,
+    positive_int,
+    require_writable_folder,
+    write_run_settings,
+)
 from avdiff.pipeline.shipped import DEFAULT_GENERATOR
 from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
@@ -39,7 +46,8 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
     if source.is_file() and source.suffix == ".jsonl":
         out_dir = args.output or Path("generated")
         items = [BatchItem(item["id"], out_dir / f"{item['id']}.wav",
-                           {"video": resolve(source, item["video"]), "face_ok": item.get("face_ok")})
+                           {"video": resolve(source, item["video"]), "face_ok": item.get("face_ok")},
+                           source=resolve(source, item["video"]))
                  for item in read_manifest(source) if has_video(item)]
         if not items:
             raise InputError(f"{source}: no item of the manifest has video (audio-only speech cannot be generated)")
@@ -49,10 +57,10 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
         files = files_in(source, VIDEO_INPUT_SUFFIXES)
         if not files:
             raise InputError(f"{source}: no video or .npy files")
-        return [BatchItem(name, out_dir / f"{name}.wav", {"video": p})
+        return [BatchItem(name, out_dir / f"{name}.wav", {"video": p}, source=p)
                 for name, p in zip(item_names(files, source), files)], out_dir
     output = args.output or Path(f"{source.stem}.wav")
-    return [BatchItem(source.stem, output, {"video": source})], None
+    return [BatchItem(source.stem, output, {"video": source}, source=source)], None
 
 
 def sample_paths(output: Path, count: int) -> list[Path]:
@@ -64,6 +72,8 @@ def sample_paths(output: Path, count: int) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     items, out_dir = _items(args)
+    require_writable_folder(out_dir or items[0].output.parent, f"--output {args.output or items[0].output}")
+    check_landmark_backend(args, [item.inputs["video"] for item in items])
     pipeline = load_pipeline(args)
     for item in items:  # with several samples, the last sample's file (written last) marks the item done
         item.inputs["base"] = item.output

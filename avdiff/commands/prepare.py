@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from avdiff.commands.common import require_writable_folder
 from avdiff.errors import InputError
-from avdiff.landmarks import BACKENDS
+from avdiff.landmarks import BACKENDS, check_backend
 from avdiff.prepare import LAYOUTS, PrepareSettings, prepare_corpus
+from avdiff.prepare.layouts import AUDIO_ONLY_LAYOUTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Audio-only layouts (speech, librispeech, vctk) write 16 kHz mono utterances (long recordings cut "
         "at pauses into pieces of at most 20 s) with \"video\": null. "
         "Re-running skips items already in the manifest; unusable items are listed with a one-line "
-        "reason in OUTPUT/rejects.jsonl and the batch carries on.",
+        "reason in OUTPUT/rejects.jsonl and the batch carries on. Exit code 0: every item prepared (or "
+        "already there); 1: some items rejected; 2: an error stopped the run.",
     )
     parser.add_argument("--layout", required=True, choices=sorted(LAYOUTS), help="folder structure of INPUT")
     parser.add_argument("--input", required=True, type=Path, help="root folder of the raw corpus")
@@ -64,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise InputError(str(error)) from error
+    require_writable_folder(args.output, f"--output {args.output}")
+    if args.layout not in AUDIO_ONLY_LAYOUTS:  # one clear error up front, not one per item
+        check_backend(settings.landmarks, device=settings.device, weights=settings.landmark_weights)
     report = prepare_corpus(args.layout, args.input, args.output, settings, workers=args.workers,
                             limit=args.limit, progress=not args.no_progress and sys.stderr.isatty())
     print(f"prepared {len(report.prepared)}, skipped {len(report.skipped)} (already done), "
           f"rejected {len(report.rejected)}; manifest: {report.manifest}"
           + (f"; rejects: {report.rejects}" if report.rejected else ""))
-    return 1 if report.rejected and not report.prepared and not report.skipped else 0
+    return 1 if report.rejected else 0

@@ -13,7 +13,7 @@ import numpy as np
 from avdiff.errors import InputError
 from avdiff.evaluation.matching import MatchedItem, Matching, match_folders
 from avdiff.evaluation.metrics import SIGNAL_METRICS, PairScores, compute_metrics
-from avdiff.evaluation.report import EvaluationResult
+from avdiff.evaluation.report import EvaluationResult, left_out_values, metric_reasons
 from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS, LengthMismatchError, MetricError
 from avdiff.evaluation.statistics import summarize
 from avdiff.evaluation.recognisers import SLOT_KEYS, slot_hits
@@ -127,16 +127,30 @@ def _wer_note(transcriber: Transcriber, text_sources: set[str]) -> str:
 
 
 def _result(name: str, rows: list[dict[str, Any]], noisy_rows: list[dict[str, Any]] | None, matching: Matching,
-            settings: dict[str, Any], notes: list[str]) -> EvaluationResult:
+            settings: dict[str, Any], notes: list[str], unusable: dict[str, str]) -> EvaluationResult:
     """The estimate's result, with the noisy input's as baseline "noisy" when there is one."""
     metric_keys = list(SIGNAL_METRICS) + ["si_sdr_i", "wer", *SLOT_KEYS]
     result = EvaluationResult(name=name, rows=rows, summary=_summary(rows, metric_keys),
-                              unmatched=matching.unmatched(), settings=settings, notes=notes)
+                              unmatched=matching.unmatched(), unusable=unusable, settings=settings, notes=notes)
     if noisy_rows is not None:
         result.baselines["noisy"] = EvaluationResult(name="noisy", rows=noisy_rows,
                                                      summary=_summary(noisy_rows, metric_keys),
-                                                     unmatched=matching.unmatched(), settings=dict(settings))
+                                                     unmatched=matching.unmatched(), unusable=unusable,
+                                                     settings=dict(settings))
     return result
+
+
+def _log_row(item: MatchedItem, system: str, row: dict[str, Any] | None, log: Callable[[str], None]) -> None:
+    """Per-metric failures, and values left out of the means without one (SI-SDR +inf), on `log`."""
+    if row is None:
+        return
+    if row["errors"]:
+        log(f"evaluate: {item.id} ({system}): {row['errors']}")
+    failed = metric_reasons(row)
+    for line in left_out_values([row]):
+        key = line.split(": ")[1]
+        if key not in failed:
+            log(f"evaluate: {item.id} ({system}): {line.split(': ', 1)[1]}; left out of the mean")
 
 
 def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None, asr_model: str | None = None, *,
@@ -149,9 +163,11 @@ def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None,
     SI-SDRi (estimate SI-SDR minus noisy SI-SDR); only names present in every folder are scored.
     `asr_model` (a local folder or a model id already in the Hugging Face cache) adds WER; without
     one WER is skipped with a one-line note. `ids` restricts the evaluation to those names.
-    Unmatched names and per-metric failures go to `log` (stderr) and into the result. Raises
-    InputError for a missing/empty folder, no matches, an unreadable file, or lengths that differ by
-    more than `length_tolerance_ms`.
+    Unmatched names, per-metric failures and values left out of the means go to `log` (stderr) and
+    into the result; an item whose files cannot be scored at all (unreadable, NaN samples, lengths
+    that differ by more than `length_tolerance_ms`) is listed in `result.unusable` with its reason
+    and the others are scored. Raises InputError for a missing/empty folder, no matches, or when no
+    file could be scored.
     """
     reference, estimate = Path(reference), Path(estimate)
     noisy = Path(noisy) if noisy is not None else None
@@ -168,20 +184,28 @@ def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None,
     rows: list[dict[str, Any]] = []
     noisy_rows: list[dict[str, Any]] = []
     text_sources: set[str] = set()
+    unusable: dict[str, str] = {}
     for item in _progress(items, show_progress, f"evaluate {estimate.name}"):
-        row, noisy_row, source = _score_item(item, transcriber, length_tolerance_ms)
-        for system, system_row in (("noisy", noisy_row), (label, row)):
-            if system_row is not None and system_row["errors"]:
-                log(f"evaluate: {item.id} ({system}): {system_row['errors']}")
+        try:
+            row, noisy_row, source = _score_item(item, transcriber, length_tolerance_ms)
+        except InputError as error:  # this item's files cannot be scored: list it, score the others
+            unusable[item.id] = str(error).splitlines()[0].removeprefix(f"{item.id}: ")
+            log(f"evaluate: not evaluated: {item.id}: {unusable[item.id]}")
+            continue
+        _log_row(item, "noisy", noisy_row, log)
+        _log_row(item, label, row, log)
         rows.append(row)
         if noisy_row is not None:
             noisy_rows.append(noisy_row)
         if source is not None:
             text_sources.add(source)
 
+    if not rows:
+        raise InputError(f"none of the {len(items)} matched files could be scored; "
+                         f"{next(iter(unusable))}: {next(iter(unusable.values()))}")
     if transcriber is not None:
         notes.append(_wer_note(transcriber, text_sources))
     settings = {"reference": str(reference), "estimate": str(estimate), "noisy": str(noisy) if noisy else None,
                 "asr_model": asr_model, "sample_rate": SAMPLE_RATE, "length_tolerance_ms": length_tolerance_ms,
-                "pesq_nb_rate": 8000, "files_evaluated": len(items)}
-    return _result(label, rows, noisy_rows if noisy is not None else None, matching, settings, notes)
+                "pesq_nb_rate": 8000, "files_evaluated": len(rows)}
+    return _result(label, rows, noisy_rows if noisy is not None else None, matching, settings, notes, unusable)

@@ -46,6 +46,38 @@ def markdown_table(systems: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def metric_reasons(row: dict[str, Any]) -> dict[str, str]:
+    """metric -> why it failed, from a row's "errors" ("key: reason; key: reason")."""
+    reasons = {}
+    for part in str(row.get("errors") or "").split("; "):
+        key, _, reason = part.partition(": ")
+        if reason:
+            reasons[key] = reason
+    return reasons
+
+
+def left_out_values(rows: list[dict[str, Any]]) -> list[str]:
+    """"id: metric: reason" for every value that is not finite and so is left out of the means
+    (an undefined metric, or SI-SDR +inf for an estimate equal to the reference up to scale)."""
+    lines = []
+    for row in rows:
+        reasons = metric_reasons(row)
+        for key in METRICS:
+            value = row.get(key)
+            if not isinstance(value, float) or math.isfinite(value):
+                continue
+            if key in reasons:
+                reason = reasons[key]
+            elif value == math.inf:
+                reason = "+inf: the estimate equals the reference up to scale"
+            elif value == -math.inf:
+                reason = "-inf: the estimate is orthogonal to the reference"
+            else:
+                reason = "undefined (an input of it is undefined)"
+            lines.append(f"{row['id']}: {key}: {reason}")
+    return lines
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
@@ -64,13 +96,15 @@ class EvaluationResult:
 
     rows: one dict per file (id, paths, metric values, NaN where undefined, errors);
     summary: metric -> {"mean", "ci95", "n"} (+ "excluded" when some values were not finite);
-    unmatched: {"missing_in_estimate", "extra_in_estimate", "missing_in_noisy"} -> ids.
+    unmatched: {"missing_in_estimate", "extra_in_estimate", "missing_in_noisy"} -> ids;
+    unusable: id -> why its files could not be scored at all (unreadable, NaN samples, lengths).
     """
 
     name: str
     rows: list[dict[str, Any]]
     summary: dict[str, dict]
     unmatched: dict[str, list[str]] = field(default_factory=dict)
+    unusable: dict[str, str] = field(default_factory=dict)
     baselines: dict[str, "EvaluationResult"] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -88,10 +122,16 @@ class EvaluationResult:
         parts = ["# Evaluation\n", "Mean ± 95 % confidence interval (Student's t) over files; ↑ higher is better.\n",
                  markdown_table(self.systems())]
         left_out = {kind: ids for kind, ids in self.unmatched.items() if ids}
-        if left_out:
+        if left_out or self.unusable:
             parts.append("\n## Not evaluated\n")
             for kind, ids in left_out.items():
                 parts.append(f"- {kind.replace('_', ' ')} ({len(ids)}): {', '.join(ids)}")
+            parts.extend(f"- unusable: {item_id}: {reason}" for item_id, reason in self.unusable.items())
+        values = [(name, line) for name, result in {**self.baselines, self.name: self}.items()
+                  for line in left_out_values(result.rows)]
+        if values:
+            parts.append("\n## Left out of the means (not finite)\n")
+            parts.extend(f"- {name}: {line}" for name, line in values)
         if self.notes:
             parts.append("\n## Notes\n")
             parts.extend(f"- {note}" for note in self.notes)
@@ -124,6 +164,7 @@ class EvaluationResult:
             "system": self.name,
             "systems": self.systems(),
             "unmatched": self.unmatched,
+            "unusable": self.unusable,
             "notes": self.notes,
             "settings": self.settings,
             "files": {"csv": paths["csv"].name, "markdown": paths["markdown"].name},

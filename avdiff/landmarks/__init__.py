@@ -29,5 +29,14 @@ def create_detector(name: str, device: str = "cpu", weights: str | Path | None =
     raise InputError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "MOUTH", "NUM_LANDMARKS", "LandmarkBackendError", "LandmarkDetector", "Landmarks",
+def check_backend(name: str, device: str = "cpu", weights: str | Path | None = None) -> None:
+    """Build the backend and load its weights now: LandmarkBackendError (naming the package or the
+    weights file) if it cannot run, before any item is processed."""
+    detector = create_detector(name, device=device, weights=weights)
+    load = getattr(detector, "load", None)  # face-alignment loads lazily; dlib in its constructor
+    if load is not None:
+        load()
+
+
+__all__ = ["BACKENDS", "check_backend", "MOUTH", "NUM_LANDMARKS", "LandmarkBackendError", "LandmarkDetector", "Landmarks",
            "TrackedLandmarks", "create_detector", "fill_gaps", "smooth", "track"]

@@ -57,7 +57,11 @@ class DlibLandmarkDetector(LandmarkDetector):
         if not path.is_file():
             raise LandmarkBackendError(f"{path}: dlib shape predictor file not found")
         self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(path))
+        try:
+            self._predictor = dlib.shape_predictor(str(path))
+        except RuntimeError as error:  # random bytes, a truncated or another kind of model file
+            raise LandmarkBackendError(f"{path}: not a dlib 68-point shape predictor file "
+                                       f"({str(error).strip().splitlines()[0] if str(error).strip() else 'unreadable'})") from error
         self._rectangle = dlib.rectangle
         self.detect_max_side = detect_max_side
         self.upsample_on_miss = upsample_on_miss

@@ -17,6 +17,7 @@ the FAN then runs on the batch of face crops, one face per frame (the tracked on
 from __future__ import annotations
 
 import contextlib
+import pickle
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -112,7 +113,7 @@ class FaceAlignmentDetector(LandmarkDetector):
                                      f"{', '.join(missing)}; copy them there or name a folder "
                                      "holding them (--landmark-weights DIR)")
                 self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, **kwargs)
-        except (OSError, RuntimeError) as error:  # failed download, unreadable or mismatched file
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:  # failed download, unreadable or mismatched file
             raise LandmarkBackendError(f"cannot load the face-alignment weights ({type(error).__name__}: "
                              f"{str(error).splitlines()[0][:200]}); put {files['fan']} and "
                              f"{files['s3fd']} in a folder and pass it as --landmark-weights") from error

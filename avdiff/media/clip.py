@@ -31,6 +31,7 @@ class AVClip:
     video: DecodedVideo
     audio_samples_decoded: int  # audio samples on the video clock before padding/trimming
     source_sample_rate: int
+    audio_damage: str | None = None  # why the audio stops early (DecodedAudio.damage)
 
     @property
     def num_frames(self) -> int:
@@ -79,4 +80,4 @@ def load_clip(video_path: str | Path, audio_path: str | Path | None = None,
     length = video.num_frames * SAMPLES_PER_FRAME
     return AVClip(frames=video.frames, audio=fit_length(audio, length), video=video,
                   audio_samples_decoded=int(min(audio.size, length)),
-                  source_sample_rate=decoded.sample_rate)
+                  source_sample_rate=decoded.sample_rate, audio_damage=decoded.damage)

@@ -7,9 +7,14 @@ into one-line `InputError`s that name the file, so a batch job can log them and 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
+import av.logging
 
 from avdiff.errors import InputError
 
@@ -27,6 +32,32 @@ SIDECAR_AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac")
 # Read with libsndfile; everything else (video containers, AAC, MP3, MP2 ...) goes through PyAV.
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".caf", ".w64"})
 assert set(SIDECAR_AUDIO_SUFFIXES) <= set(AUDIO_SUFFIXES) & SOUNDFILE_SUFFIXES
+# How files of these suffixes begin. libsndfile probes a file that does not (random bytes named
+# .wav) with its MP3 decoder, which prints warnings of its own; such files go to FFmpeg instead.
+SOUNDFILE_MAGIC: dict[str, tuple[bytes, ...]] = {
+    ".wav": (b"RIFF", b"RIFX", b"RF64", b"BW64"), ".flac": (b"fLaC", b"ID3"), ".ogg": (b"OggS",),
+    ".oga": (b"OggS",),
+}
+
+
+def soundfile_format(path: Path) -> bool:
+    """Whether libsndfile should read `path`: its suffix is one of SOUNDFILE_SUFFIXES and the file
+    begins the way that format does (where SOUNDFILE_MAGIC knows how)."""
+    suffix = path.suffix.lower()
+    if suffix not in SOUNDFILE_SUFFIXES:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith(SOUNDFILE_MAGIC.get(suffix, (b"",)))
+
+
+def temporary_path(path: Path) -> Path:
+    """A hidden temporary file beside `path`, unique to this process and call, for writing `path`
+    atomically: two runs writing the same output never rename each other's half-written file."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
 
 
 def require_file(path: str | Path) -> Path:
@@ -56,3 +87,19 @@ def _ffmpeg_reason(error: Exception) -> str:
     """FFmpeg's message without the file name PyAV appends (we already print the path)."""
     message = getattr(error, "strerror", None) or str(error)
     return str(message).split(": '")[0].strip() or type(error).__name__
+
+
+@contextlib.contextmanager
+def ffmpeg_errors() -> Iterator[list[str]]:
+    """Collect the errors FFmpeg logs while decoding (a damaged or truncated stream, which it
+    decodes past without raising) into the yielded list, instead of printing them."""
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    messages: list[str] = []
+    try:
+        with av.logging.Capture() as logs:
+            yield messages
+            messages.extend(f"{name}: {text.strip()}" for level, name, text in logs
+                            if level is not None and level <= av.logging.ERROR)
+    finally:
+        av.logging.set_level(previous)

@@ -19,7 +19,7 @@ import numpy as np
 
 from avdiff.errors import InputError
 from avdiff.timegrid import VIDEO_FPS
-from avdiff.media.files import _ffmpeg_reason, open_container
+from avdiff.media.files import _ffmpeg_reason, ffmpeg_errors, open_container
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,14 @@ def read_video(path: str | Path, fps: int = VIDEO_FPS, max_side: int | None = No
 
     `max_side` shrinks large frames at decode time (memory; landmarks do not need 1080p);
     `max_frames` raises InputError for clips longer than that instead of filling memory.
-    A file whose decoded frames fall short of 90 % of what its container declares is reported
-    as truncated.
+    A file whose decoded frames fall short of 90 % of what its container declares, or whose
+    decoding made FFmpeg report errors (a damaged or cut stream, e.g. a truncated MPEG-1 file,
+    which decodes to a shorter clip without any exception), is refused as damaged or truncated.
     """
     path = Path(path)
     stats = _Stats()
     frames: list[np.ndarray] = []
-    with open_container(path) as container:
+    with ffmpeg_errors() as errors, open_container(path) as container:
         stream = container.streams.video[0] if container.streams.video else None
         source_fps = float(stream.average_rate or stream.guessed_rate or 0) if stream else 0.0
         declared = int(stream.frames or 0) if stream else 0
@@ -137,6 +138,9 @@ def read_video(path: str | Path, fps: int = VIDEO_FPS, max_side: int | None = No
             if max_frames is not None and len(frames) > max_frames:
                 raise InputError(f"{path}: longer than the limit of {max_frames} frames "
                                  f"({max_frames / fps:.1f} s)")
+    if errors:
+        raise InputError(f"{path}: damaged or truncated video stream: {len(errors)} decoding error(s) "
+                         f"(first: {errors[0]}); only {stats.source_frames} frames decoded")
     if declared and stats.source_frames < 0.9 * declared:
         raise InputError(f"{path}: truncated: decoded {stats.source_frames} of the {declared} "
                          "video frames its container declares")

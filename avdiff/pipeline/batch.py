@@ -1,8 +1,10 @@
 """Batch jobs over files, folders or manifests: resumable, and a bad item never stops the batch.
 
-Outputs are written to a temporary name and renamed, so an output that exists is complete and
-a re-run skips it; an item that fails is reported (stderr and `failures.jsonl` beside the
-outputs) and the batch carries on.
+Outputs are written to a temporary name (unique to the process) and renamed, so an output that
+exists is complete and a re-run skips it; an item that fails, for whatever reason, is reported
+in one line naming its input (stderr and `failures.jsonl` beside the outputs, this run's
+failures) and the batch carries on. Only a problem that no item can get past (a landmark
+backend that cannot run) stops the batch.
 """
 
 from __future__ import annotations
@@ -19,16 +21,19 @@ import numpy as np
 import soundfile as sf
 
 from avdiff.errors import AVDiffError
-
+from avdiff.landmarks.base import LandmarkBackendError
+from avdiff.media.files import temporary_path
 
 
 @dataclass
 class BatchItem:
-    """One unit of work: an id, its inputs and where its output goes."""
+    """One unit of work: an id, its inputs and where its output goes; `source` is the input file
+    that failure lines name."""
 
     id: str
     output: Path
     inputs: dict = field(default_factory=dict)
+    source: Path | None = None
 
 
 @dataclass
@@ -42,11 +47,14 @@ class BatchReport:
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write 16-bit PCM atomically (temporary file, then rename)."""
+    """Write 16-bit PCM atomically (temporary file, then rename); `audio` is (N,) or (N, channels)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.wav")
-    sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), sample_rate, subtype="PCM_16")
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    try:
+        sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), sample_rate, subtype="PCM_16")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -63,9 +71,21 @@ def item_names(files: list[Path], folder: Path) -> list[str]:
     return [name if counts[name] == 1 else f"{name}_{p.suffix.lstrip('.').lower()}" for name, p in zip(plain, files)]
 
 
+def failure_reason(error: Exception, source: Path | None) -> str:
+    """One line: the error's first line, with the input file named in front when the message does
+    not name it, and the exception type when it is not one of avdiff's (an unforeseen failure)."""
+    message = str(error).splitlines()[0] if str(error).strip() else ""
+    if not isinstance(error, AVDiffError):
+        message = f"unexpected {type(error).__name__}" + (f": {message}" if message else "")
+    if source is not None and str(source) not in message:
+        message = f"{source}: {message}"
+    return message or type(error).__name__
+
+
 def run_batch(items: Iterable[BatchItem], process: Callable[[BatchItem], None], report_dir: Path | None,
               overwrite: bool = False) -> BatchReport:
-    """Run `process` on every item whose output does not exist yet; collect failures."""
+    """Run `process` on every item whose output does not exist yet; any exception of one item is
+    that item's failure (see the module docstring)."""
     report = BatchReport()
     for item in items:
         if item.output.exists() and not overwrite:
@@ -73,15 +93,25 @@ def run_batch(items: Iterable[BatchItem], process: Callable[[BatchItem], None], 
             continue
         try:
             process(item)
-        except (AVDiffError, OSError, ValueError, RuntimeError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        except LandmarkBackendError:
+            raise  # no item could get past it
+        except Exception as error:  # noqa: BLE001 - one bad item never stops the batch
+            reason = failure_reason(error, item.source)
             print(f"failed: {item.id}: {reason}", file=sys.stderr)
             report.failed.append({"id": item.id, "reason": reason})
             continue
         report.done.append(item.id)
-    if report_dir is not None and report.failed:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        with open(report_dir / "failures.jsonl", "a", encoding="utf-8") as handle:
-            for failure in report.failed:
-                handle.write(json.dumps(failure) + "\n")
+    if report_dir is not None:
+        _write_failures(report_dir / "failures.jsonl", report.failed)
     return report
+
+
+def _write_failures(path: Path, failed: list[dict]) -> None:
+    """This run's failures (an earlier run's list is replaced; none: the file is removed)."""
+    if not failed:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for failure in failed:
+            handle.write(json.dumps(failure, ensure_ascii=False) + "\n")

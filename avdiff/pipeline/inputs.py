@@ -1,7 +1,8 @@
 """Inputs of the pipeline: noisy audio at any rate or channel count, and mouth-crop video.
 
-Audio is mixed to mono and resampled to the model's rate, with a note for each conversion;
-NaN or infinite samples, empty files and unreadable files are errors naming the file. Video
+Audio is mixed to mono and resampled to the model's rate, with a note for each conversion (and
+for a truncated file, whose readable part is used); NaN or infinite samples, empty files and
+unreadable files are errors naming the file. Video
 is either a prepared mouth-crop file (.npy, uint8 T x H x W) or a talking-face video, which
 goes through exactly the preprocessing of `avdiff prepare` (decode at 25 fps, landmarks,
 alignment, 96 x 96 crops) and is centre-cropped to the model's crop size as in training.
@@ -16,7 +17,8 @@ import numpy as np
 import soundfile as sf
 
 from avdiff.errors import InputError
-from avdiff.media.audio import SOUNDFILE_SUFFIXES, decode_audio, resample
+from avdiff.media.audio import decode_audio, resample
+from avdiff.media.files import soundfile_format
 from avdiff.mouth.crop import center_crop
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
@@ -38,8 +40,9 @@ class AudioInput:
         return float(np.abs(self.samples).max(initial=0.0)) < SILENCE_PEAK
 
 
-def _channel_count(path: Path) -> int:
-    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+def channel_count(path: Path) -> int:
+    """Channels of an audio file or of a container's first audio stream (1 when it cannot tell)."""
+    if soundfile_format(path):
         try:
             return sf.info(str(path)).channels
         except (sf.LibsndfileError, RuntimeError):
@@ -67,7 +70,10 @@ def load_audio_input(path: str | Path, sample_rate: int) -> AudioInput:
     decoded = decode_audio(path)
     check_waveform(decoded.samples, str(path))
     notes = []
-    channels = _channel_count(path)
+    channels = channel_count(path)
+    if decoded.damage:
+        seconds = decoded.samples.size / decoded.sample_rate
+        notes.append(f"{path.name}: {decoded.damage}; the {seconds:.2f} s that could be read are used")
     if channels > 1:
         notes.append(f"{path.name}: {channels} channels mixed down to mono")
     return _finish(decoded.samples, decoded.sample_rate, sample_rate, str(path), notes)
@@ -136,8 +142,9 @@ def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = "face-al
     if path.suffix.lower() == ".npy":
         try:
             rois = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise InputError(f"{path}: cannot read mouth crops ({error})") from error
+        except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or cut .npy
+            reason = "not a plain array: it would need unpickling" if "pickle" in str(error) else str(error)
+            raise InputError(f"{path}: cannot read mouth crops ({reason})") from error
         return mouth_video_from_array(rois, crop_size, name=str(path))
     from avdiff.landmarks import create_detector
     from avdiff.media.video import read_video

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from avdiff.media.audio import load_audio
+from avdiff.media.audio import decode_audio, resample
 from avdiff.prepare.item import ITEMS_DIR, RejectedItem, atomic_write_wav
 from avdiff.prepare.layouts import SourceItem
 from avdiff.prepare.segment import split_at_pauses
@@ -43,7 +43,10 @@ def check_speech(samples: np.ndarray, where: Path, settings: PrepareSettings) ->
 
 def prepare_audio_item(item: SourceItem, output_dir: Path, settings: PrepareSettings) -> list[dict[str, Any]]:
     """Process one audio-only item; returns its manifest entries or raises InputError with the reason."""
-    samples = load_audio(item.source, SAMPLE_RATE)
+    decoded = decode_audio(item.source)
+    if decoded.damage:
+        raise RejectedItem(f"{item.source}: {decoded.damage}")
+    samples = resample(decoded.samples, decoded.sample_rate, SAMPLE_RATE)
     check_speech(samples, item.source, settings)
     pieces = split_at_pauses(samples, SAMPLE_RATE, settings.max_utterance_seconds, settings.min_duration)
     entries = []

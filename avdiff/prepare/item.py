@@ -17,6 +17,7 @@ import soundfile as sf
 from avdiff.errors import InputError
 from avdiff.landmarks.base import LandmarkDetector
 from avdiff.media.clip import load_clip
+from avdiff.media.files import temporary_path
 from avdiff.mouth.extract import extract_mouth_rois
 from avdiff.prepare.layouts import SourceItem
 from avdiff.prepare.settings import PrepareSettings
@@ -36,15 +37,21 @@ def output_paths(output_dir: Path, item_id: str) -> tuple[str, str]:
 
 def atomic_write_wav(path: Path, audio: np.ndarray) -> None:
     """16-bit 16 kHz WAV, written to a temporary name and renamed into place."""
-    tmp = path.with_name(path.name + ".tmp.wav")
-    sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), SAMPLE_RATE, subtype="PCM_16")
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    try:
+        sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), SAMPLE_RATE, subtype="PCM_16")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _atomic_write_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array, allow_pickle=False)
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
@@ -55,9 +62,14 @@ def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
     if clip.duration < settings.min_duration:
         raise RejectedItem(f"{item.video}: too short: {clip.duration:.2f} s "
                            f"({clip.num_frames} frames; minimum {settings.min_duration:.2f} s)")
+    if clip.audio_damage:
+        raise RejectedItem(f"{item.audio or item.video}: audio {clip.audio_damage}")
     if clip.audio_coverage < settings.min_audio_coverage:
         raise RejectedItem(f"{item.audio or item.video}: audio covers only {clip.audio_coverage:.0%} of the "
                            f"{clip.duration:.2f} s video")
+    from avdiff.prepare.audio_item import check_speech  # (that module imports this one)
+
+    check_speech(clip.audio[: clip.audio_samples_decoded], item.audio or item.video, settings)
     rois = extract_mouth_rois(clip.frames, detector, size=settings.roi_size, crop_side=settings.crop_side,
                               max_gap=settings.max_gap, smooth_window=settings.smooth_window,
                               name=str(item.video))
