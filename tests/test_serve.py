@@ -184,6 +184,17 @@ def _wait_until_serving(process: subprocess.Popen, url: str) -> None:
     pytest.fail(f"avdiff serve did not answer on {url} within {SERVER_START_S} s")
 
 
+def _outward_address() -> str | None:
+    """This machine's address on its outward interface (no packet is sent), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
 @pytest.fixture(scope="module")
 def server(tiny_model: Path) -> Iterator[str]:
     """`python -m avdiff serve` over the tiny model, on a free port of 127.0.0.1: its URL."""
@@ -217,6 +228,15 @@ def page(server: str) -> Iterator:
         page.wait_for_selector("#v2s-run")
         yield page
         browser.close()
+
+
+def test_the_server_answers_on_this_machine_only(server):
+    port = int(server.rstrip("/").rsplit(":", 1)[1])
+    address = _outward_address()
+    if address is None:
+        pytest.skip("this machine has no address besides loopback to try")
+    with pytest.raises(OSError):
+        socket.create_connection((address, port), timeout=3).close()
 
 
 def _message(page, prefix: str) -> str:
