@@ -178,6 +178,17 @@ def test_a_bad_landmark_weights_file_is_one_error_up_front(model: Path, tmp_path
                  ["generate", "--model", str(model), "--video", str(videos), "--output", str(tmp_path / "g")]):
         code, _, err = run([*args, "--landmarks", "dlib", "--landmark-weights", str(weights)], capsys)
         assert code == 2 and err.count("\n") == 1 and f"{weights}: not a dlib 68-point shape predictor file" in err
+    pytest.importorskip("face_alignment")
+    from avdiff.landmarks.fa_backend import expected_weight_files
+
+    folder = tmp_path / "fa weights"
+    folder.mkdir()
+    for name in expected_weight_files().values():
+        random_bytes(folder / name, 5000)
+    code, _, err = run(["prepare", "--layout", "folder", "--input", str(videos), "--output", str(tmp_path / "p"),
+                        "--landmark-weights", str(folder)], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"{folder}: cannot load the face-alignment weights" in err
+    assert "weights_only" not in err  # no advice to unpickle what it could not read
 
 
 def test_run_batch_turns_any_exception_into_that_items_failure(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

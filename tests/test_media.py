@@ -119,3 +119,36 @@ def test_grid_clip_on_the_grid() -> None:
     audio = load_audio(GRID_CLIPS[0])
     assert audio.dtype == np.float32 and abs(audio.size - 131328 * 16000 / 44100) <= 1  # 2.978 s of MP2
     assert np.sqrt(np.mean(audio ** 2)) > 0.01  # speech, not silence
+
+
+def test_truncated_audio_is_flagged_but_a_streamed_wav_header_is_not(tmp_path: Path) -> None:
+    """libsndfile reads a cut WAV without a word and FFmpeg stops a cut FLAC with an error after
+    some samples: both come back with `damage` set. A WAV written to a pipe (data size 0 or
+    0xFFFFFFFF, unknown when the header was written) is complete, not truncated."""
+    from avdiff.media.audio import decode_audio
+
+    signal = (0.2 * np.sin(np.arange(8000) / 8)).astype(np.float32)
+    for fmt in ("WAV", "FLAC"):
+        whole = tmp_path / f"whole.{fmt.lower()}"
+        sf.write(whole, signal, 16000, format=fmt)
+        assert decode_audio(whole).damage is None
+        cut = tmp_path / f"cut.{fmt.lower()}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+        decoded = decode_audio(cut)
+        assert "truncated" in decoded.damage and 0 < decoded.samples.size < signal.size
+    data = bytearray((tmp_path / "whole.wav").read_bytes())
+    start = data.index(b"data")
+    data[start + 4:start + 8] = b"\xff\xff\xff\xff"
+    (tmp_path / "streamed.wav").write_bytes(bytes(data))
+    streamed = decode_audio(tmp_path / "streamed.wav")
+    assert streamed.damage is None and streamed.samples.size == signal.size
+
+
+@requires_grid
+def test_a_cut_mpeg_file_is_refused_as_damaged_not_read_as_a_shorter_clip(tmp_path: Path) -> None:
+    """A GRID .mpg cut at 35 % decodes to 26 frames without any exception; FFmpeg's error log says why."""
+    cut = tmp_path / "cut.mpg"
+    cut.write_bytes(GRID_CLIPS[1].read_bytes()[: GRID_CLIPS[1].stat().st_size * 35 // 100])
+    with pytest.raises(InputError, match="damaged or truncated video stream"):
+        read_video(cut)
+    assert read_video(GRID_CLIPS[1]).num_frames == 75  # the whole file has no decoding error

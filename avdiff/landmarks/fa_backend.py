@@ -113,10 +113,14 @@ class FaceAlignmentDetector(LandmarkDetector):
                                      f"{', '.join(missing)}; copy them there or name a folder "
                                      "holding them (--landmark-weights DIR)")
                 self._fa = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, **kwargs)
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:  # failed download, unreadable or mismatched file
-            raise LandmarkBackendError(f"cannot load the face-alignment weights ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0][:200]}); put {files['fan']} and "
-                             f"{files['s3fd']} in a folder and pass it as --landmark-weights") from error
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+            # a failed download, or an unreadable, truncated or mismatched file
+            where = f"{self.weights_dir}: " if self.weights_dir is not None else ""
+            detail = ("not PyTorch weights (random bytes or another format)" if isinstance(error, pickle.UnpicklingError)
+                      else str(error).splitlines()[0][:200])
+            raise LandmarkBackendError(f"{where}cannot load the face-alignment weights ({type(error).__name__}: "
+                                       f"{detail}); put {files['fan']} and {files['s3fd']} in a folder and "
+                                       "pass it as --landmark-weights") from error
         return self._fa
 
     @torch.no_grad()
