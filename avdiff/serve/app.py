@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from avdiff.diffusion.samplers import SAMPLERS
+from avdiff.media.files import MOUTH_ARRAY_SUFFIX, VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES
 from avdiff.serve.handlers import (
     Outcome,
@@ -28,7 +29,6 @@ from avdiff.serve.handlers import (
 )
 
 MODEL_DEFAULT = ""  # a dropdown's value for "the model's own setting"
-VIDEO_SUFFIXES = [".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm"]
 
 
 def _shown(message: str, failed: bool) -> str:
@@ -84,8 +84,8 @@ def video_to_speech_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
     with gr.Row():
         with gr.Column():
             video = gr.Video(sources=["upload", "webcam"], label="talking-face video", elem_id="v2s-video")
-            crops = gr.File(file_types=[".npy"], label="or mouth crops (.npy from avdiff prepare)", height=120,
-                            elem_id="v2s-npy")
+            crops = gr.File(file_types=[MOUTH_ARRAY_SUFFIX], label="or mouth crops (.npy from avdiff prepare)",
+                            height=120, elem_id="v2s-npy")
         with gr.Column():
             settings = _settings_controls("sampler", sorted(SAMPLERS))
             button = gr.Button("Generate speech", variant="primary", elem_id="v2s-run")
@@ -108,7 +108,7 @@ def enhancement_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
         with gr.Column():
             noisy = gr.Audio(sources=["upload", "microphone"], type="filepath", label="noisy speech",
                              elem_id="enh-noisy")
-            video = gr.File(file_types=[*VIDEO_SUFFIXES, ".npy"], label="lip video or mouth crops (optional)",
+            video = gr.File(file_types=list(VIDEO_INPUT_SUFFIXES), label="lip video or mouth crops (optional)",
                             height=120, elem_id="enh-video")
         with gr.Column():
             settings = _settings_controls("method", list(METHOD_CHOICES))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from avdiff.errors import AVDiffError, InputError
+from avdiff.media.files import MOUTH_ARRAY_SUFFIX
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER, DEFAULT_GENERATOR
 
 logger = logging.getLogger("avdiff.serve")
@@ -222,7 +223,7 @@ def generate_speech(pipelines: Pipelines, video: str | None, mouth_crops: str | 
                                show_progress=show_progress, **pipelines.settings.landmark_options())
     seconds = time.perf_counter() - started
     output = (result.sample_rate, to_int16(result.audio[0]))
-    original = _source_audio(source) if source.suffix.lower() != ".npy" else None
+    original = _source_audio(source) if source.suffix.lower() != MOUTH_ARRAY_SUFFIX else None
     signals = {"original sound track": original} if original else {}
     signals["generated from the lips"] = output
     config = pipeline.components.sampler
