@@ -213,13 +213,15 @@ def server(tiny_model: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(server: str) -> Iterator:
-    """A page of the app in headless Chromium (the system's; skipped where there is none)."""
+def page(request: pytest.FixtureRequest) -> Iterator:
+    """A page of the app in headless Chromium (the system's; skipped, before the server starts,
+    where there is none)."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install 'avdiff[serve]'")
     executable = _chromium()
     if executable is None:
         pytest.skip(f"no Chromium on this machine (looked for {', '.join(CHROMIUM_NAMES)} on PATH and $AVDIFF_CHROMIUM; "
                     "apt-get install chromium)")
+    server = request.getfixturevalue("server")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         page = browser.new_page()
