@@ -291,7 +291,7 @@ def test_page_enhances_and_says_what_is_wrong_with_a_broken_file(page, files):
     page.fill("#tab-enhance input[type=number] >> nth=0", "2")
     page.click("#enh-run")
     message = _message(page, "enh")
-    assert message.startswith("1.00 s enhanced") and "audio-only" in message, message
+    assert message.startswith("1.00 s enhanced") and "udiffse+ (audio-only), 2 steps" in message, message
     served, rate = _served_wav(page, "enh")
     assert rate == 16000 and served.shape == (16000,)
 
