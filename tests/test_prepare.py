@@ -197,3 +197,28 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     code = main(["prepare", "--layout", "grid", "--input", str(tmp_path), "--output", str(tmp_path / "o"),
                  "--workers", "0"])
     assert code == 2 and "--workers must be >= 1" in capsys.readouterr().err
+
+
+def test_a_second_run_on_one_output_folder_waits_then_resumes(tmp_path: Path) -> None:
+    """While a run holds the folder's lock, another does not touch the manifest; it goes on when the
+    lock is released, so two runs never append the same items twice."""
+    import threading
+
+    from badinputs import speech_like
+
+    from avdiff.prepare.runner import folder_lock
+
+    raw, out = tmp_path / "raw" / "spk", tmp_path / "out"
+    raw.mkdir(parents=True)
+    out.mkdir()
+    sf.write(raw / "utt.wav", speech_like(1.0), 16000)
+    logged: list[str] = []
+    with folder_lock(out, logged.append):
+        second = threading.Thread(target=prepare_corpus, args=("speech", raw.parent, out),
+                                  kwargs={"log": logged.append})
+        second.start()
+        second.join(timeout=3)
+        assert second.is_alive() and not (out / "manifest.jsonl").exists()
+        assert any("another prepare run is writing" in line for line in logged)
+    second.join(timeout=60)
+    assert not second.is_alive() and [e["id"] for e in read_manifest(out / "manifest.jsonl")] == ["spk/utt"]

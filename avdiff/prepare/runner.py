@@ -2,10 +2,11 @@
 
 Resuming: items whose id is already in `DATA/manifest.jsonl` are skipped; each finished item
 is appended (one fsynced line) as soon as it is done, so an interrupted run loses at most the
-items in flight. At the end the manifest is rewritten sorted by id (atomically).
+items in flight. At the end the manifest is rewritten sorted by id (atomically). One run at a
+time per output folder (`folder_lock`): a second one waits, then resumes.
 Audio-only items (the speech layouts) need no landmarks; a long recording may give several
-pieces (`<id>@00`, ...), all appended together, and a re-run skips a recording once any of its
-pieces is in the manifest.
+pieces (`<id>@00`, ...), all appended together, and a re-run skips a recording once all of its
+pieces are in the manifest (`finished_recordings`).
 Rejects: every item that cannot be used (decode error, no audio stream, no face, too short,
 silent, clipped, NaN, ...) gets one line in `DATA/rejects.jsonl` ({"id", "source", "reason"})
 for this run, and the batch carries on. Only a landmark backend that cannot run at all stops the run.
@@ -13,6 +14,9 @@ for this run, and the batch carries on. Only a landmark backend that cannot run 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
 import json
 import multiprocessing
 import os
@@ -27,13 +31,14 @@ from typing import Any
 from avdiff.data.manifest import append_manifest, read_manifest, write_manifest
 from avdiff.errors import AVDiffError, InputError
 from avdiff.landmarks import LandmarkBackendError, LandmarkDetector, create_detector
-from avdiff.prepare.audio_item import prepare_audio_item, source_id
-from avdiff.prepare.item import prepare_item
+from avdiff.prepare.audio_item import SEGMENT_SEPARATOR, prepare_audio_item, source_id
+from avdiff.prepare.item import ITEMS_DIR, prepare_item
 from avdiff.prepare.layouts import SourceItem, discover
 from avdiff.prepare.settings import PrepareSettings
 
 MANIFEST_NAME = "manifest.jsonl"
 REJECTS_NAME = "rejects.jsonl"
+LOCK_NAME = ".avdiff-prepare.lock"
 
 
 @dataclass
@@ -109,6 +114,39 @@ def _results(items: list[SourceItem], output_dir: Path, settings: PrepareSetting
                 future.cancel()
 
 
+@contextlib.contextmanager
+def folder_lock(output_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """One prepare at a time per output folder: a second run waits for the first and then resumes
+    (skipping what it prepared) instead of appending the same items to the manifest again. `flock`:
+    the kernel drops the lock when its holder exits in any way, kill -9 included."""
+    with open(output_dir / LOCK_NAME, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"prepare: another prepare run is writing {output_dir}; waiting for it to end")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def finished_recordings(manifest: Path, output_dir: Path, log: Callable[[str], None]) -> set[str]:
+    """The ids of the recordings the manifest lists completely. A recording cut into pieces has all
+    its pieces' WAVs written before their lines are appended, so a run killed between two of those
+    lines leaves WAVs without lines: its lines are dropped (the manifest rewritten) and it is redone."""
+    if not manifest.exists():
+        return set()
+    entries = read_manifest(manifest)
+    listed = {entry["id"] for entry in entries}
+    torn = set()
+    for source in {source_id(item_id) for item_id in listed if SEGMENT_SEPARATOR in item_id}:
+        pieces = (output_dir / ITEMS_DIR).glob(f"{glob.escape(source)}{SEGMENT_SEPARATOR}*.wav")
+        if any(str(path.relative_to(output_dir / ITEMS_DIR).with_suffix("").as_posix()) not in listed for path in pieces):
+            torn.add(source)
+    if torn:
+        log(f"prepare: {len(torn)} recording(s) with pieces missing from {manifest}, redone: {', '.join(sorted(torn))}")
+        write_manifest(manifest, [entry for entry in entries if source_id(entry["id"]) not in torn])
+    return {source_id(item_id) for item_id in listed} - torn
+
+
 def prepare_corpus(layout: str, input_dir: str | Path, output_dir: str | Path,
                    settings: PrepareSettings = PrepareSettings(), workers: int = 1,
                    limit: int | None = None, log: Callable[[str], None] | None = None,
@@ -120,8 +158,15 @@ def prepare_corpus(layout: str, input_dir: str | Path, output_dir: str | Path,
     items = discover(layout, input_dir)
     if limit is not None:
         items = items[:limit]
+    with folder_lock(output_dir, log):
+        return _prepare_items(items, output_dir, settings, workers, log, progress)
+
+
+def _prepare_items(items: list[SourceItem], output_dir: Path, settings: PrepareSettings, workers: int,
+                   log: Callable[[str], None], progress: bool) -> PrepareReport:
+    """prepare_corpus's work, under the folder's lock."""
     manifest = output_dir / MANIFEST_NAME
-    done = {source_id(entry["id"]) for entry in read_manifest(manifest)} if manifest.exists() else set()
+    done = finished_recordings(manifest, output_dir, log)
     report = PrepareReport(manifest=manifest, rejects=output_dir / REJECTS_NAME)
     report.skipped = [item.id for item in items if item.id in done]
     todo = [item for item in items if item.id not in done]
