@@ -1,14 +1,15 @@
 """Fault injection: kill -9 training and batch jobs at random (seeded) moments, re-run, and count.
 
-Training: a tiny config that checkpoints every step runs as `python -m avdiff train --cpu`; it
-is killed with SIGKILL at random moments (a random delay after start, or after a randomly chosen
-checkpoint has appeared, so kills land in start-up, resume loading, steps, saves, rotation of old
-checkpoints and the export), then resumed with `--resume latest`, again and again, until it
-finishes. After every kill the run folder is read with a completeness check of this script's own
-(not avdiff's): the next run must resume from the newest complete checkpoint, a complete
-checkpoint must never disappear, `DIR/model` must never exist half-written, and at the end the
-exported weights must equal an uninterrupted run's byte for byte (CPU, one thread, no data
-workers: the run is deterministic).
+Training: a tiny config that checkpoints every step runs as `avdiff train --cpu`; it is killed
+with SIGKILL at random moments, taken in turn: a random delay after a checkpoint 1-3 steps on has
+appeared (mid-step, mid-rotation of old checkpoints), while a checkpoint is being written, during
+start-up and resume loading, and (the last kill of more than 3) during the export; then resumed
+with `--resume latest`, again and again, until it finishes. Before the last resume, torn newer
+checkpoints are planted. After every kill the run folder is read with a completeness check of
+this script's own (not avdiff's): the next run must resume from the newest complete checkpoint, a
+complete checkpoint must never disappear, `DIR/model` must never exist half-written, and at the
+end the exported weights must equal an uninterrupted run's byte for byte (CPU, one thread, no
+data workers: the run is deterministic).
 
 Batch jobs (`generate`, `enhance` and `prepare --layout speech` over a folder of several items):
 killed after a random number of outputs exist, re-run (and killed again, as many times as asked):
@@ -17,10 +18,12 @@ may remain, never under an output name), a re-run must skip exactly the finished
 final folder must equal the reference. `concurrent_runs` starts two runs on one output folder at
 once: both must succeed and every output must equal the reference.
 
-    .venv/bin/python benchmarks/fault_injection.py --runs 20
+    .venv/bin/python benchmarks/fault_injection.py --runs 20 [--spawn]
 
 prints the counts table (faults injected, resumes, corrupt loads, lost outputs, final weights
-equal). `tests/test_faults.py` runs the same loops with few faults (`pytest --runs N` for more).
+equal). Every run is the real `avdiff` command line in a process of its own, forked from a server
+that imported avdiff once (`--spawn`: a fresh `python -m avdiff` each time, 5 s more per run).
+`tests/test_faults.py` runs the same loops with few faults (`pytest --runs N` for more).
 """
 
 from __future__ import annotations
@@ -286,9 +289,14 @@ def newest_published(run: Path) -> int:
     return max(steps, default=0)
 
 
+def train_settings(manifest: Path) -> list[str]:
+    """The `--set` values of the tiny training on `manifest`."""
+    return [f"data.train_manifest={manifest}", f"data.valid_manifest={manifest}", *TRAIN_SETTINGS]
+
+
 def train_args(manifest: Path, run: Path, max_steps: int, resume: bool) -> list[str]:
     """`avdiff train` arguments: the tiny config on `manifest`, resuming from the newest checkpoint if asked."""
-    sets = [f"data.train_manifest={manifest}", f"data.valid_manifest={manifest}", *TRAIN_SETTINGS]
+    sets = train_settings(manifest)
     args = ["train", "--config", str(TINY_CONFIG), "--output", str(run), "--max-steps", str(max_steps), "--cpu",
             *sum((["--set", s] for s in sets), [])]
     return args + (["--resume", "latest"] if resume else [])
@@ -299,10 +307,9 @@ def reference_training(manifest: Path, run: Path, max_steps: int) -> Path:
     from avdiff.config import AVDiffConfig, load_config
     from avdiff.training.trainer import train
 
-    sets = [f"data.train_manifest={manifest}", f"data.valid_manifest={manifest}", *TRAIN_SETTINGS]
     undo = one_thread()
     try:
-        result = train(load_config(AVDiffConfig, TINY_CONFIG, sets), run, max_steps=max_steps, cpu=True)
+        result = train(load_config(AVDiffConfig, TINY_CONFIG, train_settings(manifest)), run, max_steps=max_steps, cpu=True)
     finally:
         undo()
     return result.model_dir
@@ -314,6 +321,8 @@ def model_folder_problem(folder: Path) -> str | None:
 
     try:
         json.loads((folder / "avdiff_pipeline.json").read_text())
+        if not (folder / "config.yaml").is_file():  # the training config, written beside the network
+            return f"{folder}: no config.yaml"
         weights = sorted(folder.rglob("*.safetensors"))
         if len(weights) < 2:
             return f"{folder}: {len(weights)} weight files"
@@ -326,6 +335,7 @@ def model_folder_problem(folder: Path) -> str | None:
 
 
 KILL_MOMENTS = ("after a checkpoint", "mid-save", "start-up")  # taken in turn, with random delays
+LAST_KILL = "mid-export"  # the last kill of more than three: the training has ended, DIR/model is being written
 
 
 def saving(run: Path, newest: int) -> bool:
@@ -341,13 +351,14 @@ def saving(run: Path, newest: int) -> bool:
     return False
 
 
-def train_kill_plan(kill: int, rng: random.Random, run: Path, newest: int,
+def train_kill_plan(moment: str, rng: random.Random, run: Path, newest: int,
                     max_steps: int) -> tuple[Callable[[], bool], float]:
-    """When to kill the next run, by `KILL_MOMENTS[kill % 3]`: a random delay after a checkpoint 1-3
-    steps on has appeared (mid-step, mid-rotation of old checkpoints or, near the end, mid-export),
-    while a checkpoint is being written, or at a random moment of start-up (imports, set-up,
-    loading the checkpoint)."""
-    moment = KILL_MOMENTS[kill % len(KILL_MOMENTS)]
+    """When to kill the next run (`KILL_MOMENTS`, `LAST_KILL`): a random delay after a checkpoint 1-3
+    steps on has appeared (mid-step, mid-rotation of old checkpoints), while a checkpoint is being
+    written, at a random moment of start-up (set-up, loading the checkpoint), or while the model
+    folder is being exported."""
+    if moment == LAST_KILL:
+        return (lambda: (run / ".model.tmp").exists() or (run / "model").exists()), rng.uniform(0.0, 0.03)
     if moment == "start-up":  # train.log grows with the first line the trainer logs, before it loads anything
         size = (run / "train.log").stat().st_size if (run / "train.log").is_file() else 0
         return (lambda: (run / "train.log").is_file() and (run / "train.log").stat().st_size > size), rng.uniform(0, 0.5)
@@ -426,7 +437,8 @@ def train_fault_loop(workdir: Path, runs: int, seed: int = 0, runner: Runner = s
             incomplete += plant_torn_checkpoints(run, expected)
         log = workdir / f"train{attempt}.log"
         process = runner(train_args(manifest, run, max_steps, expected is not None), log)
-        killed = attempt < runs and kill_when(process, *train_kill_plan(attempt, rng, run, expected or 0, max_steps))
+        moment = LAST_KILL if attempt == runs - 1 and runs > len(KILL_MOMENTS) else KILL_MOMENTS[attempt % 3]
+        killed = attempt < runs and kill_when(process, *train_kill_plan(moment, rng, run, expected or 0, max_steps))
         code = None if killed else finish(process)
         check_training_run(counts, log.read_text(errors="replace"), expected, incomplete, killed)
         if killed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,13 +66,7 @@ def test_kill_9_in_a_batch_job_then_rerun_completes_exactly_the_rest(batch, name
     assert counts.final_equal
 
 
-@pytest.mark.parametrize("name", [
-    "enhance",
-    pytest.param("prepare", marks=pytest.mark.xfail(strict=False, reason=(
-        "avdiff/prepare/runner.py: two prepare runs on one output folder both append every item to "
-        "manifest.jsonl, which then holds duplicate ids: both exit 2 and every later read of the "
-        "manifest fails ('duplicate id'); no lock or claim per output folder"))),
-])
+@pytest.mark.parametrize("name", ["enhance", "prepare"])
 def test_two_batch_runs_on_one_output_folder_do_not_corrupt_each_other(batch, name, runner):
     """Two identical runs at once on one output folder: both succeed, every output equals the
     uninterrupted run's, nothing else is left under an output name."""
@@ -79,6 +74,21 @@ def test_two_batch_runs_on_one_output_folder_do_not_corrupt_each_other(batch, na
     counts = fi.concurrent_runs(jobs[name], workdir, runner)
     assert counts.problems == []
     assert counts.final_equal
+
+
+def test_a_kill_between_the_manifest_lines_of_one_recordings_pieces_loses_nothing(batch, runner, tmp_path):
+    """The state a kill leaves between appending piece 00 and piece 01 of a long recording (every
+    WAV written, one line of two; too short a moment for the kill loop to hit): a re-run must list
+    every piece, as the uninterrupted run does."""
+    jobs, workdir = batch
+    reference = fi.reference_run(jobs["prepare"], workdir)
+    out = tmp_path / "torn"
+    shutil.copytree(workdir / "prepare-reference", out)
+    lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
+    last_piece = max(line for line in lines if '"spk/utt0@' in line)
+    (out / "manifest.jsonl").write_text("".join(line for line in lines if line != last_piece))
+    assert fi.finish(runner(jobs["prepare"].args(out), tmp_path / "rerun.log")) == 0
+    assert fi.folder_problems(out, reference, final=True)[0] == []
 
 
 def processes_writing(folder: Path) -> list[int]:
