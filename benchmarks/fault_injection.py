@@ -357,8 +357,8 @@ def train_kill_plan(moment: str, rng: random.Random, run: Path, newest: int,
     steps on has appeared (mid-step, mid-rotation of old checkpoints), while a checkpoint is being
     written, at a random moment of start-up (set-up, loading the checkpoint), or while the model
     folder is being exported."""
-    if moment == LAST_KILL:
-        return (lambda: (run / ".model.tmp").exists() or (run / "model").exists()), rng.uniform(0.0, 0.03)
+    if moment == LAST_KILL:  # the final checkpoint is out: rotation, export and exit follow
+        return (lambda: newest_published(run) >= max_steps), rng.uniform(0.0, 0.015)
     if moment == "start-up":  # train.log grows with the first line the trainer logs, before it loads anything
         size = (run / "train.log").stat().st_size if (run / "train.log").is_file() else 0
         return (lambda: (run / "train.log").is_file() and (run / "train.log").stat().st_size > size), rng.uniform(0, 0.5)
@@ -422,32 +422,40 @@ def same_files(reference: Path, actual: Path, pattern: str) -> list[str]:
     return differ
 
 
+def training_attempt(counts: FaultCounts, runner: Runner, manifest: Path, run: Path, max_steps: int,
+                     log: Path, moment: str | None, rng: random.Random, plant: bool = False) -> bool:
+    """One run of the training into `run` (resumed if it has a complete checkpoint; torn newer ones
+    planted first if asked), killed at `moment` (None: not killed); checked. True if it was killed."""
+    complete, incomplete = checkpoints(run) if run.exists() else ([], 0)
+    expected = complete[0] if complete else None
+    if plant and expected is not None:
+        incomplete += plant_torn_checkpoints(run, expected)
+    process = runner(train_args(manifest, run, max_steps, expected is not None), log)
+    killed = moment is not None and kill_when(process, *train_kill_plan(moment, rng, run, expected or 0, max_steps))
+    code = None if killed else finish(process)
+    check_training_run(counts, log.read_text(errors="replace"), expected, incomplete, killed)
+    if killed:
+        counts.faults += 1
+        check_after_kill(counts, run, expected)
+    elif code != 0:
+        counts.other.append(f"{log.name}: exit code {code} instead of 0")
+    return killed
+
+
 def train_fault_loop(workdir: Path, runs: int, seed: int = 0, runner: Runner = spawn) -> FaultCounts:
-    """Kill a tiny training `runs` times at random moments, resume it each time, plant torn newer
-    checkpoints before the last resume, let it finish; compare its weights with an uninterrupted run's."""
+    """Kill a tiny training `runs` times at random moments, resuming it each time (a kill that comes
+    too late, the run having ended, ends the kills); then plant torn newer checkpoints and resume to
+    the end once more; compare its weights with an uninterrupted run's."""
     began, rng, counts = time.monotonic(), random.Random(seed), FaultCounts("train (kill -9, --resume latest)")
     manifest = make_tiny_corpus(workdir / "corpus", num_items=8, num_frames=12, size=32)
     max_steps = 3 * runs + 6  # each kill comes at most 3 steps on (+3 planted): the run outlasts the kills
     reference = reference_training(manifest, workdir / "reference", max_steps)
     run = workdir / "killed"
-    for attempt in range(runs + 1):
-        complete, incomplete = checkpoints(run) if run.exists() else ([], 0)
-        expected = complete[0] if complete else None
-        if attempt == runs and expected is not None:
-            incomplete += plant_torn_checkpoints(run, expected)
-        log = workdir / f"train{attempt}.log"
-        process = runner(train_args(manifest, run, max_steps, expected is not None), log)
+    for attempt in range(runs):
         moment = LAST_KILL if attempt == runs - 1 and runs > len(KILL_MOMENTS) else KILL_MOMENTS[attempt % 3]
-        killed = attempt < runs and kill_when(process, *train_kill_plan(moment, rng, run, expected or 0, max_steps))
-        code = None if killed else finish(process)
-        check_training_run(counts, log.read_text(errors="replace"), expected, incomplete, killed)
-        if killed:
-            counts.faults += 1
-            check_after_kill(counts, run, expected)
-            continue
-        if code != 0:
-            counts.other.append(f"run {attempt} exited with {code} instead of 0")
-        break
+        if not training_attempt(counts, runner, manifest, run, max_steps, workdir / f"train{attempt}.log", moment, rng):
+            break
+    training_attempt(counts, runner, manifest, run, max_steps, workdir / "train-last.log", None, rng, plant=True)
     differ = same_files(reference, run / "model", "*.safetensors")
     counts.final_equal = (run / "model").is_dir() and not differ
     if differ:
