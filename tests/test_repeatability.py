@@ -60,6 +60,7 @@ def enhance(inputs: dict[str, Path], output: Path, *extra: str) -> Path:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_generate_twice_writes_the_same_bytes(inputs, tmp_path, dtype):
+    """The same command and seed twice: the same WAV bytes; another seed: other bytes."""
     clip = inputs["clips"] / "a.npy"
     first = generate(inputs, clip, tmp_path / "first.wav", "--seed", "7", *dtype)
     second = generate(inputs, clip, tmp_path / "second.wav", "--seed", "7", *dtype)
@@ -79,6 +80,7 @@ def test_a_sample_does_not_depend_on_how_many_are_drawn(inputs, tmp_path, dtype)
 
 
 def test_an_item_of_a_folder_equals_the_same_file_alone(inputs, tmp_path):
+    """A folder's second clip is generated as it is on its own: items do not share random streams."""
     generate(inputs, inputs["clips"], tmp_path / "folder")
     alone = generate(inputs, inputs["clips"] / "b.npy", tmp_path / "b.wav")
     assert (tmp_path / "folder" / "b.wav").read_bytes() == alone.read_bytes()
@@ -86,6 +88,7 @@ def test_an_item_of_a_folder_equals_the_same_file_alone(inputs, tmp_path):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_enhance_twice_writes_the_same_bytes(inputs, tmp_path, dtype):
+    """The same enhancement twice: the same bytes; another seed: other bytes."""
     first = enhance(inputs, tmp_path / "first.wav", *dtype)
     second = enhance(inputs, tmp_path / "second.wav", *dtype)
     other = enhance(inputs, tmp_path / "other.wav", "--seed", "1", *dtype)
