@@ -106,6 +106,12 @@ raise SystemExit(avdiff.cli.main(sys.argv[2:]))
 """
 
 
+def killed_at_first_sight(watched: Path, args: list[str | Path]) -> subprocess.CompletedProcess:
+    """`avdiff ARGS`, killed -9 by a thread of its own the instant `watched` exists."""
+    command = [sys.executable, "-c", KILL_AT_FIRST_SIGHT, str(watched), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=fi.child_env(), timeout=300)
+
+
 @pytest.mark.parametrize("name", [
     "checkpoint-1",
     pytest.param("model", marks=pytest.mark.xfail(strict=False, reason=(
@@ -113,18 +119,24 @@ raise SystemExit(avdiff.cli.main(sys.argv[2:]))
         "save_config writes DIR/model/config.yaml; a kill in between leaves a model folder without its "
         "training config (whose STFT check load_model_folder then skips)"))),
 ])
-def test_a_kill_the_moment_an_output_appears_finds_it_whole(tmp_path, name):
-    """`avdiff train` killed by a thread of its own the instant `checkpoint-1` or `model` appears in
-    the run folder: what appears under an output name must already be whole."""
+def test_a_training_killed_the_moment_an_output_appears_leaves_it_whole(tmp_path, name):
+    """`avdiff train` killed the instant `checkpoint-1` or `model` appears in the run folder: what
+    appears under an output name must already be whole."""
     manifest = make_tiny_corpus(tmp_path / "corpus", num_items=8, num_frames=12, size=32)
     run = tmp_path / "run"
-    command = [sys.executable, "-c", KILL_AT_FIRST_SIGHT, str(run / name), *fi.train_args(manifest, run, 2, False)]
-    result = subprocess.run(command, capture_output=True, text=True, env=fi.child_env(), timeout=300)
+    result = killed_at_first_sight(run / name, fi.train_args(manifest, run, 2, False))
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]  # it was there to be seen
-    if name == "model":
-        assert fi.model_folder_problem(run / name) is None
-    else:
-        assert fi.checkpoint_complete(run / name)
+    assert fi.model_folder_problem(run / name) is None if name == "model" else fi.checkpoint_complete(run / name)
+
+
+def test_a_batch_killed_the_moment_its_first_output_appears_leaves_it_whole(batch, tmp_path):
+    """`avdiff generate` killed the instant its first WAV appears: it already holds every byte."""
+    jobs, workdir = batch
+    reference = fi.reference_run(jobs["generate"], workdir)
+    out = tmp_path / "generated"
+    result = killed_at_first_sight(out / "clip0.wav", jobs["generate"].args(out))
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    assert (out / "clip0.wav").read_bytes() == reference["clip0.wav"]
 
 
 def processes_writing(folder: Path) -> list[int]:
