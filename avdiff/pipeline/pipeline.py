@@ -10,6 +10,8 @@ frames starting on video-frame boundaries: enhancement chunks are independent an
 then cross-faded; generation chunks run one after another, each forced to agree with the end of
 the previous one on their overlap (its denoised estimate is replaced there), so the voice
 carries over. Peak memory depends on the chunk and batch sizes, not on the duration.
+Seeds are per item (sample, chunk): on the CPU, where the network also runs one item at a time,
+a seed gives the same bits whatever `num_samples` or `batch_size` (`_denoiser_for`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
 from avdiff.diffusion.noise import make_generators
 from avdiff.diffusion.samplers import sample_from_noise
 from avdiff.errors import InputError
+from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import resample
 from avdiff.timegrid import SAMPLES_PER_FRAME, VIDEO_FPS
 from avdiff.models.lip_encoder import lips_to_condition
@@ -117,7 +120,7 @@ class AVDiffusionPipeline:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     # ------------------------------------------------------------------ lips
-    def load_video(self, video: str | Path | MouthVideo | np.ndarray, landmarks: str = "face-alignment",
+    def load_video(self, video: str | Path | MouthVideo | np.ndarray, landmarks: str = DEFAULT_BACKEND,
                    landmark_weights: str | Path | None = None) -> MouthVideo:
         """A MouthVideo from a video file, a mouth-crop .npy, an array or a MouthVideo."""
         if isinstance(video, MouthVideo):
@@ -192,7 +195,7 @@ class AVDiffusionPipeline:
         chunk_frames: int = 1000,
         overlap_frames: int = 100,
         show_progress: bool = False,
-        landmarks: str = "face-alignment",
+        landmarks: str = DEFAULT_BACKEND,
         landmark_weights: str | Path | None = None,
     ) -> GenerationOutput:
         """Speech for a silent talking-face video, `num_samples` samples of exactly its duration.
@@ -259,7 +262,7 @@ class AVDiffusionPipeline:
         overlap_frames: int = 32,
         batch_size: int | None = None,
         show_progress: bool = False,
-        landmarks: str = "face-alignment",
+        landmarks: str = DEFAULT_BACKEND,
         landmark_weights: str | Path | None = None,
     ) -> EnhancementOutput:
         """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring.
