@@ -140,3 +140,80 @@ def test_face_alignment_missing_weights_is_a_clear_error(monkeypatch, tmp_path) 
     empty.mkdir()
     with pytest.raises(LandmarkBackendError, match="weights missing"):
         create_detector("face-alignment", weights=empty).load()
+
+
+# -- auto: face-alignment where its weights are at hand, dlib otherwise -------------------------
+def test_auto_takes_face_alignment_when_its_weights_are_cached(fa_weights, monkeypatch) -> None:
+    from avdiff.landmarks import choose_backend
+
+    home, _, conv1 = fa_weights
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    choice = choose_backend("auto")
+    assert choice.name == "face-alignment" and str(home) in choice.describe()
+    detector = create_detector("auto", batch_size=2)
+    assert detector.name == "face-alignment"
+    _check_loaded(detector, conv1)
+
+
+def test_auto_falls_back_to_dlib_without_face_alignment_weights(monkeypatch, tmp_path) -> None:
+    pytest.importorskip("dlib")
+    pytest.importorskip("face_alignment")
+    from avdiff.landmarks import choose_backend
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
+    choice = choose_backend("auto")
+    assert choice.name == "dlib" and choice.weights is None
+    assert choice.describe().startswith("landmarks: dlib (face-alignment cannot run offline: its weights")
+    assert str(tmp_path / "no-weights") in choice.reason
+    assert create_detector("auto").name == "dlib"  # and it runs: see the GRID test below
+
+
+@requires_grid
+def test_auto_with_dlib_falls_back_on_real_frames(monkeypatch, tmp_path) -> None:
+    pytest.importorskip("dlib")
+    from avdiff.media import read_video
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    video = read_video(GRID_CLIPS[1])
+    landmarks = create_detector("auto").detect(video.frames[:5])
+    assert landmarks.found.all()
+
+
+def test_auto_follows_the_weights_given(tmp_path) -> None:
+    from avdiff.landmarks import choose_backend
+
+    model = tmp_path / "shape_predictor_68_face_landmarks.dat"
+    model.write_bytes(b"x")
+    assert choose_backend("auto", model).name == "dlib"  # a file: dlib's model
+    assert choose_backend("auto", tmp_path).name == "face-alignment"  # a folder: face-alignment's weights
+    assert choose_backend("dlib").reason == "asked for"
+
+
+def test_auto_with_no_backend_at_all_names_both_reasons(monkeypatch, tmp_path) -> None:
+    from avdiff.landmarks import auto
+
+    monkeypatch.setattr(auto, "face_alignment_missing", lambda folder: "no face_alignment package")
+    monkeypatch.setattr(auto, "dlib_missing", lambda: "no dlib package")
+    with pytest.raises(LandmarkBackendError, match="face-alignment: no face_alignment package. dlib: no dlib package"):
+        auto.choose_backend("auto")
+
+
+@requires_grid
+def test_generate_on_a_video_picks_dlib_by_default_where_face_alignment_cannot_run(
+        random_pipeline, monkeypatch, tmp_path, capsys) -> None:
+    """The user's case: no --landmarks flag, no face-alignment weights, dlib installed: it works
+    and says which backend it picked."""
+    pytest.importorskip("dlib")
+    import soundfile as sf
+
+    from avdiff.cli import main as avdiff_main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    folder = random_pipeline.save_pretrained(tmp_path / "model")
+    output = tmp_path / "speech.wav"
+    code = avdiff_main(["generate", "--model", str(folder), "--video", str(GRID_CLIPS[1]), "--output", str(output),
+                        "--steps", "1", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "landmarks: dlib (face-alignment cannot run offline" in err
+    assert sf.info(str(output)).duration == pytest.approx(3.0)

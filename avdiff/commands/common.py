@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 import yaml
 
 from avdiff.errors import InputError
+from avdiff.landmarks import BACKEND_CHOICES, DEFAULT_BACKEND
 
 
 def positive_int(text: str) -> int:
@@ -59,8 +61,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
                         help="score network dtype (default: bfloat16 on GPUs and on CPUs with native bfloat16, "
                         "avx512_bf16 or AMX, where it halves the time at the same quality; float32 elsewhere)")
-    parser.add_argument("--landmarks", choices=["face-alignment", "dlib"], default="face-alignment",
-                        help="landmark backend for video files (as in avdiff prepare)")
+    parser.add_argument("--landmarks", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
+                        help="landmark backend for video files (as in avdiff prepare; auto: face-alignment where its "
+                        "weights are at hand, dlib otherwise, said in one line)")
     parser.add_argument("--landmark-weights", default=None, help="face-alignment weights folder / dlib model file")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     parser.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
@@ -111,5 +114,17 @@ def check_landmark_backend(args: argparse.Namespace, inputs: Iterable[Path | Non
         return
     from avdiff.landmarks import check_backend
 
+    choose_landmark_backend(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     check_backend(args.landmarks, device="cuda" if device.startswith("cuda") else "cpu", weights=args.landmark_weights)
+
+
+def choose_landmark_backend(args: argparse.Namespace) -> None:
+    """Resolve `--landmarks auto` once, in place, and say in one line which backend runs and why."""
+    from avdiff.landmarks import AUTO, choose_backend
+
+    if args.landmarks != AUTO:
+        return
+    choice = choose_backend(args.landmarks, args.landmark_weights)
+    args.landmarks, args.landmark_weights = choice.name, choice.weights
+    print(choice.describe(), file=sys.stderr)

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from avdiff.commands.common import require_writable_folder
+from avdiff.commands.common import choose_landmark_backend, require_writable_folder
 from avdiff.errors import InputError
-from avdiff.landmarks import BACKENDS, check_backend
+from avdiff.landmarks import BACKEND_CHOICES, check_backend
 from avdiff.prepare import LAYOUTS, PrepareSettings, prepare_corpus
 from avdiff.prepare.layouts import AUDIO_ONLY_LAYOUTS
 
@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layout", required=True, choices=sorted(LAYOUTS), help="folder structure of INPUT")
     parser.add_argument("--input", required=True, type=Path, help="root folder of the raw corpus")
     parser.add_argument("--output", required=True, type=Path, help="folder for the prepared corpus")
-    parser.add_argument("--landmarks", choices=BACKENDS, default=defaults.landmarks,
-                        help="landmark backend (default %(default)s; dlib needs pip install 'avdiff[dlib]')")
+    parser.add_argument("--landmarks", choices=BACKEND_CHOICES, default=defaults.landmarks,
+                        help="landmark backend (default %(default)s: face-alignment where its weights are at hand, "
+                        "dlib otherwise; dlib needs pip install 'avdiff[dlib]')")
     parser.add_argument("--landmark-weights", type=Path, default=None, metavar="PATH",
                         help="face-alignment: folder holding its weight files (offline machines); "
                         "dlib: the 68-point shape predictor file")
@@ -58,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
+    if args.layout not in AUDIO_ONLY_LAYOUTS:
+        choose_landmark_backend(args)  # `auto` -> one backend for every worker, said once
     try:
         settings = PrepareSettings(
             landmarks=args.landmarks, device=args.device,

@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from avdiff.errors import InputError
+from avdiff.landmarks.auto import AUTO, BackendChoice, choose_backend
 from avdiff.landmarks.base import MOUTH, NUM_LANDMARKS, LandmarkBackendError, LandmarkDetector, Landmarks
 from avdiff.landmarks.tracking import TrackedLandmarks, fill_gaps, smooth, track
 
 BACKENDS: tuple[str, ...] = ("face-alignment", "dlib")
+# What --landmarks takes; `auto` (the default) picks one of BACKENDS (avdiff.landmarks.auto).
+BACKEND_CHOICES: tuple[str, ...] = (AUTO, *BACKENDS)
+DEFAULT_BACKEND = AUTO
 
 
 def create_detector(name: str, device: str = "cpu", weights: str | Path | None = None,
@@ -16,8 +20,12 @@ def create_detector(name: str, device: str = "cpu", weights: str | Path | None =
     """A landmark detector by backend name.
 
     `weights`: for face-alignment, a folder holding its two weight files; for dlib, the
-    68-point shape predictor file. Nothing heavy is loaded before the first frames.
+    68-point shape predictor file. Nothing heavy is loaded before the first frames. `auto`
+    resolves to one of them first (`choose_backend`).
     """
+    if name == AUTO:
+        choice = choose_backend(name, weights)
+        name, weights = choice.name, choice.weights
     if name == "face-alignment":
         from avdiff.landmarks.fa_backend import FaceAlignmentDetector
 
@@ -38,5 +46,5 @@ def check_backend(name: str, device: str = "cpu", weights: str | Path | None = N
         load()
 
 
-__all__ = ["BACKENDS", "check_backend", "MOUTH", "NUM_LANDMARKS", "LandmarkBackendError", "LandmarkDetector", "Landmarks",
+__all__ = ["AUTO", "BACKENDS", "BACKEND_CHOICES", "DEFAULT_BACKEND", "BackendChoice", "choose_backend", "check_backend", "MOUTH", "NUM_LANDMARKS", "LandmarkBackendError", "LandmarkDetector", "Landmarks",
            "TrackedLandmarks", "create_detector", "fill_gaps", "smooth", "track"]

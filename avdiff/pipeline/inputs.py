@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from avdiff.errors import InputError
+from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import decode_audio, resample
 from avdiff.media.files import soundfile_format
 from avdiff.mouth.crop import center_crop
@@ -133,7 +134,7 @@ def mouth_video_from_array(rois: np.ndarray, crop_size: int, face_ok: np.ndarray
     return MouthVideo(np.ascontiguousarray(center_crop(rois, crop_size)), face)
 
 
-def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = "face-alignment",
+def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_BACKEND,
                      landmark_weights: str | Path | None = None, device: str = "cpu") -> MouthVideo:
     """A prepared .npy of mouth crops, or a video file run through `avdiff prepare`'s steps."""
     path = Path(path)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from avdiff.landmarks import DEFAULT_BACKEND
+
 
 @dataclass(frozen=True)
 class PrepareSettings:
     """How to turn a video into a manifest item; the defaults follow lip-reading practice."""
 
-    landmarks: str = "face-alignment"  # backend: face-alignment or dlib
+    landmarks: str = DEFAULT_BACKEND  # auto, face-alignment or dlib (avdiff.landmarks.auto)
     landmark_weights: str | None = None  # face-alignment weights folder / dlib predictor file
     device: str = "cpu"
     roi_size: int = 96  # stored crop side in pixels (88 x 88 centre used in training)
