@@ -25,6 +25,7 @@ from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch, write_wav
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES, with_steps
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER
+from avdiff.processes import launched_processes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -124,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     require_writable_folder(out_dir or items[0].output.parent, f"--output {args.output or items[0].output}")
     videos = files_in(args.video, VIDEO_INPUT_SUFFIXES) if args.video is not None and args.video.is_dir() else [args.video]
     check_landmark_backend(args, videos)
+    processes = launched_processes()  # one, or those of accelerate launch / torchrun: a share each
+    args.device = processes.device(args.device)
     pipeline = load_pipeline(args)
     defaults = pipeline.components.enhancement
     method_name = args.method or defaults.method
@@ -145,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
         mode = "audio-visual" if video is not None else "audio-only"
         print(f"{item.id}: {method_name} ({mode}), {calls} network calls -> {item.output}")
 
-    report = run_batch(items, process, out_dir, overwrite=args.overwrite)
+    report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
+    if not processes.is_main:
+        return 1 if report.failed else 0
     if report.done:
         settings_path = (out_dir / "enhance_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
         write_run_settings(settings_path, {"command": "enhance", "model": str(args.model), "method": method_name,

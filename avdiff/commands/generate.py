@@ -22,6 +22,7 @@ from avdiff.errors import InputError
 from avdiff.media.files import VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch, write_wav
 from avdiff.pipeline.inputs import MouthVideo
+from avdiff.processes import launched_processes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     items, out_dir = _items(args)
     require_writable_folder(out_dir or items[0].output.parent, f"--output {args.output or items[0].output}")
     check_landmark_backend(args, [item.inputs["video"] for item in items])
+    processes = launched_processes()  # one, or those of accelerate launch / torchrun: a share each
+    args.device = processes.device(args.device)
     pipeline = load_pipeline(args)
     for item in items:  # with several samples, the last sample's file (written last) marks the item done
         item.inputs["base"] = item.output
@@ -99,9 +102,10 @@ def run(args: argparse.Namespace) -> int:
                 "steps": args.steps or pipeline.components.sampler.steps,
                 "guidance": args.guidance if args.guidance is not None else pipeline.components.sampler.guidance_scale,
                 "seed": args.seed, "num_samples": args.num_samples}
-    report = run_batch(items, process, out_dir, overwrite=args.overwrite)
+    report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
     settings_path = (out_dir / "generate_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
-    if report.done:
-        write_run_settings(settings_path, settings)
-    print(report.summary())
+    if processes.is_main:
+        if report.done:
+            write_run_settings(settings_path, settings)
+        print(report.summary())
     return 1 if report.failed else 0

@@ -11,6 +11,7 @@ from avdiff.errors import InputError
 from avdiff.landmarks import BACKEND_CHOICES, check_backend
 from avdiff.prepare import LAYOUTS, PrepareSettings, prepare_corpus
 from avdiff.prepare.layouts import AUDIO_ONLY_LAYOUTS
+from avdiff.processes import launched_processes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
     if args.layout not in AUDIO_ONLY_LAYOUTS:
         choose_landmark_backend(args)  # `auto` -> one backend for every worker, said once
+    processes = launched_processes()  # one, or those of accelerate launch / torchrun: a share each
     try:
         settings = PrepareSettings(
-            landmarks=args.landmarks, device=args.device,
+            landmarks=args.landmarks, device=processes.device(args.device),
             landmark_weights=str(args.landmark_weights) if args.landmark_weights else None,
             roi_size=args.roi_size, max_gap=args.max_gap, min_duration=args.min_duration,
             max_duration=args.max_duration, min_face_fraction=args.min_face_fraction, max_side=args.max_side,
@@ -74,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.layout not in AUDIO_ONLY_LAYOUTS:  # one clear error up front, not one per item
         check_backend(settings.landmarks, device=settings.device, weights=settings.landmark_weights)
     report = prepare_corpus(args.layout, args.input, args.output, settings, workers=args.workers,
-                            limit=args.limit, progress=not args.no_progress and sys.stderr.isatty())
-    print(f"prepared {len(report.prepared)}, skipped {len(report.skipped)} (already done), "
-          f"rejected {len(report.rejected)}; manifest: {report.manifest}"
-          + (f"; rejects: {report.rejects}" if report.rejected else ""))
+                            limit=args.limit, progress=not args.no_progress and sys.stderr.isatty(),
+                            processes=processes)
+    if processes.is_main:
+            print(f"prepared {len(report.prepared)}, skipped {len(report.skipped)} (already done), "
+              f"rejected {len(report.rejected)}; manifest: {report.manifest}"
+              + (f"; rejects: {report.rejects}" if report.rejected else ""))
     return 1 if report.rejected else 0

@@ -4,7 +4,8 @@ Outputs are written to a temporary name (unique to the process) and renamed, so 
 exists is complete and a re-run skips it; an item that fails, for whatever reason, is reported
 in one line naming its input (stderr and `failures.jsonl` beside the outputs, this run's
 failures) and the batch carries on. Only a problem that no item can get past (a landmark
-backend that cannot run) stops the batch.
+backend that cannot run) stops the batch. Under `accelerate launch` / `torchrun` each process
+does its share of the items and the report is merged (`avdiff.processes`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import soundfile as sf
 from avdiff.errors import AVDiffError
 from avdiff.landmarks.base import LandmarkBackendError
 from avdiff.media.files import temporary_path
+from avdiff.processes import Processes
 
 
 @dataclass
@@ -44,6 +46,11 @@ class BatchReport:
 
     def summary(self) -> str:
         return f"{len(self.done)} written, {len(self.skipped)} already there (skipped), {len(self.failed)} failed"
+
+    @classmethod
+    def merged(cls, reports: list[dict]) -> "BatchReport":
+        """One report from several processes' (as dicts, in rank order)."""
+        return cls(*([entry for report in reports for entry in report[key]] for key in ("done", "skipped", "failed")))
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -83,11 +90,12 @@ def failure_reason(error: Exception, source: Path | None) -> str:
 
 
 def run_batch(items: Iterable[BatchItem], process: Callable[[BatchItem], None], report_dir: Path | None,
-              overwrite: bool = False) -> BatchReport:
-    """Run `process` on every item whose output does not exist yet; any exception of one item is
-    that item's failure (see the module docstring)."""
+              overwrite: bool = False, processes: Processes = Processes()) -> BatchReport:
+    """Run `process` on every item (of this process's share) whose output does not exist yet; any
+    exception of one item is that item's failure (see the module docstring). Returns the report of
+    all processes."""
     report = BatchReport()
-    for item in items:
+    for item in processes.share(list(items)):
         if item.output.exists() and not overwrite:
             report.skipped.append(item.id)
             continue
@@ -101,7 +109,8 @@ def run_batch(items: Iterable[BatchItem], process: Callable[[BatchItem], None], 
             report.failed.append({"id": item.id, "reason": reason})
             continue
         report.done.append(item.id)
-    if report_dir is not None:
+    report = BatchReport.merged(processes.gather_reports(report_dir or Path.cwd(), asdict(report)))
+    if report_dir is not None and processes.is_main:
         _write_failures(report_dir / "failures.jsonl", report.failed)
     return report
 

@@ -3,7 +3,10 @@
 Resuming: items whose id is already in `DATA/manifest.jsonl` are skipped; each finished item
 is appended (one fsynced line) as soon as it is done, so an interrupted run loses at most the
 items in flight. At the end the manifest is rewritten sorted by id (atomically). One run at a
-time per output folder (`folder_lock`): a second one waits, then resumes.
+time per output folder (`folder_lock`): a second one waits, then resumes. Under `accelerate launch`
+/ `torchrun` each process prepares its share (`avdiff.processes`) into `manifest.partR.jsonl` and
+`rejects.partR.jsonl`, which the main process folds into the manifest and the rejects at the end
+(and at the start of the next run, after a kill).
 Audio-only items (the speech layouts) need no landmarks; a long recording may give several
 pieces (`<id>@00`, ...), all appended together, and a re-run skips a recording once all of its
 pieces are in the manifest (`finished_recordings`).
@@ -24,7 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from avdiff.prepare.audio_item import SEGMENT_SEPARATOR, prepare_audio_item, sou
 from avdiff.prepare.item import ITEMS_DIR, prepare_item
 from avdiff.prepare.layouts import SourceItem, discover
 from avdiff.prepare.settings import PrepareSettings
+from avdiff.processes import Processes
 
 MANIFEST_NAME = "manifest.jsonl"
 REJECTS_NAME = "rejects.jsonl"
@@ -150,28 +154,43 @@ def finished_recordings(manifest: Path, output_dir: Path, log: Callable[[str], N
 def prepare_corpus(layout: str, input_dir: str | Path, output_dir: str | Path,
                    settings: PrepareSettings = PrepareSettings(), workers: int = 1,
                    limit: int | None = None, log: Callable[[str], None] | None = None,
-                   progress: bool = False) -> PrepareReport:
-    """Prepare every item of `input_dir` (laid out as `layout`) into `output_dir`."""
+                   progress: bool = False, processes: Processes = Processes()) -> PrepareReport:
+    """Prepare every item of `input_dir` (laid out as `layout`) into `output_dir`; under several
+    launched processes, each prepares its share into its own part files, merged at the end."""
     log = log or (lambda message: print(message, file=sys.stderr))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     items = discover(layout, input_dir)
     if limit is not None:
         items = items[:limit]
-    with folder_lock(output_dir, log):
-        return _prepare_items(items, output_dir, settings, workers, log, progress)
+    with folder_lock(output_dir, log) if processes.is_main else contextlib.nullcontext():
+        if processes.is_main:
+            merge_parts(output_dir)  # what a killed multi-process run left in its part files
+            done = finished_recordings(output_dir / MANIFEST_NAME, output_dir, log)  # drops torn recordings' lines
+        processes.barrier()
+        if not processes.is_main:  # reads only: the main process left nothing torn to rewrite
+            done = finished_recordings(output_dir / MANIFEST_NAME, output_dir, log)
+        processes.barrier()  # every process knows what was done before any process adds to it
+        part = f".part{processes.rank}" if processes.world > 1 else ""
+        report = _prepare_items(items, done, output_dir, settings, workers, log, progress, processes, part)
+        reports = processes.gather_reports(output_dir, asdict(report) | {"manifest": None, "rejects": None})
+        if processes.is_main and processes.world > 1:
+            merge_parts(output_dir)
+        merged = PrepareReport(*([entry for r in reports for entry in r[key]] for key in ("prepared", "skipped", "rejected")))
+        merged.manifest, merged.rejects = output_dir / MANIFEST_NAME, output_dir / REJECTS_NAME
+        return merged
 
 
-def _prepare_items(items: list[SourceItem], output_dir: Path, settings: PrepareSettings, workers: int,
-                   log: Callable[[str], None], progress: bool) -> PrepareReport:
-    """prepare_corpus's work, under the folder's lock."""
-    manifest = output_dir / MANIFEST_NAME
-    done = finished_recordings(manifest, output_dir, log)
-    report = PrepareReport(manifest=manifest, rejects=output_dir / REJECTS_NAME)
-    report.skipped = [item.id for item in items if item.id in done]
-    todo = [item for item in items if item.id not in done]
+def _prepare_items(items: list[SourceItem], done: set[str], output_dir: Path, settings: PrepareSettings,
+                   workers: int, log: Callable[[str], None], progress: bool, processes: Processes,
+                   part: str) -> PrepareReport:
+    """prepare_corpus's work on this process's share, into `manifest{part}.jsonl` / `rejects{part}.jsonl`."""
+    manifest = output_dir / MANIFEST_NAME.replace(".jsonl", f"{part}.jsonl")
+    report = PrepareReport(manifest=manifest, rejects=output_dir / REJECTS_NAME.replace(".jsonl", f"{part}.jsonl"))
+    report.skipped = processes.share([item.id for item in items if item.id in done])
+    todo = processes.share([item for item in items if item.id not in done])
     if report.skipped:
-        log(f"prepare: {len(report.skipped)} item(s) already in {manifest}, skipped")
+        log(f"prepare: {len(report.skipped)} item(s) already in {output_dir / MANIFEST_NAME}, skipped")
     generator = _results(todo, output_dir, settings, workers)
     results: Any = generator
     if progress:
@@ -194,6 +213,25 @@ def _prepare_items(items: list[SourceItem], output_dir: Path, settings: PrepareS
                 log(f"prepare: rejected {item.id}: {payload}")
     finally:
         generator.close()  # stops the worker pool now, also when a fatal error propagates
-    if manifest.exists():
+    if manifest.exists() and not part:
         write_manifest(manifest, sorted(read_manifest(manifest), key=lambda entry: entry["id"]))
     return report
+
+
+def merge_parts(output_dir: Path) -> None:
+    """Fold the part files of a multi-process run (`manifest.partR.jsonl`, `rejects.partR.jsonl`) into
+    `manifest.jsonl` (sorted by id, an id once) and `rejects.jsonl`, then remove them."""
+    manifest_parts = sorted(output_dir.glob(MANIFEST_NAME.replace(".jsonl", ".part*.jsonl")))
+    reject_parts = sorted(output_dir.glob(REJECTS_NAME.replace(".jsonl", ".part*.jsonl")))
+    if manifest_parts:
+        manifest = output_dir / MANIFEST_NAME
+        entries = {}
+        for path in ([manifest] if manifest.exists() else []) + manifest_parts:
+            for entry in read_manifest(path):
+                entries.setdefault(entry["id"], entry)
+        write_manifest(manifest, [entries[key] for key in sorted(entries)])
+    if reject_parts:
+        lines = "".join(path.read_text(encoding="utf-8") for path in reject_parts)
+        (output_dir / REJECTS_NAME).write_text(lines, encoding="utf-8")
+    for path in manifest_parts + reject_parts:
+        path.unlink()
