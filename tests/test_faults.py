@@ -112,13 +112,7 @@ def killed_at_first_sight(watched: Path, args: list[str | Path]) -> subprocess.C
     return subprocess.run(command, capture_output=True, text=True, env=fi.child_env(), timeout=300)
 
 
-@pytest.mark.parametrize("name", [
-    "checkpoint-1",
-    pytest.param("model", marks=pytest.mark.xfail(strict=False, reason=(
-        "avdiff/training/export.py export_model: save_model_folder renames DIR/model into place, then "
-        "save_config writes DIR/model/config.yaml; a kill in between leaves a model folder without its "
-        "training config (whose STFT check load_model_folder then skips)"))),
-])
+@pytest.mark.parametrize("name", ["checkpoint-1", "model"])
 def test_a_training_killed_the_moment_an_output_appears_leaves_it_whole(tmp_path, name):
     """`avdiff train` killed the instant `checkpoint-1` or `model` appears in the run folder: what
     appears under an output name must already be whole."""

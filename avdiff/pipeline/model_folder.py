@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from collections.abc import Callable
 
 import yaml
 from torch import nn
@@ -74,8 +75,10 @@ class ModelComponents:
         }
 
 
-def save_model_folder(components: ModelComponents, path: str | Path) -> Path:
-    """Write `components` to `path` (replacing it atomically if it exists)."""
+def save_model_folder(components: ModelComponents, path: str | Path,
+                      write_extra: Callable[[Path], None] | None = None) -> Path:
+    """Write `components` to `path` (replacing it atomically if it exists); `write_extra(folder)`
+    adds files (the training config) before the folder is renamed into place, so they are never missing."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     if tmp.exists():
@@ -85,6 +88,8 @@ def save_model_folder(components: ModelComponents, path: str | Path) -> Path:
     components.score_model.save_pretrained(tmp / "score_model", safe_serialization=True)
     components.formulation.save_config(tmp / "diffusion")
     (tmp / INDEX_NAME).write_text(json.dumps(components.index(), indent=2) + "\n")
+    if write_extra is not None:
+        write_extra(tmp)
     if path.exists():
         old = path.with_name(f".{path.name}.old")
         if old.exists():

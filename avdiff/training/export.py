@@ -30,9 +30,8 @@ def export_model(ema_model: AVDiffusionModel, formulation: DiffusionFormulation,
         lip_encoder=ema_model.lip_encoder, score_model=ema_model.score_model, formulation=formulation,
         spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size,
         audio_visual=audio_visual, enhancement=config.enhancement)
-    path = save_model_folder(components, output)
-    save_config(config, path / CONFIG_NAME, header="resolved config of the training run that made this model")
-    return path
+    return save_model_folder(components, output, write_extra=lambda folder: save_config(
+        config, folder / CONFIG_NAME, header="resolved config of the training run that made this model"))
 
 
 def export_checkpoint(run_dir: str | Path, checkpoint: str, output: str | Path) -> Path:
