@@ -539,12 +539,17 @@ def is_temporary(name: str) -> bool:
 
 def finished_items(out: Path, reference: dict[str, bytes]) -> set[str]:
     """The items a folder holds as finished: WAVs at their output names, or, for prepare, the
-    recordings named by complete manifest lines."""
+    recordings all of whose pieces (as the uninterrupted run cut them) have a complete manifest line."""
+    if "manifest.jsonl" not in reference:
+        return {name for name in reference if name.endswith(".wav") and (out / name).is_file()}
     manifest = out / "manifest.jsonl"
-    if "manifest.jsonl" in reference:
-        lines = manifest.read_text(errors="replace").split("\n")[:-1] if manifest.is_file() else []
-        return {json.loads(line)["id"].split("@")[0] for line in lines if line.strip()}
-    return {name for name in reference if name.endswith(".wav") and (out / name).is_file()}
+    lines = manifest.read_bytes().split(b"\n")[:-1] if manifest.is_file() else []
+    listed = {json.loads(line)["id"] for line in lines if line.strip()}
+    pieces: dict[str, set[str]] = {}
+    for line in reference["manifest.jsonl"].splitlines():
+        piece = json.loads(line)["id"]
+        pieces.setdefault(piece.split("@")[0], set()).add(piece)
+    return {recording for recording, ids in pieces.items() if ids <= listed}
 
 
 def folder_problems(out: Path, reference: dict[str, bytes], final: bool) -> tuple[list[str], int]:
