@@ -187,7 +187,9 @@ def test_a_bad_landmark_weights_file_is_one_error_up_front(model: Path, tmp_path
         random_bytes(folder / name, 5000)
     code, _, err = run(["prepare", "--layout", "folder", "--input", str(videos), "--output", str(tmp_path / "p"),
                         "--landmark-weights", str(folder)], capsys)
-    assert code == 2 and err.count("\n") == 1 and f"{folder}: cannot load the face-alignment weights" in err
+    picked, error = err.splitlines()  # --landmarks auto says what it picked (a folder: face-alignment), then one error
+    assert code == 2 and picked.startswith("landmarks: face-alignment (weights from")
+    assert f"{folder}: cannot load the face-alignment weights" in error
     assert "weights_only" not in err  # no advice to unpickle what it could not read
 
 

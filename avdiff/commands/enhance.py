@@ -22,7 +22,8 @@ from avdiff.config.schema import EnhancementConfig, PosteriorSettings
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
-from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch, write_wav
+from avdiff.media.audio import write_wav
+from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES, with_steps
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER
 from avdiff.processes import launched_processes

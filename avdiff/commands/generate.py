@@ -20,7 +20,8 @@ from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
 from avdiff.media.files import VIDEO_INPUT_SUFFIXES
-from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch, write_wav
+from avdiff.media.audio import write_wav
+from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch
 from avdiff.pipeline.inputs import MouthVideo
 from avdiff.processes import launched_processes
 

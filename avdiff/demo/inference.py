@@ -20,7 +20,7 @@ from avdiff.data.manifest import read_manifest, resolve
 from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
 from avdiff.demo.settings import DemoSettings, log
 from avdiff.evaluation.recognisers import GRID
-from avdiff.pipeline.batch import write_wav
+from avdiff.media.audio import write_wav
 from avdiff.pipeline.inputs import MouthVideo
 from avdiff.timegrid import SAMPLE_RATE
 

@@ -7,6 +7,7 @@ torchaudio 2.9 they need torchcodec. Resampling is torchaudio's windowed-sinc re
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torchaudio.functional as AF
 
 from avdiff.errors import InputError
 from avdiff.timegrid import SAMPLE_RATE
-from avdiff.media.files import _ffmpeg_reason, ffmpeg_errors, open_container, require_file, soundfile_format
+from avdiff.media.files import _ffmpeg_reason, ffmpeg_errors, open_container, require_file, soundfile_format, temporary_path
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     decoded = decode_audio(path)
     return resample(decoded.samples, decoded.sample_rate, sample_rate)
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM atomically (temporary file, then rename); `audio` is (N,) or (N, channels)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), sample_rate, subtype="PCM_16")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

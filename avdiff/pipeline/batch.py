@@ -11,19 +11,15 @@ does its share of the items and the report is merged (`avdiff.processes`).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 
 from avdiff.errors import AVDiffError
 from avdiff.landmarks.base import LandmarkBackendError
-from avdiff.media.files import temporary_path
 from avdiff.processes import Processes
 
 
@@ -51,17 +47,6 @@ class BatchReport:
     def merged(cls, reports: list[dict]) -> "BatchReport":
         """One report from several processes' (as dicts, in rank order)."""
         return cls(*([entry for report in reports for entry in report[key]] for key in ("done", "skipped", "failed")))
-
-
-def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write 16-bit PCM atomically (temporary file, then rename); `audio` is (N,) or (N, channels)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), sample_rate, subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def files_in(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from avdiff.errors import InputError
 from avdiff.landmarks.base import LandmarkDetector
+from avdiff.media.audio import write_wav
 from avdiff.media.clip import load_clip
 from avdiff.media.files import temporary_path
 from avdiff.mouth.extract import extract_mouth_rois
@@ -37,12 +37,7 @@ def output_paths(output_dir: Path, item_id: str) -> tuple[str, str]:
 
 def atomic_write_wav(path: Path, audio: np.ndarray) -> None:
     """16-bit 16 kHz WAV, written to a temporary name and renamed into place."""
-    tmp = temporary_path(path)
-    try:
-        sf.write(str(tmp), np.clip(audio, -1.0, 32767 / 32768), SAMPLE_RATE, subtype="PCM_16")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_wav(path, audio, SAMPLE_RATE)
 
 
 def _atomic_write_npy(path: Path, array: np.ndarray) -> None:
