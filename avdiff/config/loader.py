@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 import re
 import types
 import typing
@@ -413,8 +414,11 @@ def _dump_section(config: Any, lines: list[str], indent: int) -> None:
 
 
 def save_config(config: Any, path: str | Path, header: str | None = None) -> Path:
-    """Write the resolved config next to an output so every result says how it was made."""
+    """Write the resolved config next to an output so every result says how it was made; atomically
+    (a temporary file renamed), so a kill never leaves a truncated config that `export` would read."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_yaml(config, header=header))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(dump_yaml(config, header=header))
+    os.replace(tmp, path)
     return path
