@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 
 from avdiff.config import AVDiffConfig, dump_yaml, load_config, packaged_configs, read_config_chain, save_config
-from avdiff.models.backbones import build_backbone
-from avdiff.training.model import check_registered
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +39,9 @@ def describe_source(config: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(AVDiffConfig, args.config, args.overrides)
+    from avdiff.models.backbones import build_backbone  # the models (torch, diffusers) load only here
+    from avdiff.training.model import check_registered
+
     check_registered(config)
     source = describe_source(args.config)
     overrides = f"\nwith --set {' '.join(args.overrides)}" if args.overrides else ""

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import torch
 
-from avdiff.demo.runner import DemoSettings, run_demo
-from avdiff.demo.settings import NO_SHIPPED_MODEL
+from avdiff.demo.settings import NO_SHIPPED_MODEL, DemoSettings
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES
 
 
@@ -62,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         max_train_minutes=args.max_train_minutes, shipped_model=args.shipped_model, test_clips=args.test_clips,
         snrs=tuple(args.snr), method=args.method, generate_steps=args.generate_steps,
         enhance_steps=args.enhance_steps, guidance=args.guidance)
+    from avdiff.demo.runner import run_demo  # training and models load only when the demo runs
+
     report = run_demo(settings)
     print(f"report: {report} (and {report.with_suffix('.html')})")
     return 0

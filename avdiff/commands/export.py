@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from avdiff.training.export import export_checkpoint
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avdiff.training.export import export_checkpoint  # the models load only when exporting
+
     path = export_checkpoint(args.run, args.checkpoint, args.output)
     print(f"exported {args.run} ({args.checkpoint}) -> {path}")
     return 0

@@ -1,66 +1,53 @@
-"""The score-based diffusion core: formulations, denoiser, loss and samplers."""
+"""The score-based diffusion core: formulations, denoiser, loss and samplers.
 
-from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
-from avdiff.diffusion.formulation import (
-    DiffusionFormulation,
-    EDMFormulation,
-    OUVEFormulation,
-    Preconditioning,
-    build_formulation,
-    karras_sigmas,
-    load_formulation,
-    measure_sigma_data,
-)
-from avdiff.diffusion.loss import DenoisingScoreMatchingLoss, LossOutput
-from avdiff.diffusion.noise import make_generators, randn_like_per_item, randn_per_item
-from avdiff.diffusion.samplers import (
-    SAMPLERS,
-    SamplerOutput,
-    SamplerSpec,
-    Step,
-    initial_noise,
-    network_calls_per_run,
-    register_sampler,
-    run_sampler,
-    sampler_options,
-    sampler_spec,
-    sample_dpmpp_2m,
-    sample_edm_stochastic,
-    sample_euler_maruyama,
-    sample_heun,
-    sample_predictor_corrector,
-)
+The names below load on first use (PEP 562): `avdiff.diffusion.samplers` (the registry the
+commands list their choices from) then imports without the formulations' diffusers config classes.
+"""
 
-__all__ = [
-    "SAMPLERS",
-    "Denoiser",
-    "DenoiserFn",
-    "DenoisingScoreMatchingLoss",
-    "DiffusionFormulation",
-    "EDMFormulation",
-    "LossOutput",
-    "OUVEFormulation",
-    "Preconditioning",
-    "SamplerOutput",
-    "SamplerSpec",
-    "Step",
-    "build_formulation",
-    "guided_denoiser",
-    "initial_noise",
-    "karras_sigmas",
-    "load_formulation",
-    "make_generators",
-    "measure_sigma_data",
-    "network_calls_per_run",
-    "randn_like_per_item",
-    "randn_per_item",
-    "register_sampler",
-    "run_sampler",
-    "sample_dpmpp_2m",
-    "sample_edm_stochastic",
-    "sample_euler_maruyama",
-    "sample_heun",
-    "sample_predictor_corrector",
-    "sampler_options",
-    "sampler_spec",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Denoiser": "avdiff.diffusion.denoiser",
+    "DenoiserFn": "avdiff.diffusion.denoiser",
+    "DenoisingScoreMatchingLoss": "avdiff.diffusion.loss",
+    "DiffusionFormulation": "avdiff.diffusion.formulation",
+    "EDMFormulation": "avdiff.diffusion.formulation",
+    "LossOutput": "avdiff.diffusion.loss",
+    "OUVEFormulation": "avdiff.diffusion.formulation",
+    "Preconditioning": "avdiff.diffusion.formulation",
+    "SAMPLERS": "avdiff.diffusion.samplers",
+    "SamplerOutput": "avdiff.diffusion.samplers",
+    "SamplerSpec": "avdiff.diffusion.samplers",
+    "Step": "avdiff.diffusion.samplers",
+    "build_formulation": "avdiff.diffusion.formulation",
+    "guided_denoiser": "avdiff.diffusion.denoiser",
+    "initial_noise": "avdiff.diffusion.samplers",
+    "karras_sigmas": "avdiff.diffusion.formulation",
+    "load_formulation": "avdiff.diffusion.formulation",
+    "make_generators": "avdiff.diffusion.noise",
+    "measure_sigma_data": "avdiff.diffusion.formulation",
+    "network_calls_per_run": "avdiff.diffusion.samplers",
+    "randn_like_per_item": "avdiff.diffusion.noise",
+    "randn_per_item": "avdiff.diffusion.noise",
+    "register_sampler": "avdiff.diffusion.samplers",
+    "run_sampler": "avdiff.diffusion.samplers",
+    "sample_dpmpp_2m": "avdiff.diffusion.samplers",
+    "sample_edm_stochastic": "avdiff.diffusion.samplers",
+    "sample_euler_maruyama": "avdiff.diffusion.samplers",
+    "sample_heun": "avdiff.diffusion.samplers",
+    "sample_predictor_corrector": "avdiff.diffusion.samplers",
+    "sampler_options": "avdiff.diffusion.samplers",
+    "sampler_spec": "avdiff.diffusion.samplers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines `name` when it is first asked for."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'avdiff.diffusion' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

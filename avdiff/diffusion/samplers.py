@@ -23,16 +23,18 @@ import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from avdiff.config.schema import SamplerConfig
-from avdiff.diffusion.denoiser import DenoiserFn
-from avdiff.diffusion.formulation import DiffusionFormulation
 from avdiff.diffusion.noise import randn_like_per_item, randn_per_item
+
+if TYPE_CHECKING:  # annotations only: the registry imports without the formulations' diffusers classes
+    from avdiff.diffusion.denoiser import DenoiserFn
+    from avdiff.diffusion.formulation import DiffusionFormulation
 
 Generators = Sequence[torch.Generator]
 
