@@ -6,8 +6,7 @@ commands list their choices from) then imports without the formulations' diffuse
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from avdiff.lazy import lazy_exports
 
 _EXPORTS = {
     "Denoiser": "avdiff.diffusion.denoiser",
@@ -46,8 +45,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines `name` when it is first asked for."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'avdiff.diffusion' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,7 @@ The names below load on first use (PEP 562), so a command that needs only a ligh
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from avdiff.lazy import lazy_exports
 
 _EXPORTS = {
     "AVDiffusionPipeline": "avdiff.pipeline.pipeline",
@@ -23,8 +22,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines `name` when it is first asked for."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'avdiff.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
