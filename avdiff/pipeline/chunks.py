@@ -9,6 +9,7 @@ raised-cosine taper over its overlaps and normalising the weights to sum to one.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
@@ -59,11 +60,15 @@ def chunk_weights(chunks: list[tuple[int, int]], num_frames: int) -> list[Tensor
     return [(weight / total[start:end]).to(torch.float32) for (start, end), weight in zip(chunks, raw)]
 
 
-def join_chunks(pieces: list[Tensor], chunks: list[tuple[int, int]], num_frames: int) -> Tensor:
-    """Weighted sum of chunk tensors (..., T_chunk) into one (..., num_frames) tensor."""
+def join_chunks(pieces: Iterable[Tensor], chunks: list[tuple[int, int]], num_frames: int) -> Tensor:
+    """Weighted sum of chunk tensors (..., T_chunk) into one (..., num_frames) tensor. `pieces` may
+    be a generator: each piece is added and dropped in turn, so only the sum is held whole."""
     padded = chunks[-1][1]
     weights = chunk_weights(chunks, padded)
-    out = torch.zeros(*pieces[0].shape[:-1], padded, dtype=pieces[0].dtype, device=pieces[0].device)
+    out: Tensor | None = None
     for piece, (start, end), weight in zip(pieces, chunks, weights):
+        if out is None:
+            out = torch.zeros(*piece.shape[:-1], padded, dtype=piece.dtype, device=piece.device)
         out[..., start:end] += piece * weight.to(piece.device)
+    assert out is not None, "no chunk to join"
     return out[..., :num_frames]

@@ -9,7 +9,9 @@ for every chunk and network call. Long inputs are processed in chunks of `chunk_
 frames starting on video-frame boundaries: enhancement chunks are independent and run batched,
 then cross-faded; generation chunks run one after another, each forced to agree with the end of
 the previous one on their overlap (its denoised estimate is replaced there), so the voice
-carries over. Peak memory depends on the chunk and batch sizes, not on the duration.
+carries over. The network's memory depends on the chunk and batch sizes only; the whole-signal
+STFT, its inverse and the chunk outputs grow with the duration (about 1 MB per second of audio;
+chunks are joined one at a time, so no further whole-length copies are made).
 Seeds are per item (sample, chunk): on the CPU, where the network also runs one item at a time,
 a seed gives the same bits whatever `num_samples` or `batch_size` (`_denoiser_for`).
 """
@@ -241,9 +243,11 @@ class AVDiffusionPipeline:
         audio = np.where(peak > 0.99, audio * (0.99 / np.maximum(peak, 1e-9)), audio).astype(np.float32)
         return GenerationOutput(audio=audio, sample_rate=self.sample_rate, network_calls=calls, notes=notes)
 
-    def _join(self, pieces: list[Tensor], chunks: list[tuple[int, int]], frames: int) -> Tensor:
-        """Cross-fade chunk spectrograms (B, 2, F, T_c) as linear complex STFTs -> (B, F, T)."""
-        linear = [self.transform.decompress(self.transform.to_complex(p)) for p in pieces]
+    def _join(self, pieces: list[Tensor], chunks: list[tuple[int, int]], frames: int, scale: float = 1.0) -> Tensor:
+        """Cross-fade chunk spectrograms (B, 2, F, T_c), times `scale`, as linear complex STFTs ->
+        (B, F, T); one chunk at a time, so no whole-length copy is made besides the result."""
+        linear = (self.transform.decompress(self.transform.to_complex(p * scale if scale != 1.0 else p))
+                  for p in pieces)
         return join_chunks(linear, chunks, frames)
 
     # ------------------------------------------------------------------ enhancement
@@ -297,9 +301,12 @@ class AVDiffusionPipeline:
         cond, mask = self.condition(mouth, chunks[-1][1])
         if mask is not None:
             mask[..., frames:] = False
-        pieces, calls = self._enhance_chunks(y / spectrogram_scale, cond, mask, chunks, method, settings,
+        y = y / spectrogram_scale  # rebound: the unscaled spectrogram is freed
+        pieces, calls = self._enhance_chunks(y, cond, mask, chunks, method, settings,
                                              guidance_scale, seed, batch_size, show_progress)
-        spec = self._join([p * spectrogram_scale for p in pieces], chunks, frames)
+        del y
+        spec = self._join(pieces, chunks, frames, spectrogram_scale)
+        del pieces
         enhanced = self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak
         enhanced = resample(enhanced, self.sample_rate, audio.source_rate)
         enhanced = np.nan_to_num(_fit(enhanced, audio.source_length)).astype(np.float32)
