@@ -91,3 +91,13 @@ def test_rejects_complex_or_wrong_channel_inputs():
     with pytest.raises(ValueError, match="2 channels"):
         transform.to_complex(torch.randn(1, 3, 256, 10))
     assert np.isfinite(transform.decode(transform.encode(torch.full((1, 500), 1e-20)), 500).numpy()).all()
+
+
+def test_encode_in_segments_gives_the_same_values() -> None:
+    """Long inputs are compressed a segment of frames at a time (memory); the values must not change."""
+    transform = SpectrogramTransform(SpectrogramConfig())
+    waveform = torch.randn(2, 16000 * 3, generator=torch.Generator().manual_seed(0))
+    whole = transform.encode(waveform, segment_frames=10**9)
+    assert whole.shape == (2, 2, 256, 376)
+    for segment in (1, 7, 100, 375, 376):
+        assert torch.equal(transform.encode(waveform, segment_frames=segment), whole), segment

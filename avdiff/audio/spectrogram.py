@@ -12,6 +12,9 @@ from torch import Tensor
 
 from avdiff.config.schema import SpectrogramConfig
 
+# Frames compressed at a time by `encode` (16 s at 125 frames/s): bounds its temporaries on long inputs.
+ENCODE_SEGMENT_FRAMES = 2048
+
 
 def _full_precision(device: torch.device) -> torch.autocast:
     """A context that turns autocast off for `device`'s type (a no-op when it was off)."""
@@ -137,9 +140,18 @@ class SpectrogramTransform:
         return torch.view_as_complex(real.to(torch.float32).movedim(-3, -1).contiguous())
 
     # ------------------------------------------------------------------ end to end
-    def encode(self, waveform: Tensor) -> Tensor:
-        """(B, L) waveform -> (B, 2, F, T) compressed spectrogram, float32."""
-        return self.to_real(self.compress(self.stft(waveform)))
+    def encode(self, waveform: Tensor, segment_frames: int = ENCODE_SEGMENT_FRAMES) -> Tensor:
+        """(B, L) waveform -> (B, 2, F, T) compressed spectrogram, float32. Compression runs on
+        `segment_frames` frames at a time into the result, so a long recording's transient memory
+        is the STFT and the result, not their several elementwise temporaries (same values)."""
+        spec = self.stft(waveform)
+        frames = spec.shape[-1]
+        if frames <= segment_frames:
+            return self.to_real(self.compress(spec))
+        out = torch.empty(*spec.shape[:-2], 2, *spec.shape[-2:], dtype=torch.float32, device=spec.device)
+        for start in range(0, frames, segment_frames):
+            out[..., start:start + segment_frames] = self.to_real(self.compress(spec[..., start:start + segment_frames]))
+        return out
 
     def decode(self, real: Tensor, length: int) -> Tensor:
         """(B, 2, F, T) compressed spectrogram -> (B, length) waveform, float32."""
