@@ -11,7 +11,8 @@ bigger encoder, or the same one trained alone, the lever?
         --train data/synth-v2s/train.jsonl --valid data/synth-v2s/valid.jsonl \\
         --encoder tiny --minutes 12 --reference models/v2s --output benchmarks/results/envelope-probe/tiny
 
-`--encoder` is a preset name or `small` (below); rows.jsonl gets one row per evaluation.
+`--encoder` is a preset name or `small` (below); rows.jsonl gets one row per evaluation, and the
+trained encoder is saved in OUTPUT/lip_encoder (`benchmarks/lips_matter.py --envelope-encoder`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> None:
                     handle.write(json.dumps(row) + "\n")
             if time.monotonic() >= deadline:
                 break
+    model.lip_encoder.save_pretrained(args.output / "lip_encoder")  # for lips_matter.py --envelope-encoder
 
 
 def main() -> None:

@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips", type=int, default=40, help="test clips (the first N new sentences)")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="guidance weights of 'lips'")
     parser.add_argument("--steps", type=int, default=None, help="sampler levels (default: the model's)")
+    parser.add_argument("--envelope-encoder", type=Path, default=None, metavar="DIR",
+                        help="a lip encoder folder (benchmarks/envelope_probe.py's OUTPUT/lip_encoder) whose "
+                        "envelope replaces the lips' at the first --guidance: a separately trained "
+                        "lip-to-envelope model in front of the same score network")
     parser.add_argument("--oracle-envelope", type=float, default=None, metavar="W",
                         help="also generate with the true speech envelope in place of the lips' (guidance W): "
                         "a diagnostic of what the score network makes of a perfect envelope")
@@ -144,6 +148,19 @@ def with_oracle_envelope(pipeline, envelope: torch.Tensor, run: Callable) -> tup
         pipeline.encode_lips = original
 
 
+def separate_envelope(pipeline, encoder_dir: Path, video) -> torch.Tensor:
+    """(T_v, bands) envelope that another lip encoder predicts for `video`, through the pipeline's
+    own lip path (the same crops and windows)."""
+    from avdiff.models.lip_encoder import LipEncoder
+
+    original = pipeline.lip_encoder
+    pipeline.lip_encoder = LipEncoder.from_pretrained(encoder_dir).to(pipeline.device).eval()
+    try:
+        return pipeline.encode_lips(video)[:, : original.config.envelope_bands]
+    finally:
+        pipeline.lip_encoder = original
+
+
 def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespace) -> dict[str, Callable]:
     """system name -> a function giving (audio, network calls) of video-to-speech."""
     from avdiff.pipeline.inputs import MouthVideo
@@ -158,6 +175,10 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
         envelope = true_envelope(pipeline, clean, video.num_frames)
         w = args.oracle_envelope
         systems[f"oracle envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, envelope, lambda: run(video, w))
+    if args.envelope_encoder is not None and pipeline.lip_encoder.config.envelope_bands:
+        predicted, w = separate_envelope(pipeline, args.envelope_encoder, video), args.guidance[0]
+        systems[f"separate envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, predicted,
+                                                                            lambda: run(video, w))
     return systems
 
 
