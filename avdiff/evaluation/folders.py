@@ -13,7 +13,7 @@ import numpy as np
 from avdiff.errors import InputError
 from avdiff.evaluation.matching import MatchedItem, Matching, match_folders
 from avdiff.evaluation.metrics import SIGNAL_METRICS, PairScores, compute_metrics
-from avdiff.evaluation.report import EvaluationResult, left_out_values, metric_reasons
+from avdiff.evaluation.report import EvaluationResult, left_out, metric_reasons
 from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS, LengthMismatchError, MetricError
 from avdiff.evaluation.statistics import summarize
 from avdiff.evaluation.recognisers import SLOT_KEYS, slot_hits
@@ -147,10 +147,9 @@ def _log_row(item: MatchedItem, system: str, row: dict[str, Any] | None, log: Ca
     if row["errors"]:
         log(f"evaluate: {item.id} ({system}): {row['errors']}")
     failed = metric_reasons(row)
-    for line in left_out_values([row]):
-        key = line.split(": ")[1]
+    for key, reason in left_out(row):
         if key not in failed:
-            log(f"evaluate: {item.id} ({system}): {line.split(': ', 1)[1]}; left out of the mean")
+            log(f"evaluate: {item.id} ({system}): {key}: {reason}; left out of the mean")
 
 
 def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None, asr_model: str | None = None, *,

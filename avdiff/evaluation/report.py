@@ -56,26 +56,30 @@ def metric_reasons(row: dict[str, Any]) -> dict[str, str]:
     return reasons
 
 
-def left_out_values(rows: list[dict[str, Any]]) -> list[str]:
-    """"id: metric: reason" for every value that is not finite and so is left out of the means
+def left_out(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, reason) for every value of `row` that is not finite and so is left out of the means
     (an undefined metric, or SI-SDR +inf for an estimate equal to the reference up to scale)."""
-    lines = []
-    for row in rows:
-        reasons = metric_reasons(row)
-        for key in METRICS:
-            value = row.get(key)
-            if not isinstance(value, float) or math.isfinite(value):
-                continue
-            if key in reasons:
-                reason = reasons[key]
-            elif value == math.inf:
-                reason = "+inf: the estimate equals the reference up to scale"
-            elif value == -math.inf:
-                reason = "-inf: the estimate is orthogonal to the reference"
-            else:
-                reason = "undefined (an input of it is undefined)"
-            lines.append(f"{row['id']}: {key}: {reason}")
-    return lines
+    reasons = metric_reasons(row)
+    found = []
+    for key in METRICS:
+        value = row.get(key)
+        if not isinstance(value, float) or math.isfinite(value):
+            continue
+        if key in reasons:
+            reason = reasons[key]
+        elif value == math.inf:
+            reason = "+inf: the estimate equals the reference up to scale"
+        elif value == -math.inf:
+            reason = "-inf: the estimate is orthogonal to the reference"
+        else:
+            reason = "undefined (an input of it is undefined)"
+        found.append((key, reason))
+    return found
+
+
+def left_out_values(rows: list[dict[str, Any]]) -> list[str]:
+    """"id: metric: reason" for every value of `rows` left out of the means (`left_out`)."""
+    return [f"{row['id']}: {key}: {reason}" for row in rows for key, reason in left_out(row)]
 
 
 def _json_safe(value: Any) -> Any:
