@@ -55,9 +55,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
     parser.add_argument("--steps", type=positive_int, default=None, help="noise levels (default: the model's sampler steps)")
     parser.add_argument("--guidance", type=finite_float, default=None, help="classifier-free guidance scale w")
     parser.add_argument("--seed", type=int, default=0, help="random seed (per item; batch-size independent)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    add_runtime_arguments(parser)
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the score network (CPU: 0.70x the time per call after a ~50 s compile)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    parser.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and how a model runs, and how video is read: --device, --dtype, --landmarks,
+    --landmark-weights (the batch commands and `avdiff serve`)."""
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
                         help="score network dtype (default: bfloat16 on GPUs and on CPUs with native bfloat16, "
                         "avx512_bf16 or AMX, where it halves the time at the same quality; float32 elsewhere)")
@@ -65,8 +73,6 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
                         help="landmark backend for video files (as in avdiff prepare; auto: face-alignment where its "
                         "weights are at hand, dlib otherwise, said in one line)")
     parser.add_argument("--landmark-weights", default=None, help="face-alignment weights folder / dlib model file")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    parser.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
 
 
 def load_pipeline(args: argparse.Namespace) -> Any:

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from avdiff.commands.common import add_model_arguments
+from avdiff.commands.common import add_runtime_arguments
 from avdiff.errors import InputError
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER, DEFAULT_GENERATOR
-
-SHARED_FLAGS = ("device", "dtype", "landmarks", "landmark_weights")  # taken as generate and enhance define them
-
-
-def _add_shared_flags(parser: argparse.ArgumentParser) -> None:
-    """--device, --dtype, --landmarks, --landmark-weights exactly as the batch commands define them."""
-    scratch = argparse.ArgumentParser(add_help=False)
-    add_model_arguments(scratch)
-    for action in scratch._actions:
-        if action.dest in SHARED_FLAGS:
-            parser.add_argument(*action.option_strings, dest=action.dest, default=action.default,
-                                choices=action.choices, type=action.type, help=action.help)
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -35,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    _add_shared_flags(parser)
+    add_runtime_arguments(parser)
     parser.set_defaults(func=run)
 
 
