@@ -7,46 +7,18 @@ orphan file that the next run overwrites.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from avdiff.errors import InputError
 from avdiff.landmarks.base import LandmarkDetector
 from avdiff.media.audio import write_wav
 from avdiff.media.clip import load_clip
-from avdiff.media.files import temporary_path
 from avdiff.mouth.extract import extract_mouth_rois
+from avdiff.prepare.item_files import audio_path, mouth_path, write_npy
 from avdiff.prepare.layouts import SourceItem
+from avdiff.prepare.rejects import RejectedItem, check_speech
 from avdiff.prepare.settings import PrepareSettings
 from avdiff.timegrid import SAMPLE_RATE, VIDEO_FPS
-
-ITEMS_DIR = "items"
-
-
-class RejectedItem(InputError):
-    """The item cannot be used; the message is the one-line reason for the rejects report."""
-
-
-def output_paths(output_dir: Path, item_id: str) -> tuple[str, str]:
-    """Manifest-relative paths of an item's audio and mouth-ROI files."""
-    return f"{ITEMS_DIR}/{item_id}.wav", f"{ITEMS_DIR}/{item_id}.npy"
-
-
-def atomic_write_wav(path: Path, audio: np.ndarray) -> None:
-    """16-bit 16 kHz WAV, written to a temporary name and renamed into place."""
-    write_wav(path, audio, SAMPLE_RATE)
-
-
-def _atomic_write_npy(path: Path, array: np.ndarray) -> None:
-    tmp = temporary_path(path)
-    try:
-        np.save(tmp, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
@@ -62,8 +34,6 @@ def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
     if clip.audio_coverage < settings.min_audio_coverage:
         raise RejectedItem(f"{item.audio or item.video}: audio covers only {clip.audio_coverage:.0%} of the "
                            f"{clip.duration:.2f} s video")
-    from avdiff.prepare.audio_item import check_speech  # (that module imports this one)
-
     check_speech(clip.audio[: clip.audio_samples_decoded], item.audio or item.video, settings)
     rois = extract_mouth_rois(clip.frames, detector, size=settings.roi_size, crop_side=settings.crop_side,
                               max_gap=settings.max_gap, smooth_window=settings.smooth_window,
@@ -72,10 +42,10 @@ def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
     if face_fraction < settings.min_face_fraction:
         raise RejectedItem(f"{item.video}: a face was usable in only {face_fraction:.0%} of its "
                            f"{clip.num_frames} frames (minimum {settings.min_face_fraction:.0%})")
-    audio_rel, video_rel = output_paths(output_dir, item.id)
+    audio_rel, video_rel = audio_path(item.id), mouth_path(item.id)
     (output_dir / audio_rel).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_wav(output_dir / audio_rel, clip.audio)
-    _atomic_write_npy(output_dir / video_rel, rois.rois)
+    write_wav(output_dir / audio_rel, clip.audio, SAMPLE_RATE)
+    write_npy(output_dir / video_rel, rois.rois)
     entry: dict[str, Any] = {
         "id": item.id, "audio": audio_rel, "video": video_rel, "num_frames": clip.num_frames,
         "duration": round(clip.duration, 6), "speaker": item.speaker,

@@ -35,7 +35,8 @@ from avdiff.data.manifest import append_manifest, read_manifest, write_manifest
 from avdiff.errors import AVDiffError, InputError
 from avdiff.landmarks import LandmarkBackendError, LandmarkDetector, create_detector
 from avdiff.prepare.audio_item import SEGMENT_SEPARATOR, prepare_audio_item, source_id
-from avdiff.prepare.item import ITEMS_DIR, prepare_item
+from avdiff.prepare.item import prepare_item
+from avdiff.prepare.item_files import ITEMS_DIR
 from avdiff.prepare.layouts import SourceItem, discover
 from avdiff.prepare.settings import PrepareSettings
 from avdiff.processes import Processes
