@@ -77,3 +77,31 @@ def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monke
     summary = json.loads((out / "metrics" / "summary.json").read_text())
     assert set(summary) == {"v2s", "own", "absent", "notes"} and summary["absent"] == {}
     assert (out / "report.html").read_text().count("<audio") >= 10
+
+
+def test_the_clean_speech_row_does_not_score_the_reference_against_itself(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from avdiff.demo.inference import Evaluator, TestSet, evaluate_baselines
+    from avdiff.evaluation import folders
+
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for index in range(2):
+        sf.write(reference / f"u{index}.wav", np.random.default_rng(index).normal(0, 0.1, 16000), 16000)
+        (reference / f"u{index}.txt").write_text("bin blue at f two now\n")
+
+    class Recogniser:
+        model = "fake"
+
+        def __call__(self, audio) -> str:
+            return "bin blue at f two now"
+
+    monkeypatch.setattr(folders, "load_transcriber", lambda model: (Recogniser(), ""))
+    tables = evaluate_baselines(TestSet(tmp_path / "m.jsonl", [], reference, {}), Evaluator(), tmp_path / "metrics")
+    clean = tables["generation"]["clean speech"]
+    assert clean["wer"]["mean"] == 0.0 and clean["wer"]["n"] == 2 and "si_sdr" not in clean
+    logged = capsys.readouterr().out
+    assert "left out of the mean" not in logged and "+inf" not in logged
+    assert "si_sdr" not in (tmp_path / "metrics" / "generation-clean.csv").read_text()

@@ -262,3 +262,36 @@ def test_cli_user_errors_are_one_line(corpus: dict, tmp_path: Path, capsys: pyte
 def test_evaluation_result_is_constructible_for_the_demo() -> None:
     result = EvaluationResult(name="x", rows=[{"id": "a", "si_sdr": 1.0}], summary={"si_sdr": mean_ci95([1.0])})
     assert result.systems() == {"x": {"si_sdr": {"mean": 1.0, "ci95": None, "n": 1}}}
+
+
+def test_transcripts_score_the_recogniser_on_the_references_alone(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clean-speech row: WER of the recogniser on each reference against its .txt; no signal
+    metric (the reference against itself), so nothing is left out of a mean."""
+    from avdiff.evaluation import evaluate_transcripts
+
+    rng = np.random.default_rng(1)
+    for name in ("a", "b", "c"):
+        write(tmp_path / "ref" / f"{name}.wav", 0.1 * rng.standard_normal(SR))
+    (tmp_path / "ref" / "a.txt").write_text("bin blue at f two now\n")
+    (tmp_path / "ref" / "b.txt").write_text("lay red by k\n")  # c has no transcript
+    answers = iter(["bin blue at two now", "lay red by k"])
+
+    class FakeTranscriber:
+        model = "fake-asr"
+
+        def __call__(self, audio: np.ndarray) -> str:
+            return next(answers)
+
+    monkeypatch.setattr(folders_module, "load_transcriber", lambda model: (FakeTranscriber(), ""))
+    logged: list[str] = []
+    result = evaluate_transcripts(tmp_path / "ref", "fake", name="clean speech", log=logged.append)
+    assert [row["wer"] for row in result.rows] == pytest.approx([1 / 6, 0.0])
+    assert result.summary["wer"]["corpus"] == pytest.approx(1 / 10) and "c" in result.unusable
+    assert not any(key in result.summary for key in ("si_sdr", "pesq_wb", "stoi"))
+    assert logged == ["evaluate: not evaluated: c: no c.txt beside it to score the recogniser against"]
+    paths = result.write(tmp_path / "clean.json")
+    assert "si_sdr" not in paths["csv"].read_text() and "Left out of the means" not in paths["markdown"].read_text()
+    monkeypatch.undo()
+    skipped = evaluate_transcripts(tmp_path / "ref", None, log=logged.append)  # no recogniser: nothing to show
+    assert skipped.summary == {} and skipped.notes[0].startswith("WER skipped")

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -23,6 +24,9 @@ from avdiff.evaluation.recognisers import GRID
 from avdiff.media.audio import write_wav
 from avdiff.pipeline.inputs import MouthVideo
 from avdiff.timegrid import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from avdiff.evaluation import EvaluationResult
 
 ASR = GRID  # the closed-set GRID-grammar recogniser: the synthetic corpus speaks GRID sentences
 GENERATED = ("lips", "unconditional")  # video-to-speech with the lips / with every face masked
@@ -127,7 +131,8 @@ def run_enhancement(settings: DemoSettings, test: TestSet, model: DemoModel, pip
 
 
 class Evaluator:
-    """evaluate_folders with the GRID recogniser; each distinct note and warning is logged once."""
+    """evaluate_folders (and evaluate_transcripts) with the GRID recogniser; each distinct note and warning is
+    logged once."""
 
     def __init__(self) -> None:
         self.notes: list[str] = []
@@ -142,6 +147,16 @@ class Evaluator:
         from avdiff.evaluation import evaluate_folders
 
         result = evaluate_folders(reference, estimate, asr_model=ASR, log=self._log)
+        return self._keep(result, output)
+
+    def transcripts(self, reference: Path, output: Path) -> dict:
+        """The recogniser alone on the clean references (WER and slot summaries; empty without it)."""
+        from avdiff.evaluation import evaluate_transcripts
+
+        return self._keep(evaluate_transcripts(reference, ASR, name="clean speech", log=self._log), output)
+
+    def _keep(self, result: EvaluationResult, output: Path) -> dict:
+        """Log `result`'s notes, write its files to `output`, return its summary."""
         for note in result.notes:
             self._log(note)
         result.write(output)
@@ -150,11 +165,10 @@ class Evaluator:
 
 def evaluate_baselines(test: TestSet, evaluate: Evaluator, metrics: Path) -> dict:
     """The rows every model's tables share: the recogniser on the clean speech, the noisy input, noisereduce."""
-    clean = evaluate(test.reference, test.reference, metrics / "generation-clean.json")
+    clean = evaluate.transcripts(test.reference, metrics / "generation-clean.json")  # not scored against itself
     tables: dict = {"generation": {}, "enhancement": {}}
-    asr_only = {key: stats for key, stats in clean.items() if key == "wer" or key.startswith("slot_")}
-    if asr_only:  # its signal metrics compare the clean speech with itself: only what the recogniser heard counts
-        tables["generation"]["clean speech"] = asr_only
+    if clean:
+        tables["generation"]["clean speech"] = clean
     for snr, root in test.mixtures.items():
         tables["enhancement"][snr] = {system: evaluate(root / "reference", root / system,
                                                        metrics / f"enhancement-{snr}-{system}.json")

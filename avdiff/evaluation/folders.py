@@ -1,4 +1,5 @@
-"""`evaluate_folders`: every metric on every matched file, with the noisy input as a baseline."""
+"""`evaluate_folders`: every metric on every matched file, with the noisy input as a baseline;
+`evaluate_transcripts`: the recogniser alone on the references (the best WER to hope for)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from avdiff.errors import InputError
-from avdiff.evaluation.matching import MatchedItem, Matching, match_folders
+from avdiff.evaluation.matching import MatchedItem, Matching, audio_files_by_id, match_folders
 from avdiff.evaluation.metrics import SIGNAL_METRICS, PairScores, compute_metrics
 from avdiff.evaluation.report import EvaluationResult, left_out, metric_reasons
 from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS, LengthMismatchError, MetricError
@@ -208,3 +209,35 @@ def evaluate_folders(reference: Path, estimate: Path, noisy: Path | None = None,
                 "asr_model": asr_model, "sample_rate": SAMPLE_RATE, "length_tolerance_ms": length_tolerance_ms,
                 "pesq_nb_rate": 8000, "files_evaluated": len(rows)}
     return _result(label, rows, noisy_rows if noisy is not None else None, matching, settings, notes, unusable)
+
+
+def evaluate_transcripts(reference: Path, asr_model: str | None, *, name: str = "reference",
+                         log: Callable[[str], None] = _stderr) -> EvaluationResult:
+    """WER (and GRID slot accuracy) of the recogniser on the reference audio itself, against each
+    file's <reference>.txt: the best an estimate can hope for.
+
+    No signal metrics: the reference scored against itself says nothing (SI-SDR +inf for every
+    file). A file without a .txt is listed in `result.unusable` (ASR of itself would score 0);
+    without a recogniser, or without any transcript, the summary is empty and a note says why.
+    """
+    reference = Path(reference)
+    files = audio_files_by_id(reference, "reference")
+    transcriber, wer_note = load_transcriber(asr_model)
+    settings = {"reference": str(reference), "asr_model": asr_model, "sample_rate": SAMPLE_RATE}
+    if transcriber is None:
+        log(wer_note)
+        return EvaluationResult(name=name, rows=[], summary={}, settings=settings, notes=[wer_note])
+    rows: list[dict[str, Any]] = []
+    unusable: dict[str, str] = {}
+    for item_id, path in files.items():
+        text_file = path.with_suffix(".txt")
+        if not text_file.is_file():
+            unusable[item_id] = f"no {text_file.name} beside it to score the recogniser against"
+            log(f"evaluate: not evaluated: {item_id}: {unusable[item_id]}")
+            continue
+        row: dict[str, Any] = {"id": item_id, "reference": str(path), "estimate": str(path), "errors": ""}
+        _add_wer(row, path, text_file.read_text(encoding="utf-8").strip(), transcriber)
+        rows.append(row)
+    notes = [_wer_note(transcriber, {"file"} if rows else set())]
+    return EvaluationResult(name=name, rows=rows, summary=_summary(rows, ["wer", *SLOT_KEYS]) if rows else {},
+                            unusable=unusable, settings={**settings, "files_evaluated": len(rows)}, notes=notes)
