@@ -7,7 +7,8 @@
 `training/train.py` is the same command as a script. The run folder gets checkpoint-N/ folders,
 TensorBoard logs (logs/), train.log, config.yaml and, at the end, the EMA model in DIR/model/.
 Exit codes: 0 finished, 2 an error (bad config, data, checkpoint, diverged), 3 interrupted by a
-signal (a checkpoint was saved; continue with --resume latest).
+signal (a checkpoint was saved; continue with --resume latest). A job that a cluster scheduler may
+requeue runs the same command every time with `--resume auto`: it resumes when a checkpoint exists.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall-clock budget: stop, checkpoint and export after this many minutes of training")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set training.batch_size=8 (repeatable)")
-    parser.add_argument("--resume", default=None, metavar="latest|PATH",
-                        help="continue from the newest complete checkpoint (latest) or a checkpoint folder")
+    parser.add_argument("--resume", default=None, metavar="latest|auto|PATH",
+                        help="continue from the newest complete checkpoint (latest: an error when there is none), "
+                        "a checkpoint folder, or auto: the newest complete checkpoint if any, else a fresh start "
+                        "(for jobs a scheduler may requeue)")
     parser.add_argument("--cpu", action="store_true",
                         help="train on the CPU even if a GPU is present (also ACCELERATE_USE_CPU=true)")
     parser.add_argument("--record-data-order", action="store_true",

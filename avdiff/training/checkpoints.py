@@ -4,9 +4,10 @@
 (`scheduler.json`; nothing is resumed through pickle: `avdiff.training.safe_state`), the EMA
 weights (`ema.safetensors`), one RNG file per process (`rng_rank{r}.safetensors`: the global
 torch/CUDA generators and the trainer's own) and, written last, `trainer_state.json` with the
-step, the data position, sigma_data and the size of every file. Only a folder whose
-`trainer_state.json` exists and whose files all have their recorded sizes counts as complete;
-`--resume latest` takes the newest complete one and says which folders it passed over.
+step, the data position, sigma_data, whether the data had video and the size of every file.
+Only a folder whose `trainer_state.json` exists and whose files all have their recorded sizes
+counts as complete; `--resume latest` takes the newest complete one and says which folders it
+passed over (`--resume auto` too, or starts afresh when there is none).
 Old checkpoints are removed only after the new one is complete (keep-last-K).
 """
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 STATE_NAME = "trainer_state.json"
 EMA_NAME = "ema.safetensors"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+AUTO = "auto"  # --resume auto: the newest complete checkpoint if there is one, else a fresh start
 
 
 class CheckpointError(AVDiffError):
@@ -45,6 +47,9 @@ class TrainerState:
     sigma_data: float = 0.0
     world_size: int = 1
     nonfinite_streak: int = 0
+    # Whether the training data had mouth video: the exported model is audio-visual or an audio-only
+    # prior. Recorded so `avdiff export` needs no data; None in checkpoints saved before it was.
+    audio_visual: bool | None = None
 
 
 def checkpoint_dir(output_dir: Path, step: int) -> Path:
@@ -135,7 +140,8 @@ def resolve_resume(output_dir: Path, resume: str) -> Path:
     if resume == "latest":
         found = find_latest_checkpoint(output_dir)
         if found is None:
-            raise CheckpointError(f"--resume latest: no complete checkpoint-N folder in {output_dir}")
+            raise CheckpointError(f"--resume latest: no complete checkpoint-N folder in {output_dir} (a job that "
+                                  f"may start before the first checkpoint, e.g. when requeued: --resume {AUTO})")
         return found
     path = Path(resume)
     if not path.is_dir():
@@ -144,6 +150,15 @@ def resolve_resume(output_dir: Path, resume: str) -> Path:
     if reason:
         raise CheckpointError(f"--resume {resume}: incomplete checkpoint: {reason}")
     return path
+
+
+def resolve_auto(output_dir: Path) -> tuple[Path | None, str]:
+    """`--resume auto`: the newest complete checkpoint, or None for a fresh start (a requeued job
+    runs the same command every time), with the one line that says which."""
+    found = find_latest_checkpoint(output_dir)
+    if found is None:
+        return None, f"--resume {AUTO}: no complete checkpoint in {output_dir} yet; starting fresh"
+    return found, f"--resume {AUTO}: resuming from {found}"
 
 
 def finalize(output_dir: Path, step: int, keep: int) -> Path:

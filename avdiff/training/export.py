@@ -3,10 +3,12 @@
 `export_checkpoint` lets a long run's progress be shipped (or evaluated) before it ends: it
 rebuilds the model from the run's resolved `config.yaml` and the checkpoint's sigma_data, loads
 the checkpoint's EMA weights and writes the same model folder the trainer writes at the end.
+The training data is not needed: the checkpoint records whether it had video.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from safetensors.torch import load_file
@@ -21,6 +23,8 @@ from avdiff.pipeline.model_folder import ModelComponents, save_model_folder
 from avdiff.training import checkpoints as ckpt
 from avdiff.training.ema import ExponentialMovingAverage
 from avdiff.training.model import AVDiffusionModel
+
+logger = logging.getLogger(__name__)
 
 
 def export_model(ema_model: AVDiffusionModel, formulation: DiffusionFormulation, config: AVDiffConfig,
@@ -42,8 +46,24 @@ def export_checkpoint(run_dir: str | Path, checkpoint: str, output: str | Path) 
     folder = ckpt.resolve_resume(run_dir, checkpoint)
     config = load_config(AVDiffConfig, run_dir / CONFIG_NAME)
     state = ckpt.read_state(folder)
+    audio_visual = _audio_visual(state, folder, config)
     formulation = build_formulation(config.diffusion, sigma_data=state.sigma_data)
     ema = ExponentialMovingAverage(AVDiffusionModel.from_config(config, formulation), config.training.ema_decay)
     ema.load_state_dict(load_file(str(folder / ckpt.EMA_NAME)))
-    train_set = AVCropDataset(config.data.train_manifest, config.data, config.spectrogram)
-    return export_model(ema.module, formulation, config, train_set.has_video, Path(output))
+    return export_model(ema.module, formulation, config, audio_visual, Path(output))
+
+
+def _audio_visual(state: ckpt.TrainerState, folder: Path, config: AVDiffConfig) -> bool:
+    """Whether the run's data had video: as the checkpoint records it, else (a checkpoint saved
+    before avdiff recorded it) from the training manifests, saying so."""
+    if state.audio_visual is not None:
+        return state.audio_visual
+    manifest = config.data.train_manifest
+    logger.warning("%s does not record whether the run had video (saved by an older avdiff); "
+                   "reading the training data (%s) to find out", folder, manifest)
+    try:
+        return AVCropDataset(manifest, config.data, config.spectrogram).has_video
+    except InputError as error:
+        raise InputError(f"{folder} does not record whether the run had video (saved by an older avdiff) and "
+                         f"the training data cannot tell: {error}. Restore data.train_manifest, or export a "
+                         "checkpoint saved by this version") from error

@@ -237,8 +237,9 @@ class Trainer:
         if accelerator.is_main_process:
             save_config(config, self.output_dir / CONFIG_NAME, header="resolved config of this training run")
         self._build_data()
-        resume_dir = ckpt.resolve_resume(self.output_dir, resume) if resume else None
+        resume_dir = self._resume_dir(resume)
         self.state = self._initial_state(resume_dir)
+        self.state.audio_visual = self.train_set.has_video  # recorded in every checkpoint, for `avdiff export`
         self.formulation = build_formulation(config.diffusion, sigma_data=self.state.sigma_data)
         self._build_model()
         if resume_dir is not None:
@@ -253,6 +254,16 @@ class Trainer:
         self.window = LogWindow()
         self.progress: Any = None
         self.deadline: float | None = None
+
+    def _resume_dir(self, resume: str | None) -> Path | None:
+        """The checkpoint to continue from: none, `auto` (the newest if any, saying which), `latest` or a folder."""
+        if resume is None:
+            return None
+        if resume == ckpt.AUTO:
+            found, line = ckpt.resolve_auto(self.output_dir)
+            logger.info(line)
+            return found
+        return ckpt.resolve_resume(self.output_dir, resume)
 
     def _build_data(self) -> None:
         """The training and validation crops, and this process's sharded, resumable loader."""
@@ -457,7 +468,7 @@ class Trainer:
 
     def export(self) -> Path:
         """Write the EMA weights as a model folder (DIR/model) with the run's config: what inference loads."""
-        path = export_model(self.ema.module, self.formulation, self.config, self.train_set.has_video,
+        path = export_model(self.ema.module, self.formulation, self.config, bool(self.state.audio_visual),
                             self.output_dir / "model")
         logger.info("exported the EMA model to %s", path)
         return path
