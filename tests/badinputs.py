@@ -4,7 +4,7 @@ Each maker writes files into a folder and returns its `Case`s: the file, and wha
 with it, as decided in the README ("Inputs that are refused or repaired"): write a valid output
 (`refuse` None; `note` names the repair it must announce, if any) or refuse it with one clear
 line naming the file and the reason (`refuse`, a substring of that reason). The tests
-(tests/test_bad_inputs.py) and benchmarks/bad_inputs.py run the same cases through the CLI.
+(tests/test_bad_inputs.py) and tests/reliability/bad_inputs.py run the same cases through the CLI.
 """
 
 from __future__ import annotations

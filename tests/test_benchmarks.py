@@ -1,28 +1,70 @@
-"""The benchmark scripts run end to end on a tiny setting and write their results with the config."""
+"""The benchmark suite: its scripts run end to end on a tiny setting, and each writes its results with
+a record of the run (arguments, commit, machine, versions, time) beside them.
+
+The scripts are modules of the `benchmarks` package, run from the repository root
+(`python -m benchmarks.speed.sampling_speed`), which is also how these tests reach them.
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+
 from avdiff.config.schema import PosteriorSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO_ROOT / "benchmarks"
+SCRIPTS = sorted(path for folder in ("speed", "quality") for path in (BENCHMARKS / folder).glob("*.py")
+                 if path.name != "__init__.py")
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` from the repository root (where `benchmarks` is importable)."""
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO_ROOT)
+
+
+def test_record_writes_arguments_commit_machine_versions_and_time(tmp_path):
+    from benchmarks.common.record import read_record, record
+
+    path = record(tmp_path / "run", {"output": tmp_path / "run", "sizes": (1, 2)}, {"rows": [{"x": 1.5}]})
+    assert path == tmp_path / "run" / "record.json"
+    run, results = read_record(tmp_path / "run")["run"], read_record(path)["results"]
+    assert results == {"rows": [{"x": 1.5}]}
+    assert run["arguments"] == {"output": str(tmp_path / "run"), "sizes": [1, 2]}
+    assert run["commit"] and run["timestamp"].endswith("+00:00")  # 'unknown' outside a git checkout
+    assert {"python", "torch", "avdiff"} <= set(run["versions"])
+    machine = run["machine"]
+    assert machine["cpu"] and machine["logical_cores"] >= 1 and isinstance(machine["native_bf16"], bool)
+
+
+def test_every_script_is_an_importable_module_that_records_its_results():
+    """No sys.path edits anywhere in the suite; every speed and quality script calls record()."""
+    for path in [*BENCHMARKS.rglob("*.py"), *(REPO_ROOT / "tests" / "reliability").glob("*.py")]:
+        assert "sys.path" not in path.read_text(), f"{path.relative_to(REPO_ROOT)} edits sys.path"
+    for path in SCRIPTS:
+        tree = ast.parse(path.read_text())
+        calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+        assert "record" in calls, f"{path.relative_to(REPO_ROOT)} does not call record()"
+        module = importlib.import_module(".".join(path.relative_to(REPO_ROOT).with_suffix("").parts))
+        assert callable(module.main) and module.__doc__, path
 
 
 def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
     out = tmp_path / "bench"
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "benchmarks" / "sampling_speed.py"), "--config",
-         str(REPO_ROOT / "configs" / "tiny.yaml"), "--set", "score_model.unet.block_out_channels=[8,16]",
-         "--set", "score_model.unet.attention_levels=[false,true]", "--set", "score_model.unet.norm_num_groups=4", "--set", "score_model.unet.attention_head_dim=8",
-         "--calls", "4", "--seconds", "0.2", "--repeats", "1", "--batch-sizes", "1", "2", "--output", str(out)],
-        capture_output=True, text=True, cwd=REPO_ROOT,
-    )
+    result = run_module("benchmarks.speed.sampling_speed", "--config", str(REPO_ROOT / "configs" / "tiny.yaml"),
+                        "--set", "score_model.unet.block_out_channels=[8,16]",
+                        "--set", "score_model.unet.attention_levels=[false,true]",
+                        "--set", "score_model.unet.norm_num_groups=4", "--set", "score_model.unet.attention_head_dim=8",
+                        "--calls", "4", "--seconds", "0.2", "--repeats", "1", "--batch-sizes", "1", "2",
+                        "--output", str(out))
     assert result.returncode == 0, result.stderr
-    summary = json.loads((out / "results.json").read_text())
+    record = json.loads((out / "record.json").read_text())
+    summary = record["results"]
     assert [r["batch"] for r in summary["results"]] == [1, 2]
     for row in summary["results"]:
         assert row["network_calls"] == 4
@@ -30,16 +72,18 @@ def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
     assert "block_out_channels: [8, 16]" in (out / "config.yaml").read_text()
     assert (out / "results.md").read_text().startswith("| mode | batch |")
     assert summary["gflop_per_call"] > 0
+    assert record["run"]["command"].startswith("python -m benchmarks.speed.sampling_speed --config")
+    assert record["run"]["arguments"]["batch_sizes"] == [1, 2]
 
 
 def test_diffusion_settings_benchmark_scores_methods_variants_and_baselines(tmp_path, random_pipeline, grid_dir):
     """One real clip at one SNR: every system gets a row with its metrics; a re-run adds none."""
     model = random_pipeline.save_pretrained(tmp_path / "model")
     out = tmp_path / "bench"
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "diffusion_settings.py"), "--model", f"tiny={model}",
-               "--parts", "enhance", "--methods", "udiffse+", "--variant", "few=udiffse+:steps=3,num_samples=1",
-               "--grid-clips", "1", "--speech-clips", "0", "--snrs", "5", "--output", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    args = ["--model", f"tiny={model}", "--parts", "enhance", "--methods", "udiffse+",
+            "--variant", "few=udiffse+:steps=3,num_samples=1", "--grid-clips", "1", "--speech-clips", "0",
+            "--snrs", "5", "--output", str(out)]
+    result = run_module("benchmarks.quality.diffusion_settings", *args)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (out / "enhance.jsonl").read_text().splitlines()]
     assert sorted(row["system"] for row in rows) == ["few", "noisereduce", "noisy", "udiffse+"]
@@ -48,22 +92,22 @@ def test_diffusion_settings_benchmark_scores_methods_variants_and_baselines(tmp_
     noisy = next(row for row in rows if row["system"] == "noisy")
     assert abs(noisy["si_sdr"] - 5.0) < 0.1  # the mixture is at the SNR asked for
     assert "| 5.0 | tiny | few |" in (out / "summary.md").read_text()
-    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    recorded = {entry["system"]: entry for entry in json.loads((out / "record.json").read_text())["results"]["enhance"]}
+    assert recorded["few"]["calls"] == 3 and recorded["few"]["si_sdr"]["n"] == 1
+    again = run_module("benchmarks.quality.diffusion_settings", *args)
     assert again.returncode == 0 and len((out / "enhance.jsonl").read_text().splitlines()) == len(rows)
 
 
 def test_enhance_real_benchmark_scores_held_out_speakers_in_real_noise_and_babble(tmp_path, random_pipeline):
     """Three audio-only test speakers, one SNR, both noises: rows for every system, paired targets; resumable."""
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    from test_speech_data import make_audio_only_corpus
+    from test_speech_data import make_audio_only_corpus  # tests/ is on sys.path
 
     manifest = make_audio_only_corpus(tmp_path / "test", num_items=3, seconds=1.2)
     model = random_pipeline.save_pretrained(tmp_path / "model")
     out = tmp_path / "bench"
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / "enhance_real.py"), "--model", str(model),
-               "--test", str(manifest), "--snrs", "0", "--methods", "udiffse+", "--steps", "3",
-               "--seconds", "1", "--output", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    args = ["--model", str(model), "--test", str(manifest), "--snrs", "0", "--methods", "udiffse+", "--steps", "3",
+            "--seconds", "1", "--output", str(out)]
+    result = run_module("benchmarks.quality.enhance_real", *args)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 3 * 2 * 3  # clips x noises x systems
@@ -72,24 +116,25 @@ def test_enhance_real_benchmark_scores_held_out_speakers_in_real_noise_and_babbl
     assert all(abs(r["si_sdr"]) < 0.5 for r in rows if r["system"] == "noisy" and r["noise"] == "real")  # 0 dB
     summary = (out / "summary.md").read_text()
     assert "3 clips of 1 s from 3 held-out speakers" in summary and "| 0 | noisereduce |" in summary
-    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+    recorded = json.loads((out / "record.json").read_text())["results"]
+    assert recorded["speakers"] == 3 and {entry["vs"] for entry in recorded["paired_targets"]} == {"noisy", "noisereduce"}
+    again = run_module("benchmarks.quality.enhance_real", *args)
     assert again.returncode == 0 and len((out / "rows.jsonl").read_text().splitlines()) == len(rows)
 
 
 def test_quality_vs_calls_budgets_and_paired_tables():
     """Each sampler gets the most levels its budget pays for; tables compare clips every system ran."""
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from quality_vs_calls import common_items, levels_for, paired_table
-    from system_specs import parse_system
+    from benchmarks.common.run_specs import parse_run_spec
+    from benchmarks.quality.quality_vs_calls import common_items, levels_for, paired_summary, paired_table
 
     assert levels_for("predictor_corrector", {}, 12) == 6  # 2 calls per level
     assert levels_for("heun", {}, 12) == 6  # 2 per level - 1: 11 calls
     assert levels_for("dpmpp_2m", {"eta": 1.0}, 4) == 4 and levels_for("heun", {}, 1) == 1
-    assert parse_system("udiffse+:nmf_pass_updates=none,steps=12,sampler_eta=0.5") == (
+    assert parse_run_spec("udiffse+:nmf_pass_updates=none,steps=12,sampler_eta=0.5") == (
         "udiffse+", {"nmf_pass_updates": None, "steps": 12, "sampler_eta": 0.5})
     rows = [{"system": s, "budget": b, "item": i, "wer": w} for s, b, i, w in (
         ("pc", 60, "a", 0.5), ("pc", 60, "b", 0.7), ("pc", 60, "c", 0.9),
         ("dpm", 8, "a", 0.4), ("dpm", 8, "b", 0.6))]
     assert {r["item"] for r in common_items(rows)} == {"a", "b"}
-    table = paired_table(rows, "pc@60", ("wer",))
+    table = paired_table(paired_summary(rows, "pc@60", ("wer",)), ("wer",))
     assert "| dpm | 8 | -0.100 ± 0.000 | 2 |" in table and "| pc | 60 | 0.000 ± 0.000 | 3 |" in table

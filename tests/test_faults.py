@@ -1,7 +1,7 @@
 """Fault injection (issue 15): kill -9 in training and in batch jobs, two batch runs on one output
 folder, and SIGTERM to the `accelerate launch` process.
 
-The kill loops live in `benchmarks/fault_injection.py`, which also runs them at length and prints
+The kill loops live in `tests/reliability/fault_injection.py`, which also runs them at length and prints
 their counts; here each loop injects `--runs N` faults (`pytest tests/test_faults.py --runs 20`;
 default 3). Every child runs on one OpenMP thread.
 """
@@ -18,12 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-
-import fault_injection as fi  # noqa: E402
-from tinycorpus import make_tiny_corpus  # noqa: E402  (tests/ is on sys.path)
+from reliability import fault_injection as fi  # tests/ is on sys.path
+from tinycorpus import make_tiny_corpus
 
 
 @pytest.fixture(scope="module")

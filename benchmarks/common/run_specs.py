@@ -1,4 +1,5 @@
-"""Systems named on the command line as `name:key=value,key=value` (benchmark scripts of this folder)."""
+"""Run specs named on the command line as `name:key=value,key=value` (a sampler, an enhancement
+method or a pipeline job with changed settings), parsed for the benchmark scripts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def parse_value(text: str) -> Any:
     return None if text.lower() == "none" else yaml.safe_load(text)
 
 
-def parse_system(spec: str) -> tuple[str, dict]:
+def parse_run_spec(spec: str) -> tuple[str, dict]:
     """'name:key=value,key=value' -> (name, {key: value})."""
     name, _, rest = spec.partition(":")
     pairs = [pair.split("=", 1) for pair in rest.split(",") if pair]

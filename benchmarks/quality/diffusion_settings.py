@@ -14,11 +14,12 @@ Three parts, each resumable (rows already in `OUTPUT/<part>.jsonl` are not recom
   runs a method with changed `PosteriorSettings`), noisereduce and the noisy input; SI-SDR,
   PESQ-WB, ESTOI. Audio-only: the real clips have no prepared mouth crops.
 
-    .venv/bin/python benchmarks/diffusion_settings.py --model after=runs/synth/model \
+    .venv/bin/python -m benchmarks.quality.diffusion_settings --model after=runs/synth/model \
         --synth data/synth --parts loss v2s enhance --output benchmarks/results/diffusion-settings
 
-`summary.md` in OUTPUT holds the tables (mean +- 95 % CI, Student's t). Runs with the code of
-another checkout too (PYTHONPATH=that/checkout): methods it does not know are skipped.
+`summary.md` in OUTPUT holds the tables (mean +- 95 % CI, Student's t), `record.json` the same
+numbers with the run's provenance. Runs with the avdiff of another checkout too
+(PYTHONPATH=that/checkout:. from this repository's root): methods it does not know are skipped.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from result_rows import Rows, grouped_table, mean_ci
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from benchmarks.common.paths import SHARED_DATA
+from benchmarks.common.record import record
+from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
+from benchmarks.common.run_specs import parse_run_spec
+
 CLIP_SAMPLES = 32640  # 2.04 s = 256 STFT frames: one posterior chunk
 LEVEL_RATIOS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
@@ -90,16 +94,25 @@ def loss_part(name: str, pipeline, synth: Path, count: int, seed: int, rows: Row
             rows.add(row)
 
 
-def loss_table(rows: list[dict]) -> str:
-    models = sorted({row["model"] for row in rows})
+def loss_summary(rows: list[dict]) -> list[dict]:
+    """Per model and condition (lips, masked): mean ± CI of the loss at each noise level, and the overall mean."""
+    summary = []
+    for model in sorted({row["model"] for row in rows}):
+        for label in ("lips", "masked"):
+            levels = {f"{r:g}": mean_ci_values([row[label] for row in rows if row["model"] == model and row["ratio"] == r])
+                      for r in LEVEL_RATIOS}
+            overall = float(np.mean([row[label] for row in rows if row["model"] == model]))
+            summary.append({"model": model, "condition": label, "levels": levels, "mean": overall})
+    return summary
+
+
+def loss_table(summary: list[dict]) -> str:
+    """The markdown of `loss_summary`."""
     header = "| model | " + " | ".join(f"σ = {r:g} σ_data" for r in LEVEL_RATIOS) + " | mean |"
     lines = [header, "|" + " --- |" * (len(LEVEL_RATIOS) + 2)]
-    for model in models:
-        for label in ("lips", "masked"):
-            cells = [mean_ci([row[label] for row in rows if row["model"] == model and row["ratio"] == r])
-                     for r in LEVEL_RATIOS]
-            overall = np.mean([row[label] for row in rows if row["model"] == model])
-            lines.append(f"| {model} ({label}) | " + " | ".join(cells) + f" | {overall:.3f} |")
+    for entry in summary:
+        cells = [format_mean_ci(entry["levels"][f"{r:g}"]) for r in LEVEL_RATIOS]
+        lines.append(f"| {entry['model']} ({entry['condition']}) | " + " | ".join(cells) + f" | {entry['mean']:.3f} |")
     return "\n".join(lines)
 
 
@@ -131,8 +144,8 @@ def real_clips(grid_count: int, speech_count: int) -> list[tuple[str, np.ndarray
     """2.04 s from the middle of GRID clips and of real-speech utterances (both 16 kHz mono)."""
     from avdiff.media.audio import load_audio
 
-    paths = sorted((SHARED / "grid").glob("*.mpg"))[:grid_count]
-    speech = SHARED / "speech"
+    paths = sorted((SHARED_DATA / "grid").glob("*.mpg"))[:grid_count]
+    speech = SHARED_DATA / "speech"
     libri = sorted((speech / "librispeech-train-clean-100").rglob("*.flac"))
     ocean = sorted((speech / "speechocean762-train").rglob("*.flac"))
     picks = libri[:: max(1, len(libri) // max(1, speech_count))][: (speech_count + 1) // 2]
@@ -145,18 +158,16 @@ def real_clips(grid_count: int, speech_count: int) -> list[tuple[str, np.ndarray
         start = (len(audio) - CLIP_SAMPLES) // 2
         clips.append((path.stem, audio[start : start + CLIP_SAMPLES].astype(np.float32)))
     if not clips:
-        sys.exit(f"no real clips found under {SHARED} (../shared/data beside the repo)")
+        sys.exit(f"no real clips found under {SHARED_DATA} (../shared/data beside the repo)")
     return clips
 
 
 def parse_variants(methods: list[str], variants: list[str]) -> dict[str, tuple[str, dict]]:
     """system name -> (method, settings changes)."""
-    from system_specs import parse_system
-
     systems = {method: (method, {}) for method in methods}
     for text in variants:
         name, _, spec = text.partition("=")
-        systems[name] = parse_system(spec)
+        systems[name] = parse_run_spec(spec)
     return systems
 
 
@@ -211,6 +222,23 @@ def enhance_part(name: str, pipeline, systems: dict, args: argparse.Namespace, r
                           "calls": calls, "seconds": time.perf_counter() - start, **scores.values})
 
 
+def summaries(parts: dict[str, Rows]) -> tuple[list[str], dict]:
+    """The markdown sections of summary.md and the same numbers for record.json."""
+    sections, numbers = [], {}
+    if "loss" in parts:
+        numbers["loss"] = loss_summary(parts["loss"].rows)
+        sections.append("## Validation loss per noise level\n\n" + loss_table(numbers["loss"]))
+    if "v2s" in parts:
+        group, metrics = ("model", "system"), ("stoi", "estoi")
+        numbers["v2s"] = grouped_summary(parts["v2s"].rows, group, metrics)
+        sections.append("## Video-to-speech\n\n" + summary_table(numbers["v2s"], group, metrics))
+    if "enhance" in parts:
+        group, metrics = ("snr", "model", "system"), ("si_sdr", "pesq_wb", "estoi")
+        numbers["enhance"] = grouped_summary(parts["enhance"].rows, group, metrics)
+        sections.append("## Enhancement\n\n" + summary_table(numbers["enhance"], group, metrics))
+    return sections, numbers
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -228,15 +256,10 @@ def main(argv: list[str] | None = None) -> None:
             v2s_part(name, pipeline, args.synth, args.v2s_clips, args.seed, parts["v2s"])
         if "enhance" in parts:
             enhance_part(name, pipeline, systems, args, parts["enhance"])
-    sections = []
-    if "loss" in parts:
-        sections.append("## Validation loss per noise level\n\n" + loss_table(parts["loss"].rows))
-    if "v2s" in parts:
-        sections.append("## Video-to-speech\n\n" + grouped_table(parts["v2s"].rows, ("model", "system"), ("stoi", "estoi")))
-    if "enhance" in parts:
-        sections.append("## Enhancement\n\n" + grouped_table(parts["enhance"].rows, ("snr", "model", "system"),
-                                                             ("si_sdr", "pesq_wb", "estoi")))
+    sections, numbers = summaries(parts)
+    args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "summary.md").write_text("\n\n".join(sections) + "\n")
+    record(args.output, args, numbers)
     print("\n\n".join(sections))
 
 

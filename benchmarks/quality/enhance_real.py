@@ -6,9 +6,10 @@ Noise: the real recordings of ../shared/data/noise ("real") and babble ("babble"
 utterances of other held-out speakers, each at equal power, summed), at every `--snrs` SNR.
 Systems: the noisy input, noisereduce, and each `--methods` method of the model. Metrics:
 SI-SDR, PESQ-WB, ESTOI with 95 % intervals; rows are kept in OUTPUT/rows.jsonl, so a killed run
-resumes and a second run with other methods or SNRs adds to the same table (OUTPUT/summary.md).
+resumes and a second run with other methods or SNRs adds to the same table (OUTPUT/summary.md;
+OUTPUT/record.json: the same numbers with the run's provenance).
 
-    .venv/bin/python benchmarks/enhance_real.py --model speech-prior \
+    .venv/bin/python -m benchmarks.quality.enhance_real --model speech-prior \
         --test data/speech/librispeech/test.jsonl data/speech/speechocean762/test.jsonl \
         --methods udiffse+ --snrs -5 0 5 10 20 --output benchmarks/results/enhance-real
 """
@@ -22,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusion_settings import known_settings, parse_variants
-from result_rows import Rows, grouped_table, mean_ci
+
+from benchmarks.common.record import record
+from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
+from benchmarks.quality.diffusion_settings import known_settings, parse_variants
 
 METRICS = ("si_sdr", "pesq_wb", "estoi")
 BASELINES = ("noisy", "noisereduce")
@@ -126,14 +129,42 @@ def paired(rows: list[dict], system: str, other: str, snr: float, metric: str) -
             if r["system"] == system and r["snr"] == snr and (r["noise"], r["item"]) in index]
 
 
-def targets(rows: list[dict], method: str) -> str:
-    """The issue's targets as paired differences (method - baseline), mean ± 95 % CI."""
+def target_summary(rows: list[dict], method: str) -> list[dict]:
+    """The issue's targets as paired differences (method - baseline) per SNR: mean, CI and n per metric."""
+    return [{"snr": snr, "vs": other, **{metric: mean_ci_values(paired(rows, method, other, snr, metric))
+                                         for metric in METRICS}}
+            for snr in sorted({r["snr"] for r in rows if r["system"] == method}) for other in BASELINES]
+
+
+def targets_table(targets: list[dict]) -> str:
+    """The markdown of `target_summary`."""
     lines = ["| SNR | vs | " + " | ".join(f"Δ {m}" for m in METRICS) + " |", "|" + " --- |" * (2 + len(METRICS))]
-    for snr in sorted({r["snr"] for r in rows if r["system"] == method}):
-        for other in BASELINES:
-            cells = [mean_ci(paired(rows, method, other, snr, metric)) for metric in METRICS]
-            lines.append(f"| {snr:g} | {other} | " + " | ".join(cells) + " |")
+    lines += [f"| {entry['snr']:g} | {entry['vs']} | " + " | ".join(format_mean_ci(entry[m]) for m in METRICS) + " |"
+              for entry in targets]
     return "\n".join(lines)
+
+
+def summary_numbers(rows: list[dict], clips: list, args: argparse.Namespace) -> dict:
+    """Means ± 95 % CI by noise and SNR and by SNR, the paired targets and the median real-time factor."""
+    real_time = [r["seconds"] / r["audio_seconds"] for r in rows if r["system"] == args.default_method]
+    return {"clips": len(clips), "speakers": len({speaker for _, speaker, _ in clips}),
+            "by_noise_and_snr": grouped_summary(rows, ("noise", "snr", "system"), METRICS),
+            "by_snr": grouped_summary(rows, ("snr", "system"), METRICS),
+            "paired_targets": target_summary(rows, args.default_method),
+            "median_real_time": float(np.median(real_time)) if real_time else None}
+
+
+def summary(numbers: dict, args: argparse.Namespace) -> str:
+    """summary.md: the markdown of `summary_numbers`."""
+    real_time = numbers["median_real_time"]
+    sections = [
+        f"{numbers['clips']} clips of {args.seconds:g} s from {numbers['speakers']} held-out speakers; model {args.model}",
+        "## By noise and SNR\n\n" + summary_table(numbers["by_noise_and_snr"], ("noise", "snr", "system"), METRICS),
+        "## All noises, by SNR\n\n" + summary_table(numbers["by_snr"], ("snr", "system"), METRICS),
+        f"## {args.default_method} minus the baselines (paired, all noises)\n\n" + targets_table(numbers["paired_targets"]),
+        f"{args.default_method}: median wall-clock / audio duration in this run {real_time:.2f}" if real_time else "",
+    ]
+    return "\n\n".join(sections) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,18 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     clips = clips[: args.limit] if args.limit else clips
     rows = Rows(args.output / "rows.jsonl")
     score_all(AVDiffusionPipeline.from_pretrained(resolve_model(args.model)), clips, args, rows)
-    speakers = len({speaker for _, speaker, _ in clips})
-    real_time = [r["seconds"] / r["audio_seconds"] for r in rows.rows if r["system"] == args.default_method]
-    sections = [
-        f"{len(clips)} clips of {args.seconds:g} s from {speakers} held-out speakers; model {args.model}",
-        "## By noise and SNR\n\n" + grouped_table(rows.rows, ("noise", "snr", "system"), METRICS),
-        "## All noises, by SNR\n\n" + grouped_table(rows.rows, ("snr", "system"), METRICS),
-        f"## {args.default_method} minus the baselines (paired, all noises)\n\n" + targets(rows.rows, args.default_method),
-        f"{args.default_method}: median wall-clock / audio duration in this run {np.median(real_time):.2f}"
-        if real_time else "",
-    ]
-    (args.output / "summary.md").write_text("\n\n".join(sections) + "\n")
-    print("\n\n".join(sections))
+    numbers = summary_numbers(rows.rows, clips, args)
+    text = summary(numbers, args)
+    (args.output / "summary.md").write_text(text)
+    record(args.output, args, numbers)
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ envelope but 0.55-0.58 given the one its tiny lip encoder predicts (validation e
 fraction of a joint one, and logs the validation envelope error against wall-clock minutes: is a
 bigger encoder, or the same one trained alone, the lever?
 
-    .venv/bin/python benchmarks/envelope_probe.py --config configs/v2s-cpu.yaml \\
+    .venv/bin/python -m benchmarks.quality.envelope_probe --config configs/v2s-cpu.yaml \\
         --train data/synth-v2s/train.jsonl --valid data/synth-v2s/valid.jsonl \\
         --encoder tiny --minutes 12 --reference models/v2s --output benchmarks/results/envelope-probe/tiny
 
-`--encoder` is a preset name or `small` (below); rows.jsonl gets one row per evaluation, and the
-trained encoder is saved in OUTPUT/lip_encoder (`benchmarks/lips_matter.py --envelope-encoder`).
+`--encoder` is a preset name or `small` (below); rows.jsonl gets one row per evaluation (record.json
+the same rows with the run's provenance), and the trained encoder is saved in OUTPUT/lip_encoder
+(`benchmarks/quality/lips_matter.py --envelope-encoder`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from avdiff.data.crops import AVCropDataset, collate_crops
 from avdiff.diffusion.formulation import build_formulation
 from avdiff.models.lip_encoder import LIP_ENCODER_PRESETS, LipEncoder
 from avdiff.training.model import AVDiffusionModel
+from benchmarks.common.record import record
 
 # A middle size between the presets: 4x the tiny trunk's width, two Conformer layers, wider context.
 SMALL = dict(LIP_ENCODER_PRESETS["tiny"], stem_channels=16, trunk_channels=(16, 32, 64, 64), model_dim=64,
@@ -101,6 +103,7 @@ def run(args: argparse.Namespace) -> None:
             if time.monotonic() >= deadline:
                 break
     model.lip_encoder.save_pretrained(args.output / "lip_encoder")  # for lips_matter.py --envelope-encoder
+    record(args.output, args, {"rows": [json.loads(line) for line in rows.read_text().splitlines()]})
 
 
 def main() -> None:

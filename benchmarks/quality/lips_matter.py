@@ -14,9 +14,10 @@ reference:
   speakers): the noisy input, noisereduce, the model audio-only, the model audio-visual;
   SI-SDR, PESQ-WB, ESTOI and the GRID-grammar WER (babble made as in `enhance_real.py`).
 Rows go to OUTPUT/rows.jsonl as they come (a killed run resumes); OUTPUT/summary.md has the
-tables with 95 % intervals and the paired differences that the issue's targets are about.
+tables with 95 % intervals and the paired differences that the issue's targets are about, and
+OUTPUT/record.json the same numbers with the run's provenance.
 
-    .venv/bin/python benchmarks/lips_matter.py --model v2s --test data/synth-v2s-test/manifest.jsonl \
+    .venv/bin/python -m benchmarks.quality.lips_matter --model v2s --test data/synth-v2s-test/manifest.jsonl \
         --train data/synth-v2s/train.jsonl --clips 40 --output benchmarks/results/lips-matter
 """
 
@@ -30,10 +31,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from enhance_real import babble
-from result_rows import Rows, grouped_table, mean_ci
 
 from avdiff.evaluation.recognisers import SLOT_KEYS
+from benchmarks.common.record import record
+from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
+from benchmarks.quality.enhance_real import babble
 
 if TYPE_CHECKING:
     from avdiff.pipeline.inputs import MouthVideo
@@ -51,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="guidance weights of 'lips'")
     parser.add_argument("--steps", type=int, default=None, help="sampler levels (default: the model's)")
     parser.add_argument("--envelope-encoder", type=Path, default=None, metavar="DIR",
-                        help="a lip encoder folder (benchmarks/envelope_probe.py's OUTPUT/lip_encoder) whose "
+                        help="a lip encoder folder (benchmarks/quality/envelope_probe.py's OUTPUT/lip_encoder) whose "
                         "envelope replaces the lips' at the first --guidance: a separately trained "
                         "lip-to-envelope model in front of the same score network")
     parser.add_argument("--oracle-envelope", type=float, default=None, metavar="W",
@@ -259,29 +261,44 @@ def paired(rows: list[dict], system: str, other: str, metric: str, where: dict) 
             if row["system"] == system and matching(row) and row["item"] in index]
 
 
-def summary(rows: list[dict], args: argparse.Namespace) -> str:
-    """The markdown tables: per system means ± 95 % CI, and the paired differences of the targets."""
+def summary_numbers(rows: list[dict]) -> dict:
+    """Per-system means ± 95 % CI and the paired differences the issue's targets are about."""
     generated = [row for row in rows if row["part"] == "generate"]
     enhanced = [row for row in rows if row["part"] == "enhance"]
-    parts = [f"Model {args.model}; test {args.test} (sentences never trained on); mean ± 95 % CI."]
+    numbers: dict = {}
     if generated:
         metrics = tuple(m for m in V2S_METRICS if any(m in row for row in generated))
-        parts += ["## Video-to-speech", grouped_table(generated, ("system",), metrics)]
         lips = sorted({row["system"] for row in generated if row["system"].startswith("lips")})
-        lines = ["| lips | Δ wer_grid vs masked | Δ estoi vs masked |", "| --- | --- | --- |"]
-        for system in lips:
-            cells = [mean_ci(paired(generated, system, "faces masked", m, {})) for m in ("wer_grid", "estoi")]
-            lines.append(f"| {system} | " + " | ".join(cells) + " |")
-        parts += ["Paired differences (lips - masked):", "\n".join(lines)]
+        numbers["generate"] = grouped_summary(generated, ("system",), metrics)
+        numbers["generate_vs_masked"] = [
+            {"system": system, **{m: mean_ci_values(paired(generated, system, "faces masked", m, {}))
+                                  for m in ("wer_grid", "estoi")}} for system in lips]
     if enhanced:
+        numbers["enhance"] = grouped_summary(enhanced, ("noise", "snr", "system"), ENHANCE_METRICS)
+        numbers["enhance_av_minus_audio"] = [
+            {"noise": noise, "snr": snr, **{m: mean_ci_values(paired(enhanced, "audio-visual", "audio-only", m,
+                                                                     {"noise": noise, "snr": snr}))
+                                            for m in ENHANCE_METRICS}}
+            for noise in sorted({row["noise"] for row in enhanced}) for snr in sorted({row["snr"] for row in enhanced})]
+    return numbers
+
+
+def summary(numbers: dict, args: argparse.Namespace) -> str:
+    """summary.md: the markdown of `summary_numbers`."""
+    parts = [f"Model {args.model}; test {args.test} (sentences never trained on); mean ± 95 % CI."]
+    if "generate" in numbers:
+        parts += ["## Video-to-speech", summary_table(numbers["generate"], ("system",))]
+        lines = ["| lips | Δ wer_grid vs masked | Δ estoi vs masked |", "| --- | --- | --- |"]
+        lines += [f"| {entry['system']} | " + " | ".join(format_mean_ci(entry[m]) for m in ("wer_grid", "estoi")) + " |"
+                  for entry in numbers["generate_vs_masked"]]
+        parts += ["Paired differences (lips - masked):", "\n".join(lines)]
+    if "enhance" in numbers:
         start = "the method's" if args.start_sigma is None else f"{args.start_sigma:g} σ_data"
-        parts += [f"## Enhancement ({args.method}, guidance w = {args.enhance_guidance:g}, start level {start})", grouped_table(enhanced, ("noise", "snr", "system"), ENHANCE_METRICS)]
+        parts += [f"## Enhancement ({args.method}, guidance w = {args.enhance_guidance:g}, start level {start})",
+                  summary_table(numbers["enhance"], ("noise", "snr", "system"))]
         lines = ["| noise | SNR | Δ si_sdr | Δ pesq_wb | Δ estoi | Δ wer_grid |", "|" + " --- |" * 6]
-        for noise in sorted({row["noise"] for row in enhanced}):
-            for snr in sorted({row["snr"] for row in enhanced}):
-                where = {"noise": noise, "snr": snr}
-                cells = [mean_ci(paired(enhanced, "audio-visual", "audio-only", m, where)) for m in ENHANCE_METRICS]
-                lines.append(f"| {noise} | {snr:g} | " + " | ".join(cells) + " |")
+        lines += [f"| {entry['noise']} | {entry['snr']:g} | " + " | ".join(format_mean_ci(entry[m]) for m in ENHANCE_METRICS)
+                  + " |" for entry in numbers["enhance_av_minus_audio"]]
         parts += ["Paired differences (audio-visual - audio-only):", "\n".join(lines)]
     return "\n\n".join(parts) + "\n"
 
@@ -303,8 +320,10 @@ def main(argv: list[str] | None = None) -> None:
         score_generation(pipeline, items, args, scorer, rows)
     if "enhance" in args.parts:
         score_enhancement(pipeline, items, args, scorer, rows)
-    text = summary(rows.rows, args)
+    numbers = summary_numbers(rows.rows)
+    text = summary(numbers, args)
     (args.output / "summary.md").write_text(text)
+    record(args.output, args, numbers)
     print(text)
 
 

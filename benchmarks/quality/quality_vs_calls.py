@@ -9,9 +9,10 @@
   (as `enhance_real.py`); SI-SDR, PESQ-WB, ESTOI. Systems: `--enhancers`
   (`method[:setting=value,...]`, PosteriorSettings fields) at every budget (1 call per level).
 Rows go to OUTPUT/rows.jsonl as they come (a killed run resumes); OUTPUT/summary.md has the
-tables (mean ± 95 % interval) and OUTPUT/quality_vs_calls.png the curves.
+tables (mean ± 95 % interval), OUTPUT/record.json the same numbers with the run's provenance, and
+OUTPUT/quality_vs_calls.png the curves (a copy is benchmarks/figures/quality_vs_calls.png).
 
-    .venv/bin/python benchmarks/quality_vs_calls.py --v2s-test data/synth-v2s-test/manifest.jsonl \
+    .venv/bin/python -m benchmarks.quality.quality_vs_calls --v2s-test data/synth-v2s-test/manifest.jsonl \
         --v2s-train data/synth-v2s/train.jsonl \
         --speech-test data/speech/librispeech/test.jsonl data/speech/speechocean762/test.jsonl \
         --output benchmarks/results/quality-vs-calls
@@ -24,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from enhance_real import held_out_clips
-from diffusion_settings import known_settings
-from lips_matter import Scorer, clip_inputs, new_sentence_items, timed
-from result_rows import Rows, grouped_table
-from system_specs import parse_system
+
+from benchmarks.common.record import record
+from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
+from benchmarks.common.run_specs import parse_run_spec
+from benchmarks.quality.diffusion_settings import known_settings
+from benchmarks.quality.enhance_real import held_out_clips
+from benchmarks.quality.lips_matter import Scorer, clip_inputs, new_sentence_items, timed
 
 GENERATE_METRICS = ("wer_grid", "estoi")
 ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi")
@@ -95,7 +98,7 @@ def score_generation(args: argparse.Namespace, rows: Rows) -> None:
     for item in shard(new_sentence_items(args.v2s_test, args.v2s_train, args.clips), args.shard):
         clean, video = clip_inputs(args.v2s_test, item)
         for spec in args.samplers:
-            sampler, options = parse_system(spec)
+            sampler, options = parse_run_spec(spec)
             for budget in args.calls:
                 steps = levels_for(sampler, options, budget)
                 key = f"generate|{spec}|{budget}|{item['id']}"
@@ -128,7 +131,7 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
             rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number])
             noisy, reference = mix_at_snr(clean, bank.excerpt(len(clean), rng), snr)
             for spec in ["noisy", *args.enhancers]:
-                method, changes = parse_system(spec)
+                method, changes = parse_run_spec(spec)
                 for budget in [0] if spec == "noisy" else args.calls:
                     key = f"enhance|{spec}|{budget}|{snr:g}|{clip_id}"
                     if key in rows.done:
@@ -161,19 +164,27 @@ def common_items(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["item"] in shared]
 
 
-def paired_table(rows: list[dict], reference: str, metrics: tuple[str, ...]) -> str:
-    """Mean ± 95 % CI of (system - reference) per metric over the clips both ran; reference 'SYSTEM@BUDGET'."""
-    from result_rows import mean_ci
-
+def paired_summary(rows: list[dict], reference: str, metrics: tuple[str, ...]) -> list[dict]:
+    """Per (system, budget): mean, CI and n of (system - reference) per metric over the clips both ran;
+    reference 'SYSTEM@BUDGET'."""
     ref_system, ref_budget = reference.rsplit("@", 1)
     base = {r["item"]: r for r in rows if r["system"] == ref_system and r["budget"] == int(ref_budget)}
-    lines = ["| system | budget | " + " | ".join(f"Δ {m}" for m in metrics) + " | n |",
-             "|" + " --- |" * (len(metrics) + 3)]
+    summary = []
     for system, budget in sorted({(r["system"], r["budget"]) for r in rows}, key=lambda k: (k[0], k[1])):
         pairs = [(r, base[r["item"]]) for r in rows if r["system"] == system and r["budget"] == budget
                  and r["item"] in base]
-        cells = [mean_ci([a[m] - b[m] for a, b in pairs]) for m in metrics]
-        lines.append(f"| {system} | {budget} | " + " | ".join(cells) + f" | {len(pairs)} |")
+        summary.append({"system": system, "budget": budget, "n": len(pairs),
+                        **{m: mean_ci_values([a[m] - b[m] for a, b in pairs]) for m in metrics}})
+    return summary
+
+
+def paired_table(summary: list[dict], metrics: tuple[str, ...]) -> str:
+    """The markdown of a `paired_summary`: Δ per metric (mean ± 95 % CI) and the number of pairs."""
+    lines = ["| system | budget | " + " | ".join(f"Δ {m}" for m in metrics) + " | n |",
+             "|" + " --- |" * (len(metrics) + 3)]
+    for entry in summary:
+        cells = [format_mean_ci(entry[m]) for m in metrics]
+        lines.append(f"| {entry['system']} | {entry['budget']} | " + " | ".join(cells) + f" | {entry['n']} |")
     return "\n".join(lines)
 
 
@@ -208,6 +219,26 @@ def plot(rows: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def summaries(rows: list[dict], references: dict[str, str]) -> tuple[list[str], dict, list[dict]]:
+    """summary.md's sections, the same numbers for record.json, and the rows every system ran (the plot's)."""
+    sections, numbers, common = [], {}, []
+    for part, metrics in (("generate", GENERATE_METRICS), ("enhance", ENHANCE_METRICS)):
+        subset = common_items([r for r in rows if r["part"] == part])
+        common += subset
+        if subset:
+            clips = len({r["item"] for r in subset})
+            numbers[part] = {"clips": clips, "table": grouped_summary(subset, ("system", "budget"), metrics)}
+            sections.append(f"## {part} ({clips} clips every system ran)\n\n"
+                            + summary_table(numbers[part]["table"], ("system", "budget"), metrics))
+        reference = references.get(part)
+        if reference:
+            part_rows = [r for r in rows if r["part"] == part]
+            numbers[f"{part}_paired"] = {"reference": reference, "table": paired_summary(part_rows, reference, metrics)}
+            sections.append(f"## {part}: paired differences from {reference} (every clip both ran)\n\n"
+                            + paired_table(numbers[f"{part}_paired"]["table"], metrics))
+    return sections, numbers, common
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     rows = Rows(args.output / "rows.jsonl")
@@ -215,19 +246,10 @@ def main(argv: list[str] | None = None) -> None:
         score_generation(args, rows)
     if "enhance" in args.parts:
         score_enhancement(args, rows)
-    sections, common = [], []
-    for part, metrics in (("generate", GENERATE_METRICS), ("enhance", ENHANCE_METRICS)):
-        subset = common_items([r for r in rows.rows if r["part"] == part])
-        common += subset
-        if subset:
-            clips = len({r["item"] for r in subset})
-            sections.append(f"## {part} ({clips} clips every system ran)\n\n"
-                            + grouped_table(subset, ("system", "budget"), metrics))
-        reference = args.reference.get(part)
-        if reference:
-            sections.append(f"## {part}: paired differences from {reference} (every clip both ran)\n\n"
-                            + paired_table([r for r in rows.rows if r["part"] == part], reference, metrics))
+    sections, numbers, common = summaries(rows.rows, args.reference)
+    args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "summary.md").write_text("\n\n".join(sections) + "\n")
+    record(args.output, args, numbers)
     plot(common, args.output / "quality_vs_calls.png")
     print("\n\n".join(sections))
 

@@ -16,15 +16,14 @@ pip install 'avdiff[asr]'):
 - open: the general en-us trigram language model (any English word): much harsher.
 WER = (substitutions + deletions + insertions) / reference words, pooled over utterances.
 
+Writes OUTPUT/record.json (every condition's WER with the run's provenance) and results.md.
 Example (the figures in BENCHMARKS.md):
-    .venv/bin/python benchmarks/synth_intelligibility.py --sentences 48 --output benchmarks/results/synth-wer
+    .venv/bin/python -m benchmarks.quality.synth_intelligibility --sentences 48 --output benchmarks/results/synth-wer
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +37,8 @@ from avdiff.synth.espeak import VoiceSettings
 from avdiff.synth.grammar import Sentence
 from avdiff.synth.speakers import DEFAULT_VARIANTS, Speaker, make_speakers
 from avdiff.synth.utterance import make_utterance
+from benchmarks.common.paths import default_output
+from benchmarks.common.record import record
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +52,8 @@ def parse_args() -> argparse.Namespace:
                         help="also score the plain voice at these settings, e.g. 175:0:50 150:3:65 "
                         "(words/min : word gap in 10 ms : pitch range)")
     parser.add_argument("--decoders", nargs="+", default=["grammar", "open"], choices=["grammar", "open"])
-    parser.add_argument("--output", type=Path, default=None, help="folder for results.json and results.md")
+    parser.add_argument("--output", type=Path, default=default_output(__file__),
+                        help="folder for record.json and results.md (default: %(default)s)")
     return parser.parse_args()
 
 
@@ -119,15 +121,12 @@ def main() -> None:
         results.append(outcome)
         print(f"{name}: " + ", ".join(f"{d} WER {100 * w:.1f} %" for d, w in outcome["wer"].items())
               + f" ({outcome['words']} words, {outcome['seconds']} s)", flush=True)
-    if args.output:
-        args.output.mkdir(parents=True, exist_ok=True)
-        summary = {"sentences": args.sentences, "seed": args.seed, "cpu_count": os.cpu_count(), "results": results}
-        (args.output / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
-        lines = ["| condition | " + " | ".join(f"WER {d}" for d in args.decoders) + " |",
-                 "|---|" + "---|" * len(args.decoders)]
-        for row in results:
-            lines.append(f"| {row['condition']} | " + " | ".join(f"{100 * row['wer'][d]:.1f} %" for d in args.decoders) + " |")
-        (args.output / "results.md").write_text("\n".join(lines) + "\n")
+    record(args.output, args, {"sentences": args.sentences, "seed": args.seed, "results": results})
+    lines = ["| condition | " + " | ".join(f"WER {d}" for d in args.decoders) + " |",
+             "|---|" + "---|" * len(args.decoders)]
+    for row in results:
+        lines.append(f"| {row['condition']} | " + " | ".join(f"{100 * row['wer'][d]:.1f} %" for d in args.decoders) + " |")
+    (args.output / "results.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

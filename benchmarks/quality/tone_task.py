@@ -6,37 +6,32 @@ whose pitch follows the brightness of a grey "mouth" video, once per `--setting 
 generated pitch with the video's (with the lips and with every face masked), and the SI-SDR
 gain of udiffse+ on the 5 dB white-noise tone clip.
 
-    .venv/bin/python benchmarks/tone_task.py --setting derived= \
+    PYTHONPATH=tests .venv/bin/python -m benchmarks.quality.tone_task --setting derived= \
         --setting image=diffusion.edm.sigma_min=0.002,diffusion.edm.sigma_max=80,diffusion.edm.p_mean=-1.2 \
         --seeds 0 1 2 --output benchmarks/results/tone-task
+
+The task is the test's own (its recipe `TONE_TRAINING`, clips and pitch measure are imported from
+tests/test_pipeline.py and tests/tinycorpus.py, so the benchmark cannot drift from the test):
+tests/ must be on the import path, as pytest puts it, hence `PYTHONPATH=tests`. OUTPUT/record.json
+holds the rows and means with the run's provenance.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from test_pipeline import TONE_TRAINING, brightness_video, dominant_frequency, si_sdr, tone_example  # tests/
+from tinycorpus import make_tiny_corpus  # tests/
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from test_pipeline import (  # noqa: E402
-    TONE_TRAINING,
-    brightness_video,
-    dominant_frequency,
-    si_sdr,
-    tone_example,
-)
-from tinycorpus import make_tiny_corpus  # noqa: E402
-
-from avdiff.config import AVDiffConfig, load_config  # noqa: E402
-from avdiff.pipeline import AVDiffusionPipeline  # noqa: E402
-from avdiff.pipeline.inputs import MouthVideo  # noqa: E402
-from avdiff.training.trainer import train  # noqa: E402
+from avdiff.config import AVDiffConfig, load_config
+from avdiff.pipeline import AVDiffusionPipeline
+from avdiff.pipeline.inputs import MouthVideo
+from avdiff.training.trainer import train
+from benchmarks.common.record import record
 
 
 def pitch_correlation(pipeline: AVDiffusionPipeline, levels: np.ndarray, face: bool, seed: int) -> float:
@@ -89,7 +84,7 @@ def main() -> None:
             print(name, rows[-1], flush=True)
         results[name] = {"overrides": overrides, "rows": rows,
                          **{key: float(np.mean([r[key] for r in rows])) for key in ("lips", "masked", "udiffse+_gain_db")}}
-    (args.output / "tone_task.json").write_text(json.dumps(results, indent=2))
+    record(args.output, args, results)
     print("| setting | pitch corr. (lips) | pitch corr. (masked) | udiffse+ SI-SDR gain (dB) |")
     print("| --- | --- | --- | --- |")
     for name, r in results.items():

@@ -7,7 +7,9 @@ the lip embeddings of the training clips' frames and scored on the held-out clip
 each `--model` and for a randomly initialised encoder of the same preset (what the architecture
 gives before any training). Accuracy is compared with always answering the commonest viseme.
 
-    .venv/bin/python benchmarks/viseme_probe.py --model v2s --synth data/synth-v2s --clips 300
+    .venv/bin/python -m benchmarks.quality.viseme_probe --model v2s --synth data/synth-v2s --clips 300
+
+Prints the table; OUTPUT/record.json keeps its rows with the run's provenance.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmarks.common.paths import default_output
+from benchmarks.common.record import record
 
 
 def frame_labels(alignment: dict, frames: int, fps: float = 25.0) -> list[str]:
@@ -72,6 +77,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="model folder or shipped name (repeatable)")
     parser.add_argument("--synth", type=Path, required=True, help="corpus of avdiff synth (train/valid, alignments)")
     parser.add_argument("--clips", type=int, default=300, help="training clips for the probe (held out: 100)")
+    parser.add_argument("--output", type=Path, default=default_output(__file__),
+                        help="folder for record.json (default: %(default)s)")
     args = parser.parse_args()
     from avdiff.data.manifest import read_manifest
     from avdiff.models import LipEncoder
@@ -85,12 +92,15 @@ def main() -> None:
     encoders = {name: AVDiffusionPipeline.from_pretrained(resolve_model(name)).lip_encoder.eval() for name in args.model}
     encoders["random tiny encoder"] = LipEncoder.from_preset("tiny", output_dim=64).eval()
     print("| lip features | held-out frame accuracy | commonest viseme |\n| --- | --- | --- |")
+    rows = []
     for name, encoder in encoders.items():
         train = features(encoder, train_items, args.synth / "train.jsonl", alignments)
         test = features(encoder, test_items, args.synth / "valid.jsonl", alignments)
         commonest = max(set(train[1]), key=train[1].count)
-        chance = sum(label == commonest for label in test[1]) / len(test[1])
-        print(f"| {name} | {probe_accuracy(train, test):.3f} | {chance:.3f} |", flush=True)
+        rows.append({"features": name, "accuracy": probe_accuracy(train, test),
+                     "commonest": sum(label == commonest for label in test[1]) / len(test[1])})
+        print(f"| {name} | {rows[-1]['accuracy']:.3f} | {rows[-1]['commonest']:.3f} |", flush=True)
+    record(args.output, args, {"train_clips": len(train_items), "test_clips": len(test_items), "rows": rows})
 
 
 if __name__ == "__main__":

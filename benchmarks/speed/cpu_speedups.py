@@ -6,7 +6,9 @@ and input in NHWC), `compile` (torch.compile of the network, default mode; its c
 reported apart) and `bf16` (autocast). Also the per-call cost of drawing the sampler's noise
 with per-item CPU generators, against the call itself.
 
-    .venv/bin/python benchmarks/cpu_speedups.py --model v2s --frames 375 --batch 2 --repeats 10
+    .venv/bin/python -m benchmarks.speed.cpu_speedups --model v2s --frames 375 --batch 2 --repeats 10
+
+Prints the table; OUTPUT/record.json keeps its rows with the run's provenance.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import argparse
 import contextlib
 import statistics
 import time
+from pathlib import Path
 
 import torch
+
+from benchmarks.common.paths import default_output
+from benchmarks.common.record import record
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--variants", nargs="+",
                         default=["no_grad", "inference_mode", "channels_last", "compile", "bf16"])
+    parser.add_argument("--output", type=Path, default=default_output(__file__),
+                        help="folder for record.json (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -78,13 +86,24 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["no_grad"]) if "no_grad" in times else None
     print(f"\nmodel {args.model}, input {tuple(x.shape)}, {torch.get_num_threads()} threads, median of {args.repeats}")
+    rows = table_rows(times)
     print("| variant | median ms | vs no_grad |\n| --- | --- | --- |")
+    for row in rows:
+        ratio = "-" if row["vs_no_grad"] is None else f"{row['vs_no_grad']:.2f}"
+        print(f"| {row['variant']} | {row['median_ms']:.1f} | {ratio} |")
+    record(args.output, args, {"input_shape": list(x.shape), "rows": rows})
+
+
+def table_rows(times: dict[str, list[float]]) -> list[dict]:
+    """Median milliseconds of each variant and its ratio to `no_grad` (None without it)."""
+    base = statistics.median(times["no_grad"]) if "no_grad" in times else None
+    rows = []
     for name, values in times.items():
         median = statistics.median(values)
-        ratio = f"{median / base:.2f}" if base else "-"
-        print(f"| {name} | {1000 * median:.1f} | {ratio} |")
+        rows.append({"variant": name, "median_ms": 1000 * median,
+                     "vs_no_grad": median / base if base else None})
+    return rows
 
 
 if __name__ == "__main__":

@@ -2,18 +2,18 @@
 # GPU benchmark suite, one NVIDIA GPU, under 8 minutes (the steps' budgets are clipped to a
 # 445 s suite budget). Measures, in bf16:
 #   1. sampling throughput of the tiny and NCSN++-sized score networks at batch 1, 4 and 16,
-#      eager and torch.compile (benchmarks/sampling_speed.py, 12 network calls a run);
+#      eager and torch.compile (benchmarks/speed/sampling_speed.py, 12 network calls a run);
 #   2. pipeline RTF of generate and each enhancer (udiffse+ diffpir dps udiffse, audio-visual) for
 #      the shipped v2s model, and of generate / udiffse+ for the NCSN++-sized config with random
-#      weights, eager and --compile (benchmarks/pipeline_speed.py, 4 s inputs, 3 repeats);
+#      weights, eager and --compile (benchmarks/speed/pipeline_speed.py, 4 s inputs, 3 repeats);
 #   3. training samples/s of avdiff/configs/synth-gpu.yaml (80 steps on a 200-utterance
 #      `avdiff synth` corpus; median of the TensorBoard windows after step 20).
 # Each step runs under `timeout` with its own budget; a failed step becomes a note of the table
 # and the suite goes on. Prints one markdown table, also written to OUTPUT_DIR/table.md (logs
-# of every step in OUTPUT_DIR/logs).
+# of every step in OUTPUT_DIR/logs; each step's record.json in its folder, the table's in OUTPUT_DIR).
 #
-#   bash benchmarks/gpu_suite.sh [OUTPUT_DIR]          # default benchmarks/results/gpu-suite
-#   OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/gpu_suite.sh OUT --device cpu --quick   # CPU dry run, ~5 min
+#   bash benchmarks/speed/gpu_suite.sh [OUTPUT_DIR]          # default benchmarks/results/gpu-suite
+#   OMP_NUM_THREADS=1 nice -n 19 bash benchmarks/speed/gpu_suite.sh OUT --device cpu --quick   # CPU dry run, ~5 min
 #
 # Options: --device cuda|cpu (default cuda); --quick (tiny config only, batch 1, 2 repeats,
 # 1 s inputs, 10 training steps of synth-cpu.yaml); --corpus DIR (train on this existing
@@ -49,7 +49,7 @@ parse_args() {
 configure() {
     OUT=$(realpath -m "$OUT")
     [[ -n $CORPUS ]] && CORPUS=$(realpath -m "$CORPUS")
-    cd "$(dirname "$0")/.." || exit 1
+    cd "$(dirname "$0")/../.." || exit 1
     if [[ -z ${PYTHON:-} ]]; then
         if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
     fi
@@ -105,7 +105,7 @@ EOF
     fi
 }
 
-record() {  # record NAME KIND MODEL MODE STATUS RC SECONDS BUDGET
+record_step() {  # record_step NAME KIND MODEL MODE STATUS RC SECONDS BUDGET
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$OUT/steps.tsv"
 }
 
@@ -117,7 +117,7 @@ run_step() {
     left=$((SUITE_BUDGET - SECONDS))
     ((budget > left)) && budget=$left
     if ((budget < MIN_STEP_S)); then
-        record "$name" "$kind" "$model" "$mode" "skipped: suite time budget spent (${left} s left)" 0 0 0
+        record_step "$name" "$kind" "$model" "$mode" "skipped: suite time budget spent (${left} s left)" 0 0 0
         echo "-- $name: skipped (suite time budget spent)"
         return 1
     fi
@@ -131,7 +131,7 @@ run_step() {
     rc=$?
     case $rc in 0) status=ok ;; 124|137) status=timeout ;; *) status=failed ;; esac
     [[ $status == ok ]] || rm -rf "$cache"
-    record "$name" "$kind" "$model" "$mode" "$status" "$rc" "$((SECONDS - start))" "$budget"
+    record_step "$name" "$kind" "$model" "$mode" "$status" "$rc" "$((SECONDS - start))" "$budget"
     echo "   $status after $((SECONDS - start)) s"
     return "$rc"
 }
@@ -148,7 +148,7 @@ synth_step() {
 
 train_step() {
     if [[ ! -f $CORPUS/train.jsonl ]]; then
-        record train train "$TRAIN_CONFIG" "$PRECISION" "skipped: no corpus ($CORPUS/train.jsonl missing)" 0 0 0
+        record_step train train "$TRAIN_CONFIG" "$PRECISION" "skipped: no corpus ($CORPUS/train.jsonl missing)" 0 0 0
         return 1
     fi
     run_step train train "$TRAIN_CONFIG" "$PRECISION eager" "$(budget 100 120)" \
@@ -164,7 +164,7 @@ pipeline_step() {
     local name=$1 label=$2 mode=$3 budget=$4 compile=()
     shift 4
     [[ $mode == compiled ]] && compile=(--compile)
-    run_step "$name" pipeline "$label" "$mode" "$budget" "$PYTHON" benchmarks/pipeline_speed.py "$@" \
+    run_step "$name" pipeline "$label" "$mode" "$budget" "$PYTHON" -m benchmarks.speed.pipeline_speed "$@" \
         --device "$DEVICE" --seconds "$AUDIO_S" --repeats "$REPEATS" "${compile[@]}" \
         --memory-seconds --output "$OUT/$name"
 }
@@ -172,7 +172,7 @@ pipeline_step() {
 # sampling_step NET MODE BUDGET: sampling_speed.py for avdiff/configs/NET.yaml.
 sampling_step() {
     local net=$1 mode=$2 budget=$3
-    run_step "sampling-$net-$mode" sampling "$net" "$mode" "$budget" "$PYTHON" benchmarks/sampling_speed.py \
+    run_step "sampling-$net-$mode" sampling "$net" "$mode" "$budget" "$PYTHON" -m benchmarks.speed.sampling_speed \
         --config "avdiff/configs/$net.yaml" --device "$DEVICE" --batch-sizes "${BATCHES[@]}" --modes "$mode" \
         --dtype "$DTYPE" --calls 12 --repeats "$REPEATS" --output "$OUT/sampling-$net-$mode"
 }
@@ -206,7 +206,7 @@ main() {
     echo "gpu_suite: $machine -> $OUT (suite budget ${SUITE_BUDGET} s)"
     preflight
     run_suite
-    if ! "$PYTHON" benchmarks/gpu_suite_table.py "$OUT" --machine "$machine" --warmup-steps "$TRAIN_WARMUP"; then
+    if ! "$PYTHON" -m benchmarks.speed.gpu_suite_table "$OUT" --machine "$machine" --warmup-steps "$TRAIN_WARMUP"; then
         echo "gpu_suite: the table could not be built; the steps were:" >&2
         cat "$OUT/steps.tsv" "$OUT/notes.txt" >&2
     fi

@@ -1,13 +1,14 @@
-"""The markdown table of `benchmarks/gpu_suite.sh`: one row per measured figure, then notes.
+"""The markdown table of `benchmarks/speed/gpu_suite.sh`: one row per measured figure, then notes.
 
 Reads OUTPUT_DIR/steps.tsv (one line per step the suite ran or skipped: name, kind, model,
-mode, status, exit code, seconds, budget), each step's OUTPUT_DIR/<step>/results.json (written
+mode, status, exit code, seconds, budget), each step's OUTPUT_DIR/<step>/record.json (written
 by sampling_speed.py and pipeline_speed.py), the TensorBoard event files of the training run
 (`train/samples_per_s`, median of the windows logged after `--warmup-steps`), the step logs in
 OUTPUT_DIR/logs (the error of a failed step) and OUTPUT_DIR/notes.txt (the suite's own notes).
-Prints the table and writes it to OUTPUT_DIR/table.md.
+Prints the table and writes it to OUTPUT_DIR/table.md, and its rows and notes with the run's provenance to
+OUTPUT_DIR/record.json.
 
-    .venv/bin/python benchmarks/gpu_suite_table.py benchmarks/results/gpu-suite --machine "NVIDIA H200, torch 2.11"
+    .venv/bin/python -m benchmarks.speed.gpu_suite_table benchmarks/results/gpu-suite --machine "NVIDIA H200, torch 2.11"
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.common.record import RECORD_NAME, read_record, record
 
 COLUMNS = ("measurement", "model", "mode", "job", "batch", "calls", "median s", "RTF", "throughput", "target")
 GENERATE_TARGET = "RTF <= 0.02 (video-to-speech, batched)"
@@ -43,7 +46,7 @@ class Step:
 
     @property
     def folder(self) -> Path:
-        """The step's output folder (results.json, or the training run)."""
+        """The step's output folder (record.json, or the training run)."""
         return self.out / self.name
 
     @property
@@ -52,13 +55,13 @@ class Step:
         return self.out / "logs" / f"{self.name}.log"
 
     def results(self) -> dict | None:
-        """The step's results.json, or None when it wrote none."""
-        path = self.folder / "results.json"
+        """The results of the step's record.json, or None when it wrote none."""
+        path = self.folder / RECORD_NAME
         if not path.is_file():
             return None
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
+            return read_record(path)["results"]
+        except (json.JSONDecodeError, KeyError):
             return None
 
 
@@ -78,7 +81,7 @@ def sampling_rows(step: Step) -> list[list[str]]:
     summary = step.results()
     if summary is None:
         return []
-    dtype = summary.get("machine", {}).get("dtype", "")
+    dtype = summary.get("dtype", "")
     rows = []
     for r in summary["results"]:
         calls = r["network_calls"]
@@ -230,8 +233,10 @@ def main() -> None:
     steps = read_steps(args.output)
     failures: list[str] = []
     rows = table_rows(steps, args.warmup_steps, failures)
-    text = render(args.machine, rows, failures + standing_notes(args.output), steps)
+    notes = failures + standing_notes(args.output)
+    text = render(args.machine, rows, notes, steps)
     (args.output / "table.md").write_text(text)
+    record(args.output, args, {"machine_line": args.machine, "columns": COLUMNS, "rows": rows, "notes": notes})
     print(text, end="")
 
 

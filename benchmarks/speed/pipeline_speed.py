@@ -7,17 +7,20 @@ compute per second of audio. Peak memory: each duration in `--memory-seconds` is
 (udiffse+, a few levels: memory does not depend on the number of levels) in a fresh process,
 which reports its peak resident set size (CPU) or peak allocated GPU memory.
 
-    .venv/bin/python benchmarks/pipeline_speed.py --config configs/tiny.yaml --device cpu \
+    .venv/bin/python -m benchmarks.speed.pipeline_speed --config configs/tiny.yaml --device cpu \
         --output benchmarks/results/pipeline-tiny-cpu
-    .venv/bin/python benchmarks/pipeline_speed.py --model speech-prior --methods udiffse+ --memory-seconds
+    .venv/bin/python -m benchmarks.speed.pipeline_speed --model speech-prior --methods udiffse+ --memory-seconds
 
 `--jobs` times named variants side by side instead, in rounds (every job once per round, so a
 busier moment of the machine hits them all): `generate[:sampler=NAME,steps=N,guidance_scale=W,
 num_samples=K,OPTION=V]` (K samples of the clip in one batch: RTF per second of audio made) or
 `METHOD[:POSTERIOR_SETTING=V,...]`; `dtype=bfloat16` in either runs the score network in bf16, e.g. a model's defaults against the previous ones:
 
-    .venv/bin/python benchmarks/pipeline_speed.py --model v2s --seconds 3 --repeats 5 --memory-seconds \
+    .venv/bin/python -m benchmarks.speed.pipeline_speed --model v2s --seconds 3 --repeats 5 --memory-seconds \
         --jobs generate:sampler=predictor_corrector,steps=30 generate
+
+OUTPUT/record.json holds the rows and peak memories with the run's provenance
+(`benchmarks.common.record`); OUTPUT/config.yaml the resolved config (with --config).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmarks.common.paths import REPO_ROOT, default_output
+from benchmarks.common.record import record
+from benchmarks.common.run_specs import parse_run_spec
 
 
 def build_model_folder(config_path: Path, overrides: list[str], folder: Path) -> Path:
@@ -52,14 +59,11 @@ def build_model_folder(config_path: Path, overrides: list[str], folder: Path) ->
 
 
 
-
 def job_runner(pipeline, spec: str, video: np.ndarray, noisy: np.ndarray, calls: list[int]):
     """A function running the job `spec` once (see the module docstring), appending its network calls."""
     from dataclasses import replace
 
-    from system_specs import parse_system
-
-    name, changes = parse_system(spec)
+    name, changes = parse_run_spec(spec)
     if "dtype" in changes:  # the same model with the score network in another dtype (autocast)
         pipeline = type(pipeline)(pipeline.components, pipeline.device, getattr(torch, changes.pop("dtype")))
     if name == "generate":
@@ -103,7 +107,7 @@ def memory_run(model: Path, seconds: float, device: str, steps: int) -> None:
     print(json.dumps({"seconds": seconds, "peak_mib": peak}))
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=Path("configs/tiny.yaml"))
     parser.add_argument("--model", default=None, help="time this model folder / shipped model instead of --config's")
@@ -116,15 +120,14 @@ def main() -> None:
     parser.add_argument("--memory-seconds", type=float, nargs="*", default=[10, 60, 300])
     parser.add_argument("--memory-steps", type=int, default=2)
     parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=default_output(__file__),
+                        help="folder for record.json and config.yaml (default: %(default)s)")
     parser.add_argument("--child-memory", nargs=2, metavar=("MODEL", "SECONDS"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child_memory:
-        memory_run(Path(args.child_memory[0]), float(args.child_memory[1]), args.device, args.memory_steps)
-        return
+    return parser.parse_args(argv)
 
-    from system_specs import parse_system
 
+def load_pipeline(args: argparse.Namespace):
+    """(model folder, pipeline): --model, or --config's network with random weights saved to a temporary folder."""
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
     if args.model:
@@ -136,6 +139,11 @@ def main() -> None:
     pipeline = AVDiffusionPipeline.from_pretrained(model, device=args.device)
     if args.compile:
         pipeline.compile()
+    return model, pipeline
+
+
+def rtf_rows(pipeline, args: argparse.Namespace) -> list[dict]:
+    """Median seconds and RTF of every job (or method) on random inputs of --seconds."""
     rng = np.random.default_rng(0)
     frames = int(round(args.seconds * 25))
     video = rng.integers(0, 255, (frames, pipeline.crop_size, pipeline.crop_size), dtype=np.uint8)
@@ -143,29 +151,41 @@ def main() -> None:
     audio_seconds = frames * 640 / 16000
     calls: dict[str, list[int]] = {spec: [] for spec in args.jobs or args.methods}
     runs = {spec: job_runner(pipeline, spec, video, noisy, calls[spec]) for spec in calls}
-    medians = timed_rounds(runs, args.device, args.repeats)
     rows = []
-    for spec, median in medians.items():
-        made = audio_seconds * (parse_system(spec)[1].get("num_samples", 1) if spec.startswith("generate") else 1)
+    for spec, median in timed_rounds(runs, args.device, args.repeats).items():
+        made = audio_seconds * (parse_run_spec(spec)[1].get("num_samples", 1) if spec.startswith("generate") else 1)
         rows.append({"method": spec, "seconds_audio": made, "median_s": median,
                      "rtf": median / made, "network_calls": calls[spec][-1]})
         print(f"{spec:10s} {made:.2f} s audio: {median:8.2f} s, RTF {median / made:.3f}, "
               f"{calls[spec][-1]} network calls", flush=True)
+    return rows
+
+
+def memory_rows(model: Path, args: argparse.Namespace) -> list[dict]:
+    """Peak memory enhancing each of --memory-seconds, each in a fresh process."""
     memory = []
     for seconds in args.memory_seconds:
-        child = subprocess.run([sys.executable, __file__, "--device", args.device, "--memory-steps", str(args.memory_steps),
-                                "--child-memory", str(model), str(seconds)], capture_output=True, text=True, check=True)
+        child = subprocess.run([sys.executable, "-m", __spec__.name, "--device", args.device, "--memory-steps",
+                                str(args.memory_steps), "--child-memory", str(model), str(seconds)],
+                               capture_output=True, text=True, check=True, cwd=REPO_ROOT)
         memory.append(json.loads(child.stdout.strip().splitlines()[-1]))
         print(f"peak memory enhancing {seconds:.0f} s: {memory[-1]['peak_mib']:.0f} MiB", flush=True)
+    return memory
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child_memory:
+        memory_run(Path(args.child_memory[0]), float(args.child_memory[1]), args.device, args.memory_steps)
+        return
+    model, pipeline = load_pipeline(args)
     summary = {"config": str(args.config), "model": str(model), "overrides": args.overrides, "device": args.device,
-               "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows, "memory": memory}
-    if args.output:
-        args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / "results.json").write_text(json.dumps(summary, indent=2))
+               "rows": rtf_rows(pipeline, args), "memory": memory_rows(model, args)}
+    record(args.output, args, summary)
+    if not args.model:
         from avdiff.config import AVDiffConfig, load_config, save_config
 
-        if not args.model:
-            save_config(load_config(AVDiffConfig, args.config, args.overrides), args.output / "config.yaml")
+        save_config(load_config(AVDiffConfig, args.config, args.overrides), args.output / "config.yaml")
 
 
 if __name__ == "__main__":

@@ -9,16 +9,15 @@ the median over `--repeats` timed runs after one warm-up run:
 - network calls/s: forward passes of the whole batch per second;
 - RTF: seconds of compute per second of audio produced (batch items count as audio).
 
-Example (the figures in BENCHMARKS.md):
-    .venv/bin/python benchmarks/sampling_speed.py --config configs/tiny.yaml --device cpu \
+Writes OUTPUT/record.json (the rows with the run's provenance: `benchmarks.common.record`),
+results.md and the resolved config.yaml. Example (the figures in BENCHMARKS.md):
+    .venv/bin/python -m benchmarks.speed.sampling_speed --config configs/tiny.yaml --device cpu \
         --batch-sizes 1 4 --modes eager compiled --output benchmarks/results/tiny-cpu
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ from avdiff.config import AVDiffConfig, load_config, save_config
 from avdiff.diffusion import Denoiser, build_formulation, guided_denoiser, initial_noise, make_generators
 from avdiff.diffusion.samplers import sample_predictor_corrector
 from avdiff.models import ScoreUNet
+from benchmarks.common.paths import default_output
+from benchmarks.common.record import record
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,7 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
                         help="network precision (default: bfloat16 on CUDA, float32 on CPU)")
     parser.add_argument("--sigma-data", type=float, default=0.2, help="used when the config leaves it null")
-    parser.add_argument("--output", type=Path, default=None, help="folder for results.json, results.md, config.yaml")
+    parser.add_argument("--output", type=Path, default=default_output(__file__),
+                        help="folder for record.json, results.md, config.yaml (default: %(default)s)")
     parser.add_argument("--calls-only", action="store_true",
                         help="time single network calls (median of --repeats) instead of whole sampling runs")
     return parser.parse_args()
@@ -85,6 +87,62 @@ def count_gflop(network: ScoreUNet, config: AVDiffConfig, frames: int, bins: int
     return counter.get_total_flops() / 1e9
 
 
+def time_sampling(network, formulation, transform, config: AVDiffConfig, args: argparse.Namespace,
+                  dtype: torch.dtype, frames: int, num_samples: int) -> list[dict]:
+    """One row per mode and batch size: median seconds, network calls/s and RTF (see the module docstring)."""
+    device = torch.device(args.device)
+    sigmas = formulation.sampling_sigmas(args.calls // 2, device=device)
+    results = []
+    for mode in args.modes:
+        denoiser = Denoiser(torch.compile(network) if mode == "compiled" else network, formulation)
+        for batch in args.batch_sizes:
+            cond = torch.randn(batch, config.score_model.cond_channels, frames, device=device)
+            generators = make_generators(range(batch))
+            calls_made = []
+
+            def run() -> None:
+                with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                    x = initial_noise((batch, 2, transform.num_bins, frames), sigmas[0].item(), generators, device)
+                    if args.calls_only:  # one network call stands for a run of `--calls` of them
+                        denoiser(x, sigmas[:1].expand(batch), cond=cond)
+                        calls_made.append(1)
+                        return
+                    out = sample_predictor_corrector(guided_denoiser(denoiser, cond), x, sigmas, generators=generators)
+                    transform.decode(out.sample, num_samples)
+                calls_made.append(out.network_calls)
+
+            times = time_run(run, device, args.repeats)
+            results.append(result_row(args, mode, batch, times, calls_made[-1],
+                                      batch * num_samples / config.spectrogram.sample_rate))
+    return results
+
+
+def result_row(args: argparse.Namespace, mode: str, batch: int, times: list[float], calls: int,
+               audio_seconds: float) -> dict:
+    """The row of one (mode, batch): per-run seconds (scaled from single calls with --calls-only)."""
+    median = statistics.median(times)
+    per_call = median / calls
+    run_seconds = per_call * args.calls if args.calls_only else median
+    row = {"mode": mode, "batch": batch, "network_calls": args.calls if args.calls_only else calls,
+           "measured": "single calls" if args.calls_only else "whole runs", "median_s": run_seconds,
+           "times_s": times, "calls_per_s": 1.0 / per_call, "rtf": run_seconds / audio_seconds}
+    what = "per call" if args.calls_only else "per run"
+    print(f"{mode:8s} batch {batch:3d}: {median:8.3f} s {what}, {row['calls_per_s']:8.2f} calls/s, "
+          f"RTF {row['rtf']:.4f} at {args.calls} calls  (timed: {', '.join(f'{t:.3f}' for t in times)})", flush=True)
+    return row
+
+
+def write_outputs(args: argparse.Namespace, config: AVDiffConfig, summary: dict) -> None:
+    """OUTPUT/record.json (the summary with the run's provenance), results.md and config.yaml."""
+    record(args.output, args, summary)
+    save_config(config, args.output / "config.yaml", header=f"resolved config of {__spec__.name} ({args.config})")
+    lines = ["| mode | batch | calls | measured | median s/run | calls/s | RTF |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['mode']} | {r['batch']} | {r['network_calls']} | {r['measured']} | {r['median_s']:.3f} | "
+              f"{r['calls_per_s']:.2f} | {r['rtf']:.4f} |" for r in summary["results"]]
+    (args.output / "results.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.output}/record.json, results.md and config.yaml")
+
+
 def main() -> None:
     args = parse_args()
     if args.calls % 2:
@@ -103,66 +161,11 @@ def main() -> None:
     print(f"score network: {params / 1e6:.2f} M parameters, {gflop:.1f} GFLOP per call per item "
           f"({transform.num_bins} x {frames})", flush=True)
     formulation = build_formulation(config.diffusion, sigma_data=config.diffusion.sigma_data or args.sigma_data)
-    sigmas = formulation.sampling_sigmas(args.calls // 2, device=device)
-
-    results = []
-    for mode in args.modes:
-        model = torch.compile(network) if mode == "compiled" else network
-        denoiser = Denoiser(model, formulation)
-        for batch in args.batch_sizes:
-            cond = torch.randn(batch, config.score_model.cond_channels, frames, device=device)
-            generators = make_generators(range(batch))
-            calls_made = []
-
-            def run() -> None:
-                with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                    x = initial_noise((batch, 2, transform.num_bins, frames), sigmas[0].item(), generators, device)
-                    if args.calls_only:  # one network call stands for a run of `--calls` of them
-                        denoiser(x, sigmas[:1].expand(batch), cond=cond)
-                        calls_made.append(1)
-                        return
-                    out = sample_predictor_corrector(guided_denoiser(denoiser, cond), x, sigmas, generators=generators)
-                    transform.decode(out.sample, num_samples)
-                calls_made.append(out.network_calls)
-
-            times = time_run(run, device, args.repeats)
-            median = statistics.median(times)
-            per_call = median / calls_made[-1]
-            run_seconds = per_call * args.calls  # sampling only, without the iSTFT, for --calls-only
-            row = {
-                "mode": mode,
-                "batch": batch,
-                "network_calls": args.calls if args.calls_only else calls_made[-1],
-                "measured": "single calls" if args.calls_only else "whole runs",
-                "median_s": run_seconds if args.calls_only else median,
-                "times_s": times,
-                "calls_per_s": 1.0 / per_call,
-                "rtf": (run_seconds if args.calls_only else median) / (batch * num_samples / config.spectrogram.sample_rate),
-            }
-            results.append(row)
-            what = "per call" if args.calls_only else "per run"
-            print(f"{mode:8s} batch {batch:3d}: {median:8.3f} s {what}, {row['calls_per_s']:8.2f} calls/s, "
-                  f"RTF {row['rtf']:.4f} at {args.calls} calls  (timed: {', '.join(f'{t:.3f}' for t in times)})",
-                  flush=True)
-
-    machine = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "cpu_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "dtype": str(dtype).removeprefix("torch."),
-    }
+    results = time_sampling(network, formulation, transform, config, args, dtype, frames, num_samples)
     summary = {"config": str(args.config), "overrides": args.overrides, "parameters": params, "gflop_per_call": gflop,
                "audio_seconds": num_samples / config.spectrogram.sample_rate, "frames": frames,
-               "machine": machine, "results": results}
-    if args.output:
-        args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / "results.json").write_text(json.dumps(summary, indent=2))
-        save_config(config, args.output / "config.yaml", header=f"resolved config of benchmarks/sampling_speed.py ({args.config})")
-        lines = ["| mode | batch | calls | measured | median s/run | calls/s | RTF |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['mode']} | {r['batch']} | {r['network_calls']} | {r['measured']} | {r['median_s']:.3f} | "
-                  f"{r['calls_per_s']:.2f} | {r['rtf']:.4f} |" for r in results]
-        (args.output / "results.md").write_text("\n".join(lines) + "\n")
-        print(f"wrote {args.output}/results.json, results.md and config.yaml")
+               "device": args.device, "dtype": str(dtype).removeprefix("torch."), "results": results}
+    write_outputs(args, config, summary)
 
 
 if __name__ == "__main__":

@@ -7,22 +7,24 @@ of audio). Process start-up (spawning workers, importing torch) is included: it 
 user waits for.
 
 Example (the figure in BENCHMARKS.md; issue 4 asks for 1000 utterances in <= 3 min on 2 cores):
-    .venv/bin/python benchmarks/synth_speed.py --num-utterances 1000 --workers 2 \
+    .venv/bin/python -m benchmarks.speed.synth_speed --num-utterances 1000 --workers 2 \
         --output benchmarks/results/synth-speed
+
+OUTPUT/record.json holds the figures with the run's provenance, OUTPUT/results.md the table row.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from avdiff.synth.corpus import SynthSettings, synthesize_corpus
+from benchmarks.common.paths import default_output
+from benchmarks.common.record import record
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,7 +32,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--num-utterances", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=None, help="folder for results.json and results.md")
+    parser.add_argument("--output", type=Path, default=default_output(__file__),
+                        help="folder for record.json and results.md (default: %(default)s)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the corpus in this (new) folder")
     return parser.parse_args()
 
@@ -52,20 +55,16 @@ def main() -> None:
         "num_utterances": args.num_utterances, "workers": args.workers, "wall_s": round(wall, 2),
         "utterances_per_s": round(args.num_utterances / wall, 2), "audio_minutes": round(audio_s / 60, 2),
         "cpu_s": round(cpu, 1), "rtf_cpu": round(cpu / audio_s, 4), "corpus_mib": round(size / 2**20, 1),
-        "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
+    }  # the record adds the machine, its load average at the end included
     print(f"{args.num_utterances} utterances ({result['audio_minutes']} min of audio, {result['corpus_mib']} MiB) "
           f"with {args.workers} workers in {wall:.1f} s: {result['utterances_per_s']} utterances/s; "
-          f"CPU {cpu:.0f} s (RTF {result['rtf_cpu']}); load average {result['load_average_1min']} "
-          f"on {result['cpu_count']} CPUs")
-    if args.output:
-        args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.output / "results.md").write_text(
-            "| utterances | workers | wall (s) | utterances/s | audio (min) | CPU s per audio s |\n|---|---|---|---|---|---|\n"
-            f"| {args.num_utterances} | {args.workers} | {result['wall_s']} | {result['utterances_per_s']} | "
-            f"{result['audio_minutes']} | {result['rtf_cpu']} |\n")
+          f"CPU {cpu:.0f} s (RTF {result['rtf_cpu']}); load average {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    record(args.output, args, result)
+    (args.output / "results.md").write_text(
+        "| utterances | workers | wall (s) | utterances/s | audio (min) | CPU s per audio s |\n|---|---|---|---|---|---|\n"
+        f"| {args.num_utterances} | {args.workers} | {result['wall_s']} | {result['utterances_per_s']} | "
+        f"{result['audio_minutes']} | {result['rtf_cpu']} |\n")
     if args.keep is None:
         shutil.rmtree(target.parent, ignore_errors=True)
 

@@ -6,14 +6,14 @@ Measures, with the median over repeats:
 - the lip encoder (a preset, random weights) in video frames per second of forward pass,
   at a given batch size and clip length, with crops of 88 x 88.
 
-Usage: python benchmarks/video_frontend.py [--landmarks dlib] [--device cpu] [--threads N]
+    .venv/bin/python -m benchmarks.speed.video_frontend --repeats 3 [--landmarks dlib] [--device cpu] [--threads N]
+
+OUTPUT/record.json holds the figures with the run's provenance.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -25,8 +25,10 @@ from avdiff.media import read_video
 from avdiff.media.files import VIDEO_SUFFIXES
 from avdiff.models.lip_encoder import LipEncoder
 from avdiff.mouth import extract_mouth_rois
+from benchmarks.common.paths import SHARED_DATA, default_output
+from benchmarks.common.record import record
 
-DEFAULT_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "grid"
+DEFAULT_CLIPS = SHARED_DATA / "grid"
 
 
 def bench_landmarks(clips: list[Path], backend: str, device: str, weights: str | None, repeats: int) -> dict:
@@ -76,14 +78,13 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["tiny", "base"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--frames", type=int, default=50, help="video frames per clip (50 = 2 s)")
-    parser.add_argument("--output", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("--output", type=Path, default=default_output(__file__),
+                        help="folder for record.json (default: %(default)s)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     clips = sorted(p for p in args.clips.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    results: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                                 "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                                 "cuda": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}}
+    results: dict = {"device": args.device}
     if clips:
         results["landmarks_and_crops"] = bench_landmarks(clips, args.landmarks, args.device, args.landmark_weights,
                                                          args.repeats)
@@ -97,9 +98,7 @@ def main() -> None:
         print(f"lip encoder {r['preset']} ({r['params_M']:.2f} M params, {r['device']}), batch {r['batch']} x "
               f"{r['frames']} frames: {r['seconds_median'] * 1000:.0f} ms, {r['video_frames_per_s']:.0f} frames/s, "
               f"real-time factor {r['realtime_factor']:.3f}")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2))
+    record(args.output, args, results)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
 """Issue 15's bad-input corpus through the real command line (`python -m avdiff ...`, one batch per
 command), counted: inputs tried, written and valid, clear errors, unclear errors, tracebacks and
 lost or corrupt outputs. The corpus is tests/badinputs.py's (made here, nothing committed); the
-model is a tiny untrained one (the outcome of a bad input does not depend on the weights).
+model is a tiny untrained one (the outcome of a bad input does not depend on the weights). From
+the repository root, with tests/ on the import path as pytest puts it:
 
-    .venv/bin/python benchmarks/bad_inputs.py                 # the corpus of the tests, plus output and run cases
-    .venv/bin/python benchmarks/bad_inputs.py --slow          # also a 10-minute recording (enhance, prepare)
+    PYTHONPATH=tests .venv/bin/python -m reliability.bad_inputs          # the tests' corpus, plus output and run cases
+    PYTHONPATH=tests .venv/bin/python -m reliability.bad_inputs --slow   # also a 10-minute recording (enhance, prepare)
 
 "Clear": one stderr line naming the file and holding the expected reason. "Lost or corrupt": a
 good input without a valid output, a bad one with an output, or an output changed by a re-run.
 Run cases: outputs that cannot be written (below a file; read-only: a read-only bind mount when
 run as root, else chmod), an existing output, a re-run, two enhance runs into one folder, audio
 and video of different lengths. Exit code 0 when there are no tracebacks, unclear errors or lost
-outputs.
+outputs. OUTPUT/record.json (`benchmarks.common.record`) keeps the counts with the run's provenance.
 """
 
 from __future__ import annotations
@@ -22,22 +23,20 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-
-from badinputs import (  # noqa: E402
+from badinputs import (  # tests/: the bad-input corpus the tests use
     Case, audio_cases, evaluate_cases, lines_naming, prepare_cases, speech_like, unwritable_folders, video_cases,
 )
 
-from avdiff.media.audio import decode_audio_channels  # noqa: E402
-from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES  # noqa: E402
-from avdiff.pipeline.batch import files_in, item_names  # noqa: E402
+from avdiff.media.audio import decode_audio_channels
+from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
+from avdiff.pipeline.batch import files_in, item_names
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -268,6 +267,8 @@ def main() -> int:
     parser.add_argument("--slow", action="store_true", help="add a 10-minute recording (enhance and prepare)")
     parser.add_argument("--grid", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "grid",
                         help="folder of real GRID .mpg clips (video cases need two; skipped without)")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "bad-inputs",
+                        help="folder for record.json (default: %(default)s)")
     args = parser.parse_args()
     from avdiff.pipeline import save_model_folder
     from tinymodels import tiny_components
@@ -285,6 +286,9 @@ def main() -> int:
             print(f"no two GRID clips in {args.grid}: generate and prepare's video cases skipped", file=sys.stderr)
         run_evaluate(root / "evaluate", table)
         run_outputs(model, root / "outputs", table)
+    from benchmarks.common.record import record  # the repository root is on the path of `python -m` run there
+
+    record(args.output, args, {name: asdict(counts) for name, counts in table.items()})
     return print_table(table)
 
 

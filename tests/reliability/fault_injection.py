@@ -18,12 +18,14 @@ may remain, never under an output name), a re-run must skip exactly the finished
 final folder must equal the reference. `concurrent_runs` starts two runs on one output folder at
 once: both must succeed and every output must equal the reference.
 
-    .venv/bin/python benchmarks/fault_injection.py --runs 20 [--spawn]
+    PYTHONPATH=tests .venv/bin/python -m reliability.fault_injection --runs 20 [--spawn]
 
-prints the counts table (faults injected, resumes, corrupt loads, lost outputs, final weights
+(from the repository root; tests/ on the import path, as pytest puts it, for the tiny corpus and
+model builders the tests use) prints the counts table (faults injected, resumes, corrupt loads, lost outputs, final weights
 equal). Every run is the real `avdiff` command line in a process of its own, forked from a server
 that imported avdiff once (`--spawn`: a fresh `python -m avdiff` each time, 5 s more per run).
-`tests/test_faults.py` runs the same loops with few faults (`pytest --runs N` for more).
+`tests/test_faults.py` runs the same loops with few faults (`pytest --runs N` for more). OUTPUT/record.json
+(`benchmarks.common.record`) keeps the counts with the run's provenance.
 """
 
 from __future__ import annotations
@@ -41,18 +43,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import soundfile as sf
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tiny corpus and model builders the tests use
+from tinycorpus import make_tiny_corpus  # tests/: the tiny corpus and model builders the tests use
+from tinymodels import tiny_components
 
-from tinycorpus import make_tiny_corpus  # noqa: E402
-from tinymodels import tiny_components  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TINY_CONFIG = REPO_ROOT / "configs" / "tiny.yaml"
 TRAIN_SETTINGS = [  # a ~0.1 M-parameter model that trains at several steps a second on one core
@@ -715,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="start every run as a fresh `python -m avdiff` (default: forked from a server "
                         "that imported avdiff once, 5 s less per run)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the folders here (default: a temporary one)")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "fault-injection",
+                        help="folder for record.json (default: %(default)s)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fault-injection-") as scratch:
         workdir = args.workdir or Path(scratch)
@@ -730,6 +733,9 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             for problem in row.problems:
                 print(f"{row.job}: {problem}")
+    from benchmarks.common.record import record  # the repository root is on the path of `python -m` run there
+
+    record(args.output, args, {"rows": [asdict(row) for row in rows]})
     return 1 if any(row.problems for row in rows) else 0
 
 
