@@ -1,4 +1,4 @@
-"""Which file suffixes avdiff takes as video or audio, and checks and opening helpers for them.
+"""Which file suffixes avdiff takes as video or audio, and checks, opening and atomic-writing helpers.
 
 The suffix lists are written here once; modules that accept fewer types use a named subset.
 The helpers turn the ways an input can be unusable (missing, a folder, empty, not a media file)
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import av
 import av.logging
+import numpy as np
 
 from avdiff.errors import InputError
 
@@ -58,6 +59,16 @@ def temporary_path(path: Path) -> Path:
     """A hidden temporary file beside `path`, unique to this process and call, for writing `path`
     atomically: two runs writing the same output never rename each other's half-written file."""
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Save `array` (no pickle) to a temporary name beside `path`, then rename it into place."""
+    tmp = temporary_path(path)
+    try:
+        np.save(tmp, array, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def require_file(path: str | Path) -> Path:

@@ -13,8 +13,9 @@ from typing import Any
 from avdiff.landmarks.base import LandmarkDetector
 from avdiff.media.audio import write_wav
 from avdiff.media.clip import load_clip
+from avdiff.media.files import write_npy
 from avdiff.mouth.extract import extract_mouth_rois
-from avdiff.prepare.item_files import audio_path, mouth_path, write_npy
+from avdiff.prepare.item_files import audio_path, mouth_path
 from avdiff.prepare.layouts import SourceItem
 from avdiff.prepare.rejects import RejectedItem, check_speech
 from avdiff.prepare.settings import PrepareSettings

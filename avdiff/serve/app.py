@@ -4,11 +4,14 @@ The page only lays out controls and players; `avdiff.serve.handlers` does the wo
 opens, the settings controls are filled with each model's own values (which loads the models,
 once). The sampler's tqdm bars drive the progress bar (`gr.Progress(track_tqdm=True)`); a failed
 request shows its message in the tab's message box and as a warning pop-up, never a traceback.
+Each tab offers examples to click (`avdiff.serve.examples`: a synthetic clip's mouth crops and a
+noisy mixture of its speech, made by the package when the server starts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -16,6 +19,7 @@ import gradio as gr
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.media.files import MOUTH_ARRAY_SUFFIX, VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.posterior_settings import METHOD_CHOICES
+from avdiff.serve.examples import SNR_DB, ServeExamples, examples_or_none
 from avdiff.serve.handlers import (
     Outcome,
     Pipelines,
@@ -79,13 +83,21 @@ def _outputs(outcome: Outcome, with_input: bool) -> tuple:
     return (*audio, outcome.figure, _shown(outcome.message, outcome.failed))
 
 
-def video_to_speech_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
+def _offer(examples: list[list[str | None]], inputs: list[Any], labels: list[str], elem_id: str) -> None:
+    """Examples that fill `inputs` when clicked (the user then presses the tab's button)."""
+    gr.Examples(examples, inputs, label="Examples (made by avdiff: a synthetic clip)", example_labels=labels,
+                cache_examples=False, elem_id=elem_id)
+
+
+def video_to_speech_tab(app: gr.Blocks, pipelines: Pipelines, examples: ServeExamples | None = None) -> None:
     """Tab 1: a talking-face video (uploaded or recorded) or mouth crops -> speech from the lips."""
     with gr.Row():
         with gr.Column():
             video = gr.Video(sources=["upload", "webcam"], label="talking-face video", elem_id="v2s-video")
             crops = gr.File(file_types=[MOUTH_ARRAY_SUFFIX], label="or mouth crops (.npy from avdiff prepare)",
                             height=120, elem_id="v2s-npy")
+            if examples is not None:
+                _offer([[str(examples.mouth)]], [crops], [f"mouth crops: “{examples.text}”"], "v2s-examples")
         with gr.Column():
             settings = _settings_controls("sampler", sorted(SAMPLERS))
             button = gr.Button("Generate speech", variant="primary", elem_id="v2s-run")
@@ -102,7 +114,7 @@ def video_to_speech_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
     app.load(_filler(lambda: generation_defaults(pipelines), 3), None, [*settings[:3], outputs[-1]])
 
 
-def enhancement_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
+def enhancement_tab(app: gr.Blocks, pipelines: Pipelines, examples: ServeExamples | None = None) -> None:
     """Tab 2: noisy speech (uploaded or recorded), optionally with lip video -> enhanced speech."""
     with gr.Row():
         with gr.Column():
@@ -110,6 +122,10 @@ def enhancement_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
                              elem_id="enh-noisy")
             video = gr.File(file_types=list(VIDEO_INPUT_SUFFIXES), label="lip video or mouth crops (optional)",
                             height=120, elem_id="enh-video")
+            if examples is not None:
+                mixture = f"“{examples.text}” in noise at {SNR_DB:g} dB SNR"
+                _offer([[str(examples.noisy), None], [str(examples.noisy), str(examples.mouth)]], [noisy, video],
+                       [mixture, f"{mixture}, with its mouth crops"], "enh-examples")
         with gr.Column():
             settings = _settings_controls("method", list(METHOD_CHOICES))
             button = gr.Button("Enhance", variant="primary", elem_id="enh-run")
@@ -129,14 +145,16 @@ def enhancement_tab(app: gr.Blocks, pipelines: Pipelines) -> None:
                       [settings[1], outputs[-1]])
 
 
-def build_app(settings: ServeSettings) -> gr.Blocks:
-    """The page over `settings`' models; each is loaded when first needed and kept."""
+def build_app(settings: ServeSettings, examples_folder: Path | None = None) -> gr.Blocks:
+    """The page over `settings`' models; each is loaded when first needed and kept. The examples
+    are made in `examples_folder` (default: `avdiff.serve.examples.default_folder()`) if not there yet."""
     pipelines = Pipelines(settings)
+    examples = examples_or_none(examples_folder)
     with gr.Blocks(title="avdiff", analytics_enabled=False) as app:
         gr.Markdown(f"## avdiff: speech from lips, and speech enhancement\nVideo-to-speech model: "
                     f"`{settings.generator}`; enhancement model: `{settings.enhancer}`.")
         with gr.Tab("Video-to-speech", elem_id="tab-v2s"):
-            video_to_speech_tab(app, pipelines)
+            video_to_speech_tab(app, pipelines, examples)
         with gr.Tab("Enhancement", elem_id="tab-enhance"):
-            enhancement_tab(app, pipelines)
+            enhancement_tab(app, pipelines, examples)
     return app
