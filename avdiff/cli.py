@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from avdiff import __version__
 from avdiff.errors import AVDiffError
+from avdiff.plugins import load_plugins
 
 # Sub-command modules, in the order `avdiff --help` lists them. Each has `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -27,7 +28,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered sub-command."""
+    """The top-level parser with every registered sub-command; the plug-ins load first, so the
+    choices it lists (samplers, methods, layouts, ...) include theirs."""
+    load_plugins()
     parser = argparse.ArgumentParser(
         prog="avdiff",
         description="Diffusion-based audio-visual speech generation and enhancement.",

@@ -13,12 +13,17 @@ the `avdiff.plugins` entry-point group (`avdiff.plugins.load_plugins`).
 
     SAMPLERS.get("euler")          # the entry
     SAMPLERS.get("eulr")           # RegistryError: unknown sampler 'eulr'; registered: euler, ...
+
+An entry can also be registered by reference (`register_lazy("unet", "module:attribute")`,
+entry-point style): its name is listed at once, its module imported only when the entry is first
+used, so listing names or checking a config does not load torch's model libraries.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar, overload
+from typing import Generic, NamedTuple, TypeVar, overload
 
 from avdiff.errors import ConfigError
 
@@ -31,6 +36,16 @@ class RegistryError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class _Lazy(NamedTuple):
+    """An entry registered by reference: `module:attribute`, imported when first used."""
+
+    target: str
+
+    def load(self) -> object:
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
 
 
 class Registry(Generic[T]):
@@ -64,16 +79,41 @@ class Registry(Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def register_lazy(self, name: str, target: str, *, replace: bool = False) -> None:
+        """Add `name` now, its entry the attribute `target` ("module:attribute") imported when the
+        entry is first used (`get`, `items`, `values`, `find`); `names` and `in` import nothing."""
+        if ":" not in target:
+            raise RegistryError(f"{self.kind} {name!r}: a lazy entry is 'module:attribute', got {target!r}")
+        self.register(name, _Lazy(target), replace=replace)  # type: ignore[arg-type]
+
     def unregister(self, name: str) -> T:
         """Remove and return the entry `name` (tests that register a toy use this to clean up)."""
-        return self._entries.pop(self._known(name))
+        return self._entry(self._known(name), remove=True)
 
     # ------------------------------------------------------------------ looking up
     def get(self, name: str) -> T:
-        """The entry `name`, or a RegistryError listing the registered names."""
-        return self._entries[self._known(name)]
+        """The entry `name`, or a RegistryError listing the registered names (the `avdiff.plugins`
+        entry points are loaded first when `name` is not registered yet)."""
+        return self._entry(self._known(name))
+
+    def require(self, name: str) -> str:
+        """`name` if it is registered (plug-ins loaded first if not), else the RegistryError of `get`;
+        a lazy entry is not imported (config checks use this)."""
+        return self._known(name)
+
+    def _entry(self, name: str, remove: bool = False) -> T:
+        entry = self._entries.pop(name) if remove else self._entries[name]
+        if isinstance(entry, _Lazy):
+            entry = entry.load()
+            if not remove:
+                self._entries[name] = entry
+        return entry
 
     def _known(self, name: str) -> str:
+        if name not in self._entries:  # perhaps a plug-in's: load them (once per process) and look again
+            from avdiff.plugins import load_plugins
+
+            load_plugins()
         if name not in self._entries:
             registered = ", ".join(self.names()) or "none"
             hint = f" ({self.hint})" if self.hint else ""
@@ -86,14 +126,14 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         """(name, entry) pairs in registration order."""
-        return list(self._entries.items())
+        return [(name, self._entry(name)) for name in list(self._entries)]
 
     def values(self) -> list[T]:
-        return list(self._entries.values())
+        return [entry for _, entry in self.items()]
 
     def find(self, predicate: Callable[[T], bool]) -> tuple[str, T] | None:
         """The first (name, entry) whose entry satisfies `predicate`, or None."""
-        return next(((name, entry) for name, entry in self._entries.items() if predicate(entry)), None)
+        return next(((name, entry) for name, entry in self.items() if predicate(entry)), None)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -10,7 +10,7 @@ from avdiff.commands.common import choose_landmark_backend, require_writable_fol
 from avdiff.errors import InputError
 from avdiff.landmarks import BACKEND_CHOICES, check_backend
 from avdiff.prepare import LAYOUTS, PrepareSettings, prepare_corpus
-from avdiff.prepare.layouts import AUDIO_ONLY_LAYOUTS
+from avdiff.prepare.layouts import is_audio_only
 from avdiff.processes import launched_processes
 
 
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}")
-    if args.layout not in AUDIO_ONLY_LAYOUTS:
+    if not is_audio_only(args.layout):
         choose_landmark_backend(args)  # `auto` -> one backend for every worker, said once
     processes = launched_processes()  # one, or those of accelerate launch / torchrun: a share each
     try:
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise InputError(str(error)) from error
     require_writable_folder(args.output, f"--output {args.output}")
-    if args.layout not in AUDIO_ONLY_LAYOUTS:  # one clear error up front, not one per item
+    if not is_audio_only(args.layout):  # one clear error up front, not one per item
         check_backend(settings.landmarks, device=settings.device, weights=settings.landmark_weights)
     report = prepare_corpus(args.layout, args.input, args.output, settings, workers=args.workers,
                             limit=args.limit, progress=not args.no_progress and sys.stderr.isatty(),

@@ -29,6 +29,20 @@ def check_at_least(section: object, minimum: float, *names: str) -> None:
             raise ValueError(f"{name} must be >= {minimum}, got {getattr(section, name)}")
 
 
+def check_registered(section: object, key: str, extension_point: str) -> None:
+    """The name in `key` of a config section is registered in `extension_point` (a registry of
+    avdiff.extension_points, imported here: what a config names decides what it needs; plug-ins
+    load when the name is not a built-in one). A ConfigError naming the key and what is registered."""
+    from avdiff.errors import ConfigError
+    from avdiff.extension_points import registry
+    from avdiff.registry import RegistryError
+
+    try:
+        registry(extension_point).require(getattr(section, key))
+    except RegistryError as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
 @dataclass
 class SpectrogramConfig:
     """Waveform <-> compressed complex STFT; the defaults match SGMSE+ / UDiffSE."""
@@ -80,12 +94,16 @@ class OUVEConfig:
 class DiffusionConfig:
     """Which diffusion formulation the score network is trained and sampled with."""
 
-    formulation: Literal["edm", "ouve"] = option("edm", "edm (default) or ouve (SGMSE+/UDiffSE SDE)")
+    formulation: str = option("edm", "from the registry avdiff.diffusion.formulation.FORMULATIONS: edm (default) or "
+                              "ouve (SGMSE+/UDiffSE SDE)")
     sigma_data: float | None = option(
         None, "std of the compressed spectrogram values; null = measure it from the training data"
     )
     edm: EDMConfig = section(EDMConfig, "settings used when formulation is edm")
     ouve: OUVEConfig = section(OUVEConfig, "settings used when formulation is ouve")
+
+    def __post_init__(self) -> None:
+        check_registered(self, "formulation", "formulations")
 
 
 @dataclass
@@ -142,6 +160,9 @@ class ScoreModelConfig:
     options: dict[str, Any] = option(
         {}, "settings of a backbone registered outside avdiff, checked against its registered config class")
 
+    def __post_init__(self) -> None:
+        check_registered(self, "backbone", "backbones")
+
 
 @dataclass
 class SamplerConfig:
@@ -160,6 +181,7 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         check_finite(self)
         check_at_least(self, 1, "steps")
+        check_registered(self, "name", "samplers")
 
 
 EnhancementMethod = Literal["udiffse+", "udiffse", "dps", "diffpir", "udiffse-paper"]

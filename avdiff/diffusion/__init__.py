@@ -13,6 +13,7 @@ _EXPORTS = {
     "DenoiserFn": "avdiff.diffusion.denoiser",
     "DenoisingScoreMatchingLoss": "avdiff.diffusion.loss",
     "DiffusionFormulation": "avdiff.diffusion.formulation",
+    "FORMULATIONS": "avdiff.diffusion.formulation_registry",
     "EDMFormulation": "avdiff.diffusion.formulation",
     "LossOutput": "avdiff.diffusion.loss",
     "OUVEFormulation": "avdiff.diffusion.formulation",

@@ -12,7 +12,9 @@ the training distribution, the loss weight and the network preconditioning diffe
   the unscaled-back input `x_t` and `log t`, as SGMSE+'s score model does.
 
 Formulations are diffusers `ConfigMixin`s saved as `diffusion_config.json` in a model folder,
-so `sigma_data` measured on the training data travels with the weights.
+so `sigma_data` measured on the training data travels with the weights. They are registered in
+`FORMULATIONS` (`avdiff.diffusion.formulation_registry`) under the name `diffusion.formulation`
+gives, and each builds itself from the config's `diffusion` section (`from_avdiff_config`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import Tensor
 
 from avdiff.config.schema import DiffusionConfig
 from avdiff.errors import ConfigError, InputError
+from avdiff.diffusion.formulation_registry import FORMULATIONS
 
 CONFIG_NAME = "diffusion_config.json"
 
@@ -87,6 +90,11 @@ class DiffusionFormulation(ConfigMixin, ABC):
     @abstractmethod
     def scale(self, sigma: Tensor) -> Tensor:
         """s(t(sigma)): the factor from unscaled coordinates to the process's own ones."""
+
+    @classmethod
+    @abstractmethod
+    def from_avdiff_config(cls, config: DiffusionConfig, sigma_data: float) -> "DiffusionFormulation":
+        """Built from the `diffusion` section of a config, for data of std `sigma_data` (`build_formulation`)."""
 
     def with_sigma_data(self, sigma_data: float) -> "DiffusionFormulation":
         """A copy of this formulation with `sigma_data` replaced (e.g. after measuring it).
@@ -196,6 +204,11 @@ class EDMFormulation(DiffusionFormulation):
     def scale(self, sigma: Tensor) -> Tensor:
         return torch.ones_like(sigma, dtype=torch.float32)
 
+    @classmethod
+    def from_avdiff_config(cls, config: DiffusionConfig, sigma_data: float) -> "EDMFormulation":
+        c = config.edm
+        return cls(sigma_data, c.sigma_min, c.sigma_max, c.rho, c.p_mean, c.p_std)
+
 
 class OUVEFormulation(DiffusionFormulation):
     """SGMSE+'s OUVE SDE `dx = -theta x dt + g(t) dw` (mean 0), in EDM's scaled form.
@@ -293,11 +306,10 @@ class OUVEFormulation(DiffusionFormulation):
     def scale(self, sigma: Tensor) -> Tensor:
         return torch.exp(-self.config.theta * self.time_of_sigma(sigma))
 
-
-FORMULATIONS: dict[str, type[DiffusionFormulation]] = {
-    "edm": EDMFormulation,
-    "ouve": OUVEFormulation,
-}
+    @classmethod
+    def from_avdiff_config(cls, config: DiffusionConfig, sigma_data: float) -> "OUVEFormulation":
+        c = config.ouve
+        return cls(sigma_data, c.theta, c.sigma_min, c.sigma_max, c.t_eps, c.t_max)
 
 
 def build_formulation(config: DiffusionConfig, sigma_data: float | None = None) -> DiffusionFormulation:
@@ -308,11 +320,7 @@ def build_formulation(config: DiffusionConfig, sigma_data: float | None = None) 
             "diffusion.sigma_data is null: measure it from the training data "
             "(avdiff.diffusion.measure_sigma_data) or set it, e.g. --set diffusion.sigma_data=0.2"
         )
-    if config.formulation == "edm":
-        c = config.edm
-        return EDMFormulation(sigma_data, c.sigma_min, c.sigma_max, c.rho, c.p_mean, c.p_std)
-    c = config.ouve
-    return OUVEFormulation(sigma_data, c.theta, c.sigma_min, c.sigma_max, c.t_eps, c.t_max)
+    return FORMULATIONS.get(config.formulation).from_avdiff_config(config, sigma_data)
 
 
 def load_formulation(folder: str | Path) -> DiffusionFormulation:
@@ -321,10 +329,11 @@ def load_formulation(folder: str | Path) -> DiffusionFormulation:
     if not path.is_file():
         raise InputError(f"{folder}: no {CONFIG_NAME}; is this a saved diffusion folder?")
     class_name = json.loads(path.read_text()).get("_class_name")
-    classes = {cls.__name__: cls for cls in FORMULATIONS.values()}
-    if class_name not in classes:
-        raise InputError(f"{path}: unknown formulation class {class_name!r}; known: {sorted(classes)}")
-    cls = classes[class_name]
+    found = FORMULATIONS.find(lambda cls: cls.__name__ == class_name)
+    if found is None:
+        known = sorted(cls.__name__ for cls in FORMULATIONS.values())
+        raise InputError(f"{path}: unknown formulation class {class_name!r}; known: {known}")
+    cls = found[1]
     return cls.from_config(cls.load_config(folder))
 
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from avdiff.config.schema import SamplerConfig
 from avdiff.diffusion.noise import randn_like_per_item, randn_per_item
+from avdiff.registry import Registry
 
 if TYPE_CHECKING:  # annotations only: the registry imports without the formulations' diffusers classes
     from avdiff.diffusion.denoiser import DenoiserFn
@@ -77,29 +78,30 @@ class SamplerSpec:
     options: Mapping[str, Any]
 
 
-SAMPLERS: dict[str, SamplerSpec] = {}
+SAMPLERS: Registry[SamplerSpec] = Registry(
+    "sampler", "a sampler of your own: avdiff.diffusion.register_sampler in a module imported first, "
+    "or an avdiff.plugins entry point")
 _NOT_OPTIONS = ("generators", "callback", "progress")
 
 
-def register_sampler(name: str, network_calls: Callable[[int, Mapping[str, Any]], int]
+def register_sampler(name: str, network_calls: Callable[[int, Mapping[str, Any]], int], *, replace: bool = False
                      ) -> Callable[[SamplerFn], SamplerFn]:
-    """Decorator adding a sampler to `SAMPLERS` (and so to the CLI, the schema's checks and the tests)."""
+    """Decorator adding a sampler to `SAMPLERS` (and so to the CLI, the schema's checks and the tests);
+    a name already taken is an error unless `replace`."""
 
     def add(function: SamplerFn) -> SamplerFn:
         parameters = inspect.signature(function).parameters.values()
         options = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _NOT_OPTIONS
                    and isinstance(p.default, (bool, int, float))}
-        SAMPLERS[name] = SamplerSpec(function, network_calls, options)
+        SAMPLERS.register(name, SamplerSpec(function, network_calls, options), replace=replace)
         return function
 
     return add
 
 
 def sampler_spec(name: str) -> SamplerSpec:
-    """The registered sampler `name`, or an error listing the registered ones."""
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(sorted(SAMPLERS))}")
-    return SAMPLERS[name]
+    """The registered sampler `name`, or a RegistryError (a ValueError) listing the registered ones."""
+    return SAMPLERS.get(name)
 
 
 def sampler_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:

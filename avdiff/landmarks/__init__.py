@@ -1,18 +1,48 @@
-"""Face landmarks behind one small interface, with `face-alignment` and `dlib` backends."""
+"""Face landmarks behind one small interface, with `face-alignment` and `dlib` backends.
+
+The backends are a registry (`BACKENDS`): a name -> a factory `(device, weights, batch_size) ->
+LandmarkDetector`; `--landmarks` takes any registered name or `auto`. A backend of your own is one
+`BACKENDS.register(name, factory)` (in a module imported first, or an `avdiff.plugins` entry point).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from avdiff.errors import InputError
 from avdiff.landmarks.auto import AUTO, BackendChoice, choose_backend
 from avdiff.landmarks.base import MOUTH, NUM_LANDMARKS, LandmarkBackendError, LandmarkDetector, Landmarks
 from avdiff.landmarks.tracking import TrackedLandmarks, fill_gaps, smooth, track
+from avdiff.registry import Registry, RegistryError
 
-BACKENDS: tuple[str, ...] = ("face-alignment", "dlib")
-# What --landmarks takes; `auto` (the default) picks one of BACKENDS (avdiff.landmarks.auto).
-BACKEND_CHOICES: tuple[str, ...] = (AUTO, *BACKENDS)
+# (device, weights or None, batch_size or None) -> a detector that loads nothing heavy before its first frames
+DetectorFactory = Callable[..., LandmarkDetector]
+BACKENDS: Registry[DetectorFactory] = Registry("landmark backend")
 DEFAULT_BACKEND = AUTO
+
+
+@BACKENDS.register("face-alignment")
+def _face_alignment(device: str, weights: str | Path | None, batch_size: int | None) -> LandmarkDetector:
+    from avdiff.landmarks.fa_backend import FaceAlignmentDetector
+
+    return FaceAlignmentDetector(device=device, weights_dir=weights, batch_size=batch_size or 8)
+
+
+@BACKENDS.register("dlib")
+def _dlib(device: str, weights: str | Path | None, batch_size: int | None) -> LandmarkDetector:
+    from avdiff.landmarks.dlib_backend import DlibLandmarkDetector
+
+    return DlibLandmarkDetector(predictor_path=weights, batch_size=batch_size or 16)
+
+
+def __getattr__(name: str) -> Any:
+    """`BACKEND_CHOICES`: what --landmarks takes, `auto` (the default; avdiff.landmarks.auto picks
+    one of the built-in backends) and every registered backend, plug-ins' included, as of now."""
+    if name == "BACKEND_CHOICES":
+        return (AUTO, *BACKENDS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_detector(name: str, device: str = "cpu", weights: str | Path | None = None,
@@ -26,15 +56,11 @@ def create_detector(name: str, device: str = "cpu", weights: str | Path | None =
     if name == AUTO:
         choice = choose_backend(name, weights)
         name, weights = choice.name, choice.weights
-    if name == "face-alignment":
-        from avdiff.landmarks.fa_backend import FaceAlignmentDetector
-
-        return FaceAlignmentDetector(device=device, weights_dir=weights, batch_size=batch_size or 8)
-    if name == "dlib":
-        from avdiff.landmarks.dlib_backend import DlibLandmarkDetector
-
-        return DlibLandmarkDetector(predictor_path=weights, batch_size=batch_size or 16)
-    raise InputError(f"unknown landmark backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        factory = BACKENDS.get(name)
+    except RegistryError as error:
+        raise InputError(str(error)) from None
+    return factory(device, weights, batch_size)
 
 
 def check_backend(name: str, device: str = "cpu", weights: str | Path | None = None) -> None:

@@ -1,6 +1,22 @@
-"""Neural networks: the score UNet with its frame-aligned conditioning, and the lip encoder."""
+"""Neural networks: the score UNet with its frame-aligned conditioning, and the lip encoder.
 
-from avdiff.models.lip_encoder import LipEncoder, num_stft_frames, upsample_mask, upsample_to_stft
-from avdiff.models.score_unet import ScoreUNet
+The names below load on first use (PEP 562), so the light registry of backbones
+(`avdiff.models.backbones`) imports without torch's model libraries.
+"""
 
-__all__ = ["LipEncoder", "ScoreUNet", "num_stft_frames", "upsample_mask", "upsample_to_stft"]
+from __future__ import annotations
+
+from avdiff.lazy import lazy_exports
+
+_EXPORTS = {
+    "LipEncoder": "avdiff.models.lip_encoder",
+    "ScoreUNet": "avdiff.models.score_unet",
+    "num_stft_frames": "avdiff.models.lip_encoder",
+    "upsample_mask": "avdiff.models.lip_encoder",
+    "upsample_to_stft": "avdiff.models.lip_encoder",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

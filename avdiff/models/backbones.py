@@ -10,77 +10,89 @@ for any F and T, where D = `score_model.cond_channels` and every frame whose mas
 every frame when `cond` is None) is replaced by one learned null condition: a fully masked
 condition must give exactly the output of `cond=None`, and values at masked frames must not
 change the output. Classifier-free guidance and the audio-only prior rely on that
-(`tests/test_backbones.py` checks it for every registered backbone).
+(`tests/test_registries.py` checks it for every registered backbone).
 
-Adding a backbone is one `register_backbone` call: the built-in `unet` takes its settings from
-the schema's `score_model.unet` section; others from `score_model.options`, checked against
-the dataclass they register.
+Every backbone is registered with the dataclass of its settings and built as
+`model_class(cond_channels=D, **settings)`. Adding one is one `register_backbone` call; its
+settings come from `score_model.options`, checked against that dataclass. The built-in `unet`
+is registered the same way, but its settings are the schema's own typed section
+`score_model.unet` (documented in every resolved config, and what existing configs and model
+folders were written with).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from avdiff.config.loader import from_dict, to_dict
 from avdiff.config.schema import ScoreModelConfig
 from avdiff.errors import ConfigError
-from avdiff.models.score_unet import ScoreUNet
+from avdiff.registry import Registry, RegistryError
+
+if TYPE_CHECKING:  # annotations only: the registry lists and checks names without torch's model libraries
+    from torch import nn
+
+OPTIONS = "options"  # the section of `score_model` that registered backbones take their settings from
 
 
 @dataclass(frozen=True)
 class Backbone:
-    """A registered score network: its class and how to build it from the `score_model` section."""
+    """A registered score network: its class, the dataclass of its settings (None: it has none)
+    and the section of `score_model` they are read from."""
 
     model_class: type[nn.Module]
-    build: Callable[[ScoreModelConfig], nn.Module]
+    config_class: type | None = None
+    section: str = OPTIONS
 
-
-BACKBONES: dict[str, Backbone] = {}
-
-
-def register_backbone(name: str, model_class: type[nn.Module], config_class: type | None = None) -> None:
-    """Register `model_class` under `name`; it is built as
-    `model_class(cond_channels=..., **settings)`, the settings read from `score_model.options`
-    and checked against the dataclass `config_class` (no settings when None)."""
-
-    def build(config: ScoreModelConfig) -> nn.Module:
-        if config_class is None:
+    def settings(self, config: ScoreModelConfig, name: str) -> dict[str, Any]:
+        """The keyword settings of this backbone in the `score_model` section `config`."""
+        if self.section != OPTIONS:
+            if config.options:
+                raise ConfigError(f"score_model.options {sorted(config.options)} are for backbones registered "
+                                  f"with register_backbone; the {name} backbone's settings go under "
+                                  f"score_model.{self.section}")
+            return to_dict(getattr(config, self.section))
+        if self.config_class is None:
             if config.options:
                 raise ConfigError(f"backbone {name!r} takes no score_model.options, got {sorted(config.options)}")
-            return model_class(cond_channels=config.cond_channels)
-        settings = from_dict(config_class, config.options, f"backbone {name!r}", "score_model.options.")
-        return model_class(cond_channels=config.cond_channels, **to_dict(settings))
+            return {}
+        return to_dict(from_dict(self.config_class, config.options, f"backbone {name!r}", "score_model.options."))
 
-    BACKBONES[name] = Backbone(model_class, build)
-
-
-def _build_unet(config: ScoreModelConfig) -> nn.Module:
-    if config.options:
-        raise ConfigError(f"score_model.options {sorted(config.options)} are for registered backbones; "
-                          "the unet's settings go under score_model.unet")
-    return ScoreUNet.from_avdiff_config(config)
+    def build(self, config: ScoreModelConfig, name: str) -> nn.Module:
+        return self.model_class(cond_channels=config.cond_channels, **self.settings(config, name))
 
 
-BACKBONES["unet"] = Backbone(ScoreUNet, _build_unet)
+BACKBONES: Registry[Backbone] = Registry(
+    "backbone", "a backbone of your own: avdiff.models.backbones.register_backbone in a module imported first, "
+    "or an avdiff.plugins entry point")
+
+
+def register_backbone(name: str, model_class: type[nn.Module], config_class: type | None = None, *,
+                      replace: bool = False) -> None:
+    """Register `model_class` under `name`; it is built as `model_class(cond_channels=..., **settings)`,
+    the settings read from `score_model.options` and checked against the dataclass `config_class`
+    (no settings when None)."""
+    BACKBONES.register(name, Backbone(model_class, config_class), replace=replace)
+
+
+BACKBONES.register_lazy("unet", "avdiff.models.score_unet:UNET_BACKBONE")  # diffusers loads when it is built
 
 
 def build_backbone(config: ScoreModelConfig) -> nn.Module:
     """The score network the `score_model` section names."""
-    if config.backbone not in BACKBONES:
-        raise ConfigError(f"unknown score_model.backbone {config.backbone!r}; registered: "
-                          f"{', '.join(sorted(BACKBONES))} (a backbone registered in your own module needs "
-                          "that module imported first)")
-    return BACKBONES[config.backbone].build(config)
+    try:
+        backbone = BACKBONES.get(config.backbone)
+    except RegistryError as error:
+        raise ConfigError(f"score_model.backbone: {error}") from None
+    return backbone.build(config, config.backbone)
 
 
 def backbone_class(class_name: str) -> type[Any]:
-    """The registered backbone class called `class_name` (a model folder's index names it)."""
-    for backbone in BACKBONES.values():
-        if backbone.model_class.__name__ == class_name:
-            return backbone.model_class
-    registered = ", ".join(sorted(b.model_class.__name__ for b in BACKBONES.values()))
-    raise KeyError(f"no registered backbone class {class_name!r} (registered: {registered})")
+    """The registered backbone class called `class_name` (a model folder's index names it; loading
+    one loads the plug-ins first); a RegistryError (a KeyError) naming the registered classes otherwise."""
+    found = BACKBONES.find(lambda backbone: backbone.model_class.__name__ == class_name)
+    if found is None:
+        registered = ", ".join(sorted(b.model_class.__name__ for b in BACKBONES.values()))
+        raise RegistryError(f"no registered backbone class {class_name!r} (registered: {registered})")
+    return found[1].model_class

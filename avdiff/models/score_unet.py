@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from avdiff.audio.envelope import envelope_image
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import ScoreModelConfig, UNetConfig
+from avdiff.models.backbones import Backbone
 from avdiff.models.conditioning import ConditionTrunk, FrameFiLM, SpectralMap
 from avdiff.models.loading import own_aligned_storage
 from avdiff.timegrid import SAMPLE_RATE
@@ -210,3 +211,8 @@ class ScoreUNet(ModelMixin, ConfigMixin):
 
         hidden = self.conv_out(F.silu(self.norm_out(hidden)))
         return hidden[:, :, :height, :width]
+
+
+# Its entry in the registry of score networks (avdiff.models.backbones.BACKBONES, as "unet"): built as
+# ScoreUNet(cond_channels=..., **settings) with its settings read from the schema's `score_model.unet`.
+UNET_BACKBONE = Backbone(ScoreUNet, UNetConfig, section="unet")

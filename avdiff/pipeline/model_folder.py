@@ -33,6 +33,7 @@ from avdiff.errors import InputError
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
 from avdiff.models.backbones import backbone_class
 from avdiff.models.lip_encoder import LipEncoder
+from avdiff.plugins import load_plugins
 
 INDEX_NAME = "avdiff_pipeline.json"
 TRAINING_CONFIG_NAME = "config.yaml"  # the resolved training config export writes beside the components
@@ -105,6 +106,7 @@ def save_model_folder(components: ModelComponents, path: str | Path,
 def load_model_folder(path: str | Path) -> ModelComponents:
     """Load a model folder, building the classes its index names, with an error naming whatever
     is missing, unreadable or not what this version of avdiff can run."""
+    load_plugins()  # a plug-in's backbone, sampler or method may be what the folder names
     path = Path(path)
     index = _read_index(path)
     source = str(path / INDEX_NAME)

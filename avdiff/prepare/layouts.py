@@ -25,6 +25,7 @@ from pathlib import Path
 from avdiff.errors import InputError
 from avdiff.grid_grammar import words_of_code
 from avdiff.media.files import SIDECAR_AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from avdiff.registry import Registry, RegistryError
 
 
 @dataclass(frozen=True)
@@ -151,36 +152,49 @@ def discover_tcd_timit(root: Path, cameras: tuple[str, ...] = ("straightcam",)) 
     return items
 
 
-# layout -> (discover function, what it expects below the input folder)
-LAYOUTS: dict[str, tuple[Callable[[Path], list[SourceItem]], str]] = {
-    "folder": (discover_folder, "video files anywhere below it"),
-    "grid": (discover_grid, "s<N>/.../*.mpg"),
-    "lrs3": (discover_lrs3, "{pretrain,trainval,test}/<speaker>/<NNNNN>.mp4"),
-    "tcd-timit": (discover_tcd_timit, "{volunteers,lipspeakers}/<speaker>/Clips/straightcam/*.mp4"),
-}
-AUDIO_ONLY_LAYOUTS: set[str] = set()  # layouts whose items have no video (filled by speech_layouts)
+@dataclass(frozen=True)
+class Layout:
+    """A registered corpus layout: how to find its items, what it expects below the input folder
+    (for the error when nothing is found), and whether its items are audio only."""
+
+    discover: Callable[[Path], list[SourceItem]]
+    expected: str
+    audio_only: bool = False
+
+
+LAYOUTS: Registry[Layout] = Registry("layout")
 
 
 def register_layout(name: str, discover_items: Callable[[Path], list[SourceItem]], expected: str,
                     audio_only: bool = False) -> None:
     """Add a corpus layout to `avdiff prepare --layout`."""
-    LAYOUTS[name] = (discover_items, expected)
-    if audio_only:
-        AUDIO_ONLY_LAYOUTS.add(name)
+    LAYOUTS.register(name, Layout(discover_items, expected, audio_only))
+
+
+register_layout("folder", discover_folder, "video files anywhere below it")
+register_layout("grid", discover_grid, "s<N>/.../*.mpg")
+register_layout("lrs3", discover_lrs3, "{pretrain,trainval,test}/<speaker>/<NNNNN>.mp4")
+register_layout("tcd-timit", discover_tcd_timit, "{volunteers,lipspeakers}/<speaker>/Clips/straightcam/*.mp4")
+
+
+def is_audio_only(layout: str) -> bool:
+    """Whether the items of `layout` have no video (the speech layouts)."""
+    return LAYOUTS.get(layout).audio_only
 
 
 def discover(layout: str, root: str | Path) -> list[SourceItem]:
     """The items of corpus `root` laid out as `layout`; InputError if none or ids collide."""
-    if layout not in LAYOUTS:
-        raise InputError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    try:
+        entry = LAYOUTS.get(layout)
+    except RegistryError as error:
+        raise InputError(str(error)) from None
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: input folder not found")
-    discover_items, expected = LAYOUTS[layout]
-    items = discover_items(root)
-    kind = "audio files" if layout in AUDIO_ONLY_LAYOUTS else "videos"
+    items = entry.discover(root)
+    kind = "audio files" if entry.audio_only else "videos"
     if not items:
-        raise InputError(f"{root}: no {kind} found for layout {layout!r} (expected {expected})")
+        raise InputError(f"{root}: no {kind} found for layout {layout!r} (expected {entry.expected})")
     seen: dict[str, Path] = {}
     for item in items:
         if item.id in seen:
