@@ -21,7 +21,7 @@ demo: setup
 	$(PY) -m avdiff demo --output demo-output
 
 bench: setup
-	$(PY) benchmarks/sampling_speed.py --config configs/tiny.yaml --device cpu --batch-sizes 1 16 --output benchmarks/results/tiny-cpu
+	$(PY) -m benchmarks.speed.sampling_speed --config configs/tiny.yaml --device cpu --batch-sizes 1 16 --output benchmarks/results/tiny-cpu
 
 clean-venv:
 	rm -rf $(VENV)
