@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.evaluate",
     "avdiff.commands.demo",
     "avdiff.commands.serve",
+    "avdiff.commands.env",
 )
 
 

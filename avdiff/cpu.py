@@ -63,3 +63,18 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         pass
     return False
+
+
+def cpu_model() -> str:
+    """The CPU's name: the first `model name` of /proc/cpuinfo (platform.processor() is often empty
+    on Linux), else what the platform module knows."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
