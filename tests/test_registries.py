@@ -3,7 +3,9 @@
 Nothing outside this file is edited to add them: `register_sampler` puts the sampler into
 `SAMPLERS` (and so into `avdiff generate --sampler`), `register_backbone` puts the network into
 `BACKBONES` (so `score_model.backbone` builds it and a model folder naming its class loads it).
-Every registered backbone, built in or not, passes the conditioning contract test.
+Every registered backbone, built in or not, passes the conditioning contract test. Formulations,
+landmark backends and layouts are used by name the same way, and a model folder naming a plug-in's
+backbone loads it through the avdiff.plugins entry points.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from torch import nn
 
 from avdiff.cli import main
 from avdiff.config import AVDiffConfig, load_config
+from avdiff.config.loader import to_dict
 from avdiff.diffusion import EDMFormulation, register_sampler
 from avdiff.diffusion.noise import randn_like_per_item
 from avdiff.diffusion.samplers import SAMPLERS, CallCounter, SamplerOutput, Step, after_step, levels
 from avdiff.models import LipEncoder
 from avdiff.models.backbones import BACKBONES, build_backbone, register_backbone
 from avdiff.pipeline import AVDiffusionPipeline, ModelComponents, save_model_folder
+from avdiff.registry import RegistryError
 
 
 class ToyBackbone(ModelMixin, ConfigMixin):
@@ -181,3 +185,73 @@ def test_avdiff_config_checks_names_against_the_registries(capsys):
     assert "no option 'churn'" in capsys.readouterr().err
     assert main(["config", "tiny", "--set", "sampler.name=edm_stochastic", "--set",
                  "sampler.options={churn: 2.0}"]) == 0
+
+
+# ----------------------------------------------------------------------------- the other registries
+
+
+def register_toy_backbone() -> None:
+    """What a plug-in package's entry point would call (test_a_model_folder_loads_a_plug_in_backbone)."""
+    register_backbone("toy", ToyBackbone, ToyBackboneConfig)
+
+
+def test_a_model_folder_loads_a_plug_in_backbone(registered, tmp_path, monkeypatch):
+    """load_model_folder loads the avdiff.plugins entry points first: a folder naming a plug-in's
+    class loads without anyone importing the plug-in."""
+    from importlib.metadata import EntryPoint
+
+    import avdiff.plugins as plugins
+
+    folder = toy_model_folder(tmp_path)
+    BACKBONES.unregister("toy")
+    monkeypatch.setattr(plugins, "_PLUGINS", None)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [
+        EntryPoint("toy", f"{__name__}:register_toy_backbone", plugins.GROUP)])
+    pipeline = AVDiffusionPipeline.from_pretrained(folder)
+    assert isinstance(pipeline.components.score_model, ToyBackbone)
+
+
+def test_the_unet_is_a_registered_backbone_reading_score_model_unet():
+    from avdiff.config.schema import UNetConfig
+    from avdiff.models import ScoreUNet
+
+    unet = BACKBONES.get("unet")
+    assert (unet.model_class, unet.config_class, unet.section) == (ScoreUNet, UNetConfig, "unet")
+    config = load_config(AVDiffConfig, None, CONTRACT_CONFIG)
+    assert unet.settings(config.score_model, "unet") == to_dict(config.score_model.unet)
+    with pytest.raises(RegistryError, match="sampler 'heun' is already registered"):
+        register_sampler("heun", lambda steps, options: steps)(sample_toy_euler)
+
+
+class ToyEDM(EDMFormulation):
+    """EDM under another name: a formulation registered from outside avdiff."""
+
+
+def test_a_registered_formulation_is_built_and_loaded_by_name(tmp_path):
+    from avdiff.diffusion import FORMULATIONS, build_formulation, load_formulation
+
+    FORMULATIONS.register("toy-edm", ToyEDM)
+    try:
+        config = load_config(AVDiffConfig, None, ["diffusion.formulation=toy-edm"])
+        formulation = build_formulation(config.diffusion, sigma_data=0.1)
+        assert type(formulation) is ToyEDM and formulation.sigma_max == pytest.approx(16.0)
+        formulation.save_config(tmp_path)
+        assert type(load_formulation(tmp_path)) is ToyEDM
+    finally:
+        FORMULATIONS.unregister("toy-edm")
+
+
+def test_a_registered_landmark_backend_and_layout_are_used_by_name(tmp_path):
+    import avdiff.landmarks as landmarks
+    from avdiff.prepare.layouts import LAYOUTS, SourceItem, discover, is_audio_only, register_layout
+
+    landmarks.BACKENDS.register("toy", lambda device, weights, batch_size: ("toy detector", device, batch_size))
+    register_layout("toy", lambda root: [SourceItem("a", None, root / "a.wav", "s1", None)], "a.wav", audio_only=True)
+    try:
+        assert landmarks.create_detector("toy", device="meta", batch_size=3) == ("toy detector", "meta", 3)
+        assert "toy" in landmarks.BACKEND_CHOICES
+        assert [item.id for item in discover("toy", tmp_path)] == ["a"] and is_audio_only("toy")
+        assert not is_audio_only("grid")
+    finally:
+        landmarks.BACKENDS.unregister("toy")
+        LAYOUTS.unregister("toy")
