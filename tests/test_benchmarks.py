@@ -14,9 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-from avdiff.config.schema import PosteriorSettings
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 SCRIPTS = sorted(path for folder in ("speed", "quality") for path in (BENCHMARKS / folder).glob("*.py")
@@ -78,6 +75,8 @@ def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
 
 def test_diffusion_settings_benchmark_scores_methods_variants_and_baselines(tmp_path, random_pipeline, grid_dir):
     """One real clip at one SNR: every system gets a row with its metrics; a re-run adds none."""
+    from avdiff.config.schema import PosteriorSettings
+
     model = random_pipeline.save_pretrained(tmp_path / "model")
     out = tmp_path / "bench"
     args = ["--model", f"tiny={model}", "--parts", "enhance", "--methods", "udiffse+",

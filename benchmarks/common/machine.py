@@ -56,7 +56,7 @@ def gpus() -> list[str]:
 
 
 def describe_machine() -> dict[str, Any]:
-    """Everything above, with torch's thread count and the OpenMP settings the run started with."""
+    """Everything above, with the number of threads torch uses."""
     import torch
 
     from avdiff.cpu import cpu_has_native_bf16  # the flags the pipeline itself reads to choose bf16
@@ -70,6 +70,4 @@ def describe_machine() -> dict[str, Any]:
         "load_average_1min": round(os.getloadavg()[0], 2),
         "gpus": gpus(),
         "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
     }

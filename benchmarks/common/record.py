@@ -1,6 +1,7 @@
 """`record()`: what produced a result, written beside it as OUTPUT/record.json.
 
-Every benchmark script calls it once its figures are in: the command and its arguments, the code
+Every benchmark script calls it once its figures are in: the command, its arguments and the
+environment variables that change a run (OpenMP threads and wait policy, PYTHONPATH), the code
 (`git describe --always --dirty`), the machine (`machine.describe_machine`), the versions of
 python, torch and avdiff, the time, and a small summary of the results. A table in BENCHMARKS.md
 cites the record it came from; records worth keeping are copied to benchmarks/records/<name>.json
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -21,6 +23,7 @@ from benchmarks.common.machine import describe_machine
 from benchmarks.common.paths import REPO_ROOT
 
 RECORD_NAME = "record.json"
+ENVIRONMENT = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "PYTHONPATH", "CUDA_VISIBLE_DEVICES")  # kept when set
 
 
 def git_describe(repo: Path = REPO_ROOT) -> str:
@@ -65,11 +68,12 @@ def command_line() -> str:
 
 
 def provenance(args: argparse.Namespace | dict) -> dict[str, Any]:
-    """The run's description: command line, arguments, commit, machine, versions, UTC time."""
+    """The run's description: command line, arguments, environment, commit, machine, versions, UTC time."""
     arguments = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
     return {
         "command": command_line(),
         "arguments": jsonable(arguments),
+        "environment": {name: os.environ[name] for name in ENVIRONMENT if name in os.environ},
         "commit": git_describe(),
         "machine": describe_machine(),
         "versions": versions(),
