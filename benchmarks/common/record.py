@@ -1,9 +1,10 @@
 """`record()`: what produced a result, written beside it as OUTPUT/record.json.
 
-Every benchmark script calls it once its figures are in: the command, its arguments and the
-environment variables that change a run (OpenMP threads and wait policy, PYTHONPATH), the code
-(`git describe --always --dirty`), the machine (`machine.describe_machine`), the versions of
-python, torch and avdiff, the time, and a small summary of the results. A table in BENCHMARKS.md
+Every benchmark script calls it once its figures are in: the command, its arguments (and
+PYTHONPATH or CUDA_VISIBLE_DEVICES where set), the code (`git describe --always --dirty`), the
+machine (`machine.describe_machine`: CPU, cores, native bf16, memory, load, GPUs, threads and
+OpenMP settings), the versions of python, avdiff, torch and the other libraries (as `avdiff env`
+reports them), the time, and a small summary of the results. A table in BENCHMARKS.md
 cites the record it came from; records worth keeping are copied to benchmarks/records/<name>.json
 and committed (the run folders under benchmarks/results/ are not).
 """
@@ -19,11 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from avdiff.environment import versions
 from benchmarks.common.machine import describe_machine
 from benchmarks.common.paths import REPO_ROOT
 
 RECORD_NAME = "record.json"
-ENVIRONMENT = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "PYTHONPATH", "CUDA_VISIBLE_DEVICES")  # kept when set
+ENVIRONMENT = ("PYTHONPATH", "CUDA_VISIBLE_DEVICES")  # kept when set (OpenMP's settings are in the machine's)
 
 
 def git_describe(repo: Path = REPO_ROOT) -> str:
@@ -34,17 +36,6 @@ def git_describe(repo: Path = REPO_ROOT) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
-
-
-def versions() -> dict[str, str]:
-    """python, torch and avdiff versions (avdiff's is the one imported: an editable checkout's)."""
-    import platform
-
-    import torch
-
-    import avdiff
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "avdiff": avdiff.__version__}
 
 
 def jsonable(value: Any) -> Any:
@@ -76,7 +67,7 @@ def provenance(args: argparse.Namespace | dict) -> dict[str, Any]:
         "environment": {name: os.environ[name] for name in ENVIRONMENT if name in os.environ},
         "commit": git_describe(),
         "machine": describe_machine(),
-        "versions": versions(),
+        "versions": versions(),  # python, avdiff (with its folder), torch and the other libraries, as `avdiff env`
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
