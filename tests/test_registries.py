@@ -255,3 +255,17 @@ def test_a_registered_landmark_backend_and_layout_are_used_by_name(tmp_path):
     finally:
         landmarks.BACKENDS.unregister("toy")
         LAYOUTS.unregister("toy")
+
+
+def test_an_entry_registered_by_reference_is_imported_when_first_used():
+    from avdiff.registry import Registry
+
+    things = Registry("thing")
+    things.register_lazy("pi", "math:pi")
+    things.register_lazy("nothing", "avdiff.no_such_module:THING")
+    assert things.names() == ["nothing", "pi"] and things.require("nothing") == "nothing"  # nothing imported yet
+    assert things.get("pi") == math.pi
+    with pytest.raises(ModuleNotFoundError):
+        things.get("nothing")
+    with pytest.raises(RegistryError, match="a lazy entry is 'module:attribute'"):
+        things.register_lazy("e", "math.e")
