@@ -75,8 +75,6 @@ def test_sampling_speed_benchmark_writes_results_and_config(tmp_path):
 
 def test_diffusion_settings_benchmark_scores_methods_variants_and_baselines(tmp_path, random_pipeline, grid_dir):
     """One real clip at one SNR: every system gets a row with its metrics; a re-run adds none."""
-    from avdiff.config.schema import PosteriorSettings
-
     model = random_pipeline.save_pretrained(tmp_path / "model")
     out = tmp_path / "bench"
     args = ["--model", f"tiny={model}", "--parts", "enhance", "--methods", "udiffse+",
@@ -87,7 +85,7 @@ def test_diffusion_settings_benchmark_scores_methods_variants_and_baselines(tmp_
     rows = [json.loads(line) for line in (out / "enhance.jsonl").read_text().splitlines()]
     assert sorted(row["system"] for row in rows) == ["few", "noisereduce", "noisy", "udiffse+"]
     calls = {row["system"]: row["calls"] for row in rows}
-    assert calls["few"] == 3 and calls["udiffse+"] == PosteriorSettings().steps
+    assert calls["few"] == 3 and calls["udiffse+"] == random_pipeline.enhancement_plan("udiffse+").settings.steps
     noisy = next(row for row in rows if row["system"] == "noisy")
     assert abs(noisy["si_sdr"] - 5.0) < 0.1  # the mixture is at the SNR asked for
     assert "| 5.0 | tiny | few |" in (out / "summary.md").read_text()

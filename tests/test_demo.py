@@ -7,6 +7,8 @@ import importlib.util
 import json
 import time
 
+import yaml
+
 from avdiff.cli import build_parser, main
 from avdiff.demo.runner import DemoSettings, StepRate
 
@@ -48,6 +50,11 @@ def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monke
     assert "This demo's own 3-step model: video-to-speech" in report
     assert "This demo's own 3-step model: enhancement at 5dB SNR (udiffse+)" in report
     assert "unconditional" in report and "noisereduce" in report and "guidance w = 2" in report
+    # what ran, from the resolved plans (every setting in plans.yaml beside the model's outputs)
+    assert "- video-to-speech (lips): sampler dpmpp_2m, 2 steps, guidance 2" in report
+    assert "- video-to-speech (unconditional): sampler dpmpp_2m, 2 steps, guidance 1" in report
+    assert "- enhancement: udiffse+, 2 steps x 2 samples, guidance 1" in report
+    assert yaml.safe_load((out / "plans.yaml").read_text())["enhancement"]["options"]["steps"] == 2
     assert (out / "report.html").read_text().count("<audio") >= 6
     assert (out / "figures" / "spectrograms.png").stat().st_size > 10_000
     summary = json.loads((out / "metrics" / "summary.json").read_text())

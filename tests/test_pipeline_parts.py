@@ -11,7 +11,7 @@ import torch
 
 from avdiff.cli import main
 from avdiff.pipeline.chunks import chunk_weights, join_chunks, plan_chunks
-from avdiff.pipeline.nmf import NoiseModel, fit_nmf, is_divergence
+from avdiff.posterior.nmf import NoiseModel, fit_nmf, is_divergence
 
 
 @pytest.mark.parametrize("frames", [100, 256, 257, 1001, 37501])

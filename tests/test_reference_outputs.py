@@ -20,7 +20,6 @@ import torch
 from tinymodels import tiny_components
 
 from avdiff.pipeline import AVDiffusionPipeline
-from avdiff.pipeline.posterior import PosteriorSettings
 
 REFERENCE = Path(__file__).parent / "data" / "reference"
 REGENERATE = os.environ.get("AVDIFF_REGENERATE_REFERENCE") == "1"
@@ -38,7 +37,8 @@ def outputs(pipeline: AVDiffusionPipeline) -> dict[str, np.ndarray]:
     video = rng.integers(0, 255, (13, 40, 40), dtype=np.uint8)
     noisy = (0.1 * rng.standard_normal(13 * 640)).astype(np.float32)
     # The settings the first outputs were saved with (NMF refits as before nmf_pass_updates existed).
-    few = PosteriorSettings(steps=3, em_iterations=2, nmf_pass_updates=None, nmf_refit_below=3.0)
+    refits = {"steps": 3, "nmf_pass_updates": None, "nmf_refit_below": 3.0}
+    few = {"udiffse+": refits, "udiffse": {"steps": 3, "em_iterations": 2}, "dps": refits, "diffpir": refits}
     results = {
         f"generate_{name}": pipeline.generate(video, sampler=name, steps=3, seed=3, guidance_scale=guidance).audio
         for name, guidance in (("predictor_corrector", 2.0), ("heun", 1.0), ("euler_maruyama", 1.0),
@@ -46,12 +46,13 @@ def outputs(pipeline: AVDiffusionPipeline) -> dict[str, np.ndarray]:
     }
     results["generate_dpmpp_2m_sde"] = pipeline.generate(video, sampler="dpmpp_2m", steps=3, seed=3,
                                                          sampler_options={"eta": 1.0}).audio
-    for method in ("udiffse+", "udiffse", "dps", "diffpir"):
+    for method, options in few.items():
         for label, lips in (("audio", None), ("av", video)):
             results[f"enhance_{method}_{label}"] = pipeline.enhance(
-                noisy, sample_rate=16000, video=lips, method=method, settings=few, seed=5).audio
+                noisy, sample_rate=16000, video=lips, method=method, options=options, seed=5).audio
     results["enhance_udiffse+_pass_updates"] = pipeline.enhance(
-        noisy, sample_rate=16000, method="udiffse+", settings=PosteriorSettings(steps=4, nmf_pass_updates=5), seed=5).audio
+        noisy, sample_rate=16000, method="udiffse+", options={"steps": 4, "nmf_pass_updates": 5, "nmf_refit_below": 5.0},
+        seed=5).audio
     results["enhance_udiffse-paper"] = pipeline.enhance(noisy, sample_rate=16000, method="udiffse-paper",
                                                         steps=3, seed=5).audio
     return results

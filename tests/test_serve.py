@@ -90,7 +90,8 @@ def test_generate_gives_speech_of_the_clips_duration_and_a_figure(pipelines, fil
     rate, audio = outcome.output_audio
     assert (rate, audio.dtype, audio.shape) == (16000, np.int16, (16000,))  # 25 frames = 1 s
     assert np.abs(audio).max() > 0 and outcome.input_audio is None  # mouth crops have no sound track
-    assert len(outcome.figure.axes) == 1 and "3 steps" in outcome.message and "seed 3" in outcome.message
+    assert len(outcome.figure.axes) == 1 and "sampler heun, 3 steps, guidance 1" in outcome.message
+    assert "seed 3" in outcome.message
     again = generate_speech(pipelines, None, str(files["mouth.npy"]), seed=3)
     other = generate_speech(pipelines, None, str(files["mouth.npy"]), seed=4)
     assert np.array_equal(again.output_audio[1], audio) and not np.array_equal(other.output_audio[1], audio)
@@ -99,7 +100,7 @@ def test_generate_gives_speech_of_the_clips_duration_and_a_figure(pipelines, fil
 def test_enhance_keeps_rate_length_and_channels(pipelines, files):
     mono = enhance_speech(pipelines, str(files["noisy.wav"]), steps=2)
     assert mono.output_audio[0] == 16000 and mono.output_audio[1].shape == (16000,)
-    assert "udiffse+ (audio-only), 2 steps, guidance 1" in mono.message and len(mono.figure.axes) == 2
+    assert "(audio-only): udiffse+, 2 steps x 2 samples, guidance 1" in mono.message and len(mono.figure.axes) == 2
     stereo = enhance_speech(pipelines, str(files["stereo.wav"]), steps=2, method="dps")
     assert stereo.output_audio[0] == 22050 and stereo.output_audio[1].shape == (11025, 2)
     assert stereo.input_audio[1].shape == (11025, 2) and "dps" in stereo.message
@@ -108,7 +109,7 @@ def test_enhance_keeps_rate_length_and_channels(pipelines, files):
 def test_the_controls_start_at_the_models_own_settings(pipelines):
     assert generation_defaults(pipelines) == ("heun", 3, 1.0)
     method, steps, _ = enhancement_defaults(pipelines)
-    assert method == "udiffse+" and steps == pipelines.get(pipelines.settings.enhancer).enhancement_method()[1].steps
+    assert method == "udiffse+" and steps == pipelines.get(pipelines.settings.enhancer).enhancement_plan().settings.steps
     assert enhancement_defaults(pipelines, "udiffse-paper")[:2] == ("udiffse-paper", 30)  # the preset's own steps
     assert pipelines.loaded() == [str(pipelines.settings.generator)]  # one folder, loaded once
 
@@ -291,7 +292,7 @@ def test_page_enhances_and_says_what_is_wrong_with_a_broken_file(page, files):
     page.fill("#tab-enhance input[type=number] >> nth=0", "2")
     page.click("#enh-run")
     message = _message(page, "enh")
-    assert message.startswith("1.00 s enhanced") and "udiffse+ (audio-only), 2 steps" in message, message
+    assert message.startswith("1.00 s enhanced") and "(audio-only): udiffse+, 2 steps" in message, message
     served, rate = _served_wav(page, "enh")
     assert rate == 16000 and served.shape == (16000,)
 

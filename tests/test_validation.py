@@ -20,8 +20,11 @@ from avdiff.errors import ConfigError, InputError
     ("sampler.guidance_scale=.nan", "guidance_scale must be a finite number"),
     ("sampler.steps=0", "steps must be >= 1"),
     ("enhancement.batch_size=0", "batch_size must be >= 1"),
-    ("enhancement.posterior.likelihood_weight=.inf", "likelihood_weight must be a finite number"),
-    ("enhancement.posterior.em_iterations=-1", "em_iterations must be >= 1"),
+    ("enhancement.options={likelihood_weight: .inf}", "likelihood_weight must be a finite number"),
+    ("enhancement.options={em_iterations: 2}", "unknown key 'em_iterations'"),  # udiffse's, not udiffse+'s
+    ("enhancement.method=udiffse++", "method: unknown posterior method 'udiffse\\+\\+'"),
+    ("enhancement.posterior.nmf_rank=0", "nmf_rank must be >= 1"),  # a config from before methods had their
+    # own settings: its flat section becomes the options of its method
 ])
 def test_bad_config_values_are_refused_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -33,8 +36,11 @@ def test_bad_config_values_are_refused_naming_the_key(override, message):
     (["generate", "--video", "x.npy", "--guidance", "nan"], "--guidance: must be a finite number"),
     (["generate", "--video", "x.npy", "--num-samples", "0"], "--num-samples: must be a whole number"),
     (["enhance", "--noisy", "x.wav", "--batch-size", "0"], "--batch-size: must be a whole number >= 1"),
-    (["enhance", "--noisy", "x.wav", "--em-iterations", "-1"], "--em-iterations: must be a whole number"),
-    (["enhance", "--noisy", "x.wav", "--likelihood-weight", "inf"], "--likelihood-weight: must be a finite"),
+    (["enhance", "--noisy", "x.wav", "--em-iterations", "-1"], "--em-iterations: posterior setting em_iterations "
+     "must be >= 1, got -1"),
+    (["enhance", "--noisy", "x.wav", "--likelihood-weight", "inf"], "--likelihood-weight: key 'likelihood_weight' "
+     "expects float, got str 'inf'"),
+    (["enhance", "--noisy", "x.wav", "--nmf-init", "paper"], "--nmf-init: key 'nmf_init' expects 'scaled' | 'uniform'"),
     (["train", "--config", "tiny", "--max-steps", "-5"], "--max-steps: must be a whole number >= 1, got -5"),
 ])
 def test_bad_arguments_stop_before_any_work(argv, message, capsys):
@@ -61,11 +67,11 @@ def test_pipeline_refuses_zero_steps_and_nan_guidance(random_pipeline):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error():
-    from avdiff.commands.common import load_pipeline
+    from avdiff.commands.common import open_pipeline
 
     args = build_parser().parse_args(["generate", "--video", "x.npy", "--device", "cuda"])
     with pytest.raises(InputError, match="no CUDA GPU is available"):
-        load_pipeline(args)
+        open_pipeline(args)
 
 
 @pytest.mark.parametrize("change,message", [

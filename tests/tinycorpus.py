@@ -42,3 +42,39 @@ def make_tiny_corpus(folder: Path, num_items: int = 8, num_frames: int = 12, siz
     path = folder / manifest_name
     write_manifest(path, items)
     return path
+
+
+# The tone task (tests/test_pipeline.py, benchmarks/quality/tone_task.py): its training recipe,
+# clips and measures, in one place so the benchmark cannot drift from the test.
+TONE_TRAINING = [
+    "spectrogram.n_fft=254", "data.crop_frames=64", "data.crop_size=32", "data.num_workers=0",
+    "data.hflip_prob=0", "data.time_mask_prob=0", "training.batch_size=8", "training.validate_every=0",
+    "training.log_every=50", "training.warmup_steps=20", "training.learning_rate=2e-3",
+    "training.checkpoint_every=1000", "training.cond_span_drop_prob=0.1", "training.ema_decay=0.99",
+    "score_model.unet.block_out_channels=[16,32,32]", "score_model.unet.attention_levels=[false,false,false]",
+    "score_model.unet.norm_num_groups=8", "score_model.unet.attention_head_dim=16", "sampler.name=heun", "sampler.steps=12",
+]
+
+
+def brightness_video(levels: np.ndarray, size: int = 32) -> np.ndarray:
+    return np.broadcast_to((levels * 255).astype(np.uint8)[:, None, None], (len(levels), size, size)).copy()
+
+
+def dominant_frequency(segment: np.ndarray, rate: int = 16000) -> float:
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment)), n=8192))
+    return float(np.argmax(spectrum) * rate / 8192)
+
+
+def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
+    scale = (estimate @ reference) / (reference @ reference)
+    target = scale * reference
+    return float(10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target))))
+
+
+def tone_example(seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    levels = np.repeat(rng.uniform(0.1, 0.9, 10), 5)
+    clean = tone_for_brightness(levels)
+    noise = rng.standard_normal(len(clean)).astype(np.float32)
+    noise *= np.sqrt((clean**2).mean() / (noise**2).mean() / 10 ** (5 / 10))  # white noise at 5 dB SNR
+    return levels, clean, clean + noise

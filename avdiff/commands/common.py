@@ -75,15 +75,11 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmark-weights", default=None, help="face-alignment weights folder / dlib model file")
 
 
-def load_pipeline(args: argparse.Namespace) -> Any:
+def open_pipeline(args: argparse.Namespace) -> Any:
+    """The pipeline of --model (a folder or a shipped name) on --device with --dtype, compiled with --compile."""
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.shipped import resolve_model
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu")
-    dtype = None if args.dtype is None else getattr(torch, args.dtype)
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model), device=device, dtype=dtype)
+    pipeline = AVDiffusionPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     if args.compile:
         pipeline.compile()
     return pipeline

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from avdiff.demo.settings import NO_SHIPPED_MODEL, DemoSettings
-from avdiff.pipeline.posterior_settings import METHOD_CHOICES
+from avdiff.posterior.registry import METHODS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-clips", type=int, default=default.test_clips,
                         help="held-out clips generated and enhanced")
     parser.add_argument("--snr", type=float, nargs="+", default=list(default.snrs), help="mixture SNRs in dB")
-    parser.add_argument("--method", choices=METHOD_CHOICES, default=default.method, help="enhancement method or preset")
+    parser.add_argument("--method", choices=METHODS.names(), default=default.method, help="enhancement method or preset")
     parser.add_argument("--generate-steps", type=int, default=default.generate_steps,
                         help="sampler levels for video-to-speech")
     parser.add_argument("--guidance", type=float, default=default.guidance,

@@ -10,7 +10,7 @@ import numpy as np
 from avdiff.commands.common import (
     add_model_arguments,
     check_landmark_backend,
-    load_pipeline,
+    open_pipeline,
     positive_int,
     require_writable_folder,
     write_run_settings,
@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     check_landmark_backend(args, [item.inputs["video"] for item in items])
     processes = launched_processes()  # one, or those of accelerate launch / torchrun: a share each
     args.device = processes.device(args.device)
-    pipeline = load_pipeline(args)
+    pipeline = open_pipeline(args)
+    plan = pipeline.generation_plan(sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance,
+                                    num_samples=args.num_samples)
     for item in items:  # with several samples, the last sample's file (written last) marks the item done
         item.inputs["base"] = item.output
         item.output = sample_paths(item.output, args.num_samples)[-1]
@@ -88,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if item.inputs.get("face_ok") is not None:
             rois = np.load(video, allow_pickle=False)
             video = MouthVideo(rois, np.asarray(item.inputs["face_ok"], dtype=bool))
-        result = pipeline.generate(video, num_samples=args.num_samples, sampler=args.sampler, steps=args.steps,
-                                   guidance_scale=args.guidance, seed=args.seed, show_progress=args.progress,
+        result = pipeline.generate(video, plan, seed=args.seed, show_progress=args.progress,
                                    landmarks=args.landmarks, landmark_weights=args.landmark_weights)
         base = item.inputs["base"]
         for path, audio in zip(sample_paths(base, args.num_samples), result.audio):
@@ -99,10 +100,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{item.id}: {len(result.audio[0]) / result.sample_rate:.2f} s x {args.num_samples}, "
               f"{result.network_calls} network calls -> {base}")
 
-    settings = {"command": "generate", "model": str(args.model), "sampler": args.sampler or pipeline.components.sampler.name,
-                "steps": args.steps or pipeline.components.sampler.steps,
-                "guidance": args.guidance if args.guidance is not None else pipeline.components.sampler.guidance_scale,
-                "seed": args.seed, "num_samples": args.num_samples}
+    settings = {"command": "generate", "model": str(args.model), "seed": args.seed, "plan": plan.to_dict()}
     report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
     settings_path = (out_dir / "generate_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
     if processes.is_main:

@@ -76,6 +76,9 @@ def _section_keys(
     if not isinstance(data, Mapping):
         where = f"section '{prefix.rstrip('.')}'" if prefix else "the top level"
         raise ConfigError(f"{source}: {where} must be a mapping of keys, got {type(data).__name__}")
+    upgrade = getattr(cls, "upgrade_legacy_keys", None)  # a section that reads an older layout of itself
+    if upgrade is not None:
+        data = upgrade(dict(data))
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:

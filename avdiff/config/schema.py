@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from avdiff.config.loader import option, section
+from avdiff.errors import ConfigError
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH
 
 
@@ -184,91 +185,60 @@ class SamplerConfig:
         check_registered(self, "name", "samplers")
 
 
-EnhancementMethod = Literal["udiffse+", "udiffse", "dps", "diffpir", "udiffse-paper"]
-
-
-@dataclass(frozen=True)
-class PosteriorSettings:
-    """How a posterior sampler runs (avdiff.pipeline.posterior has the maths).
-
-    The defaults were chosen on real speech (BENCHMARKS.md, "Posterior sampling settings");
-    the `udiffse-paper` preset (avdiff.pipeline.posterior_settings) is UDiffSE as published.
-    """
-
-    steps: int = option(12, "noise levels of one reverse pass (udiffse+: 1 network call each; chosen from "
-                        "BENCHMARKS.md, 'Quality against network calls')")
-    schedule: Literal["model", "ouve"] = option(
-        "model", "noise levels: the model's own schedule, or SGMSE+'s OUVE time grid (ouve, the paper's)")
-    predictor: Literal["reverse_diffusion", "euler_maruyama"] = option(
-        "reverse_diffusion", "reverse-diffusion step with a Tweedie last step, or Euler-Maruyama on the OUVE SDE "
-        "in its own coordinates with dt = t_start / steps (the paper's; needs schedule ouve)")
-    start_sigma: float | None = option(
-        10.0, "first noise level in units of sigma_data; null = the schedule's largest (paper: t = 1)")
-    start_point: Literal["observation", "scaled_observation"] = option(
-        "observation", "start at y + sigma n, or at y + std(t) n in the OUVE process's coordinates (paper)")
-    normalize: Literal["peak", "spectrogram_max"] = option(
-        "peak", "input scale: waveform peak 1 (as in training) or largest spectrogram magnitude 1 (paper)")
-    corrector_steps: int = option(0, "annealed Langevin steps per level (paper: 1)")
-    snr: float = option(0.5, "Langevin corrector signal-to-noise ratio")
-    corrector_step_factor: float = option(
-        2.0, "Langevin step = factor * (snr sigma)^2: 2 is SGMSE+'s, 1 is UDiffSE's")
-    corrector_likelihood: bool = option(True, "the corrector follows the posterior score (paper: the prior's)")
-    likelihood_weight: float = option(1.5, "lambda, the weight of the likelihood step")
-    likelihood_every: int = option(1, "the likelihood step runs at every k-th level (paper: 2)")
-    rescale_likelihood: bool = option(
-        True, "lambda is the total weight (each step weighs lambda * likelihood_every); false = per step (paper)")
-    clamp_gain: bool = option(True, "the closed-form pull towards y never overshoots y (paper: no clamp)")
-    nmf_rank: int = option(4, "rank of the NMF noise variance model")
-    nmf_iterations: int = option(
-        1, "multiplicative NMF updates per refit: udiffse's M-step (UDiffSE: 1), and the one-pass methods' "
-        "levels when nmf_pass_updates is null")
-    nmf_pass_updates: int | None = option(
-        24, "udiffse+/dps/diffpir: NMF updates over one pass, spread evenly over the levels where the noise "
-        "model is refitted (at least one each), so few levels fit it as well as many; null = nmf_iterations each")
-    nmf_init: Literal["scaled", "uniform"] = option("scaled", "NMF start: scaled to the input, or W, H ~ U(0, 1) (paper)")
-    nmf_refit_below: float | None = option(
-        5.0, "udiffse+/dps: refit the noise model only at sigma <= this * sigma_data (null = every level)")
-    em_iterations: int = option(5, "udiffse: EM iterations")
-    num_samples: int = option(2, "parallel posterior samples per input, averaged (every method)")
-    dps_weight: float = option(1.0, "dps: weight of the likelihood gradient step")
-    sampler: str = option(
-        "dpmpp_2m", "diffpir: the sampler from avdiff.diffusion.samplers.SAMPLERS that follows the posterior "
-        "denoiser (dpmpp_2m: one network call per level)")
-    sampler_eta: float = option(0.0, "diffpir with a sampler that has an eta option: SDE strength (0 = ODE)")
-
-    def __post_init__(self) -> None:
-        check_finite(self)
-        for name, hint in get_type_hints(type(self)).items():
-            if get_origin(hint) is Literal and getattr(self, name) not in get_args(hint):
-                raise ValueError(f"posterior setting {name} must be one of {get_args(hint)}, got {getattr(self, name)!r}")
-        for name in ("steps", "likelihood_every", "nmf_rank", "em_iterations", "num_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"posterior setting {name} must be >= 1, got {getattr(self, name)}")
-        if self.corrector_steps < 0 or self.nmf_iterations < 0 or (self.nmf_pass_updates or 0) < 0:
-            raise ValueError("corrector_steps, nmf_iterations and nmf_pass_updates must be >= 0")
-        check_at_least(self, 0.0, "likelihood_weight", "snr", "corrector_step_factor", "dps_weight", "sampler_eta")
-        if self.predictor == "euler_maruyama" and self.schedule != "ouve":
-            raise ValueError("predictor euler_maruyama integrates the OUVE SDE: set schedule='ouve'")
-
-    def step_weight(self) -> float:
-        """lambda of one likelihood step, given how often it runs."""
-        return self.likelihood_weight * (self.likelihood_every if self.rescale_likelihood else 1)
+# The flat `enhancement.posterior` section of configs and model folders written before posterior
+# methods had settings of their own (avdiff.posterior), with the values every method then
+# defaulted to. Read, never written: `EnhancementConfig.upgrade_legacy_keys` keeps the values
+# that differ from these as the options of the recorded method (tests/test_posterior_methods.py
+# checks that they are the built-in methods' defaults, so nothing recorded is lost).
+LEGACY_POSTERIOR_DEFAULTS: dict[str, Any] = {
+    "steps": 12, "schedule": "model", "predictor": "reverse_diffusion", "start_sigma": 10.0,
+    "start_point": "observation", "normalize": "peak", "corrector_steps": 0, "snr": 0.5,
+    "corrector_step_factor": 2.0, "corrector_likelihood": True, "likelihood_weight": 1.5, "likelihood_every": 1,
+    "rescale_likelihood": True, "clamp_gain": True, "nmf_rank": 4, "nmf_iterations": 1, "nmf_pass_updates": 24,
+    "nmf_init": "scaled", "nmf_refit_below": 5.0, "em_iterations": 5, "num_samples": 2, "dps_weight": 1.0,
+    "sampler": "dpmpp_2m", "sampler_eta": 0.0,
+}
+LEGACY_PRESETS = ("udiffse-paper",)  # methods whose run ignored the flat section
 
 
 @dataclass
 class EnhancementConfig:
     """Defaults of `avdiff enhance` and `pipeline.enhance` (each has flags / arguments to change them)."""
 
-    method: EnhancementMethod = option(
-        "udiffse+", "posterior sampler (udiffse+ | udiffse | dps | diffpir), or udiffse-paper: UDiffSE as published")
+    method: str = option(
+        "udiffse+", "posterior method or preset from the registry avdiff.posterior.METHODS (udiffse+ | udiffse | "
+        "dps | diffpir | udiffse-paper: UDiffSE as published)")
+    options: dict[str, Any] = option(
+        {}, "the method's own settings (`avdiff enhance --help` lists them), checked against its registered "
+        "settings class; unset ones take the method's defaults; they apply to this method only")
     guidance_scale: float = option(1.0, "classifier-free guidance w of the lip condition (1 = plain conditional)")
     chunk_frames: int = option(256, "STFT frames per chunk of long inputs")
     batch_size: int = option(8, "chunks processed together")
-    posterior: PosteriorSettings = section(PosteriorSettings, "posterior sampler settings (not used by udiffse-paper)")
 
     def __post_init__(self) -> None:
         check_finite(self)
         check_at_least(self, 1, "chunk_frames", "batch_size")
+        check_registered(self, "method", "posterior methods")
+        from avdiff.extension_points import registry  # the method's settings class checks its options
+
+        registry("posterior methods").get(self.method).settings(self.options, source="options")
+
+    @staticmethod
+    def upgrade_legacy_keys(data: dict[str, Any]) -> dict[str, Any]:
+        """A section written before methods had their own settings: the flat `posterior` section's
+        values that differ from `LEGACY_POSTERIOR_DEFAULTS` become `options` (explicit ones win)."""
+        if "posterior" not in data:
+            return data
+        data = dict(data)
+        legacy = data.pop("posterior") or {}
+        if not isinstance(legacy, dict):
+            raise ConfigError(f"enhancement.posterior must be a mapping, got {type(legacy).__name__}")
+        if data.get("method", "udiffse+") in LEGACY_PRESETS:
+            legacy = {}
+        changed = {k: v for k, v in legacy.items() if k not in LEGACY_POSTERIOR_DEFAULTS
+                   or LEGACY_POSTERIOR_DEFAULTS[k] != v}
+        data["options"] = {**changed, **(data.get("options") or {})}
+        return data
 
 
 @dataclass

@@ -11,10 +11,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
+import yaml
 from tqdm.auto import tqdm
 
 from avdiff.data.manifest import read_manifest, resolve
@@ -109,25 +110,48 @@ def prepare_test_set(settings: DemoSettings, data: Path) -> TestSet:
 
 def run_generation(settings: DemoSettings, test: TestSet, model: DemoModel, pipeline) -> None:
     """Video-to-speech on the silent test clips, with the lips and with every face masked."""
+    plans = {system: pipeline.generation_plan(steps=settings.generate_steps,
+                                              guidance_scale=settings.guidance if system == "lips" else 1.0)
+             for system in GENERATED}  # unconditional: no condition to guide with
+    record_plans(model, {f"video-to-speech ({system})": plan for system, plan in plans.items()})
     for item in tqdm(test.items, desc=f"video-to-speech ({model.short})", unit="clip"):
         video = test.mouth(item)
         for system in GENERATED:
             masked = MouthVideo(video.rois, np.zeros_like(video.face_ok)) if system == "unconditional" else video
-            guidance = settings.guidance if system == "lips" else 1.0  # no condition to guide with
-            write_once(model.generated(system) / f"{item['id']}.wav", lambda masked=masked, guidance=guidance:
-                       pipeline.generate(masked, seed=settings.seed, steps=settings.generate_steps,
-                                         guidance_scale=guidance).audio[0])
+            write_once(model.generated(system) / f"{item['id']}.wav", lambda masked=masked, plan=plans[system]:
+                       pipeline.generate(masked, plan, seed=settings.seed).audio[0])
 
 
 def run_enhancement(settings: DemoSettings, test: TestSet, model: DemoModel, pipeline) -> None:
     """Enhance every noisy mixture audio-only and audio-visual."""
+    plan = pipeline.enhancement_plan(settings.method, steps=settings.enhance_steps)
+    record_plans(model, {"enhancement": plan})
     for snr, root in test.mixtures.items():
         for item in tqdm(test.items, desc=f"enhance {snr} ({model.short})", unit="clip"):
             noisy = root / "noisy" / f"{item['id']}.wav"
             for system, video in (("audio-only", None), ("audio-visual", test.mouth(item))):
                 write_once(model.enhanced(snr, system) / f"{item['id']}.wav", lambda video=video: pipeline.enhance(
-                    noisy, video=video, method=settings.method, steps=settings.enhance_steps,
-                    seed=settings.seed).audio)
+                    noisy, video=video, plan=plan, seed=settings.seed).audio)
+
+
+PLANS_NAME = "plans.yaml"  # beside a model's outputs: what each of its runs resolved to
+
+
+def record_plans(model: DemoModel, plans: dict[str, Any]) -> None:
+    """Add `plans` (name -> GenerationPlan / EnhancementPlan) to the model's plans.yaml, and their
+    one-line descriptions, which the report prints."""
+    path = model.root / PLANS_NAME
+    recorded = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    for name, plan in plans.items():
+        recorded[name] = {"summary": plan.describe(), **plan.to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(recorded, sort_keys=False))
+
+
+def recorded_plans(model: DemoModel) -> dict[str, dict]:
+    """The model's plans.yaml (empty before its first run)."""
+    path = model.root / PLANS_NAME
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
 class Evaluator:

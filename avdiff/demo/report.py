@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from avdiff.demo.inference import DemoModel, TestSet
+from avdiff.demo.inference import PLANS_NAME, DemoModel, TestSet, recorded_plans
 from avdiff.demo.settings import DemoSettings
 from avdiff.timegrid import SAMPLE_RATE
 
@@ -116,6 +116,11 @@ def model_sections(settings: DemoSettings, model: DemoModel, tables: dict) -> li
                     if "clean speech" in tables["generation"] else ""))]
     for snr, systems in tables["enhancement"].items():
         sections.append((f"{title}: enhancement at {snr} SNR ({settings.method})", markdown_table(systems)))
+    plans = recorded_plans(model)
+    if plans:
+        lines = [f"- {name}: {plan['summary']}" for name, plan in plans.items()]
+        sections.append((f"{title}: what ran", "\n".join(lines) + f"\n\nEvery setting of each run: "
+                         f"{model.root / PLANS_NAME}."))
     return sections
 
 

@@ -6,7 +6,7 @@ bound, see `guided_denoiser`), the starting sample `x` at `sigmas[0]`, the decre
 levels `sigmas` ending in 0 (from `DiffusionFormulation.sampling_sigmas`), one generator per
 item (so the same seed gives the same sample at any batch size), and a `callback(Step)` run
 after every step that may return a replacement sample: posterior sampling injects its
-likelihood step through it (`avdiff.pipeline.posterior`). The keyword options with scalar
+likelihood step through it (`avdiff.posterior.passes`). The keyword options with scalar
 defaults are the sampler's settings (`SamplerConfig.options`, `avdiff generate`).
 
 They work in the unscaled coordinates of the formulation (variance exploding, x = x0 + sigma n),

@@ -2,26 +2,28 @@
 
 Metrics on 16 kHz mono signals (SI-SDR, PESQ wide/narrow-band, STOI, ESTOI, log-spectral
 distance, optional WER), folder matching, mean and 95 % CI summaries, and the noisereduce baseline.
+The names below load on first use (PEP 562), so `avdiff --help` does not import SciPy's signal
+library for `avdiff evaluate`'s flags.
 """
 
-from avdiff.evaluation.baselines import noisereduce_file, noisereduce_folder
-from avdiff.evaluation.folders import evaluate_folders, evaluate_transcripts
-from avdiff.evaluation.matching import Matching, match_folders
-from avdiff.evaluation.metrics import (
-    METRICS, SIGNAL_METRICS, PairScores, compute_metrics, estoi, log_spectral_distance, pesq_nb, pesq_wb, si_sdr,
-    stoi,
-)
-from avdiff.evaluation.report import EvaluationResult, markdown_table
-from avdiff.evaluation.signals import (
-    LengthMismatchError, MetricError, MissingDependencyError, align_lengths, prepare_pair,
-)
-from avdiff.evaluation.statistics import mean_ci95, summarize
-from avdiff.evaluation.wer import load_transcriber, word_error_rate
+from __future__ import annotations
 
-__all__ = [
-    "METRICS", "SIGNAL_METRICS", "EvaluationResult", "LengthMismatchError", "Matching", "MetricError",
-    "MissingDependencyError", "PairScores", "align_lengths", "compute_metrics", "estoi", "evaluate_folders",
-    "evaluate_transcripts", "load_transcriber", "log_spectral_distance", "markdown_table", "match_folders", "mean_ci95",
-    "noisereduce_file", "noisereduce_folder", "pesq_nb", "pesq_wb", "prepare_pair", "si_sdr", "stoi",
-    "summarize", "word_error_rate",
-]
+from avdiff.lazy import lazy_exports
+
+_MODULES = {
+    "avdiff.evaluation.baselines": ("noisereduce_file", "noisereduce_folder"),
+    "avdiff.evaluation.folders": ("evaluate_folders", "evaluate_transcripts"),
+    "avdiff.evaluation.matching": ("Matching", "match_folders"),
+    "avdiff.evaluation.metrics": ("METRICS", "SIGNAL_METRICS", "PairScores", "compute_metrics", "estoi",
+                                  "log_spectral_distance", "pesq_nb", "pesq_wb", "si_sdr", "stoi"),
+    "avdiff.evaluation.report": ("EvaluationResult", "markdown_table"),
+    "avdiff.evaluation.signals": ("LengthMismatchError", "MetricError", "MissingDependencyError", "align_lengths",
+                                  "prepare_pair"),
+    "avdiff.evaluation.statistics": ("mean_ci95", "summarize"),
+    "avdiff.evaluation.wer": ("load_transcriber", "word_error_rate"),
+}
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,7 +1,7 @@
 """Trained models as folders (safetensors only) and the pipeline that samples with them.
 
 The names below load on first use (PEP 562), so a command that needs only a light submodule
-(`avdiff.pipeline.batch`, `.shipped`, `.posterior_settings`) does not import the networks, and
+(`avdiff.pipeline.batch`, `.shipped`) does not import the networks, and
 `avdiff --help` starts without torch's model libraries.
 """
 
@@ -11,6 +11,9 @@ from avdiff.lazy import lazy_exports
 
 _EXPORTS = {
     "AVDiffusionPipeline": "avdiff.pipeline.pipeline",
+    "EnhancementPlan": "avdiff.pipeline.plans",
+    "GenerationPlan": "avdiff.pipeline.plans",
+    "enhance_channels": "avdiff.pipeline.channels",
     "EnhancementOutput": "avdiff.pipeline.pipeline",
     "GenerationOutput": "avdiff.pipeline.pipeline",
     "INDEX_NAME": "avdiff.pipeline.model_folder",

@@ -135,6 +135,8 @@ def load_model_folder(path: str | Path) -> ModelComponents:
         sampler=sampler,
         crop_size=int(index.get("video", {}).get("crop_size", 88)),
         audio_visual=_audio_visual(index, source),
+        # checked against the registered posterior methods; sections from before methods had their
+        # own settings are read through EnhancementConfig.upgrade_legacy_keys
         enhancement=from_dict(EnhancementConfig, index.get("enhancement"), source, "enhancement."),
     )
 

@@ -3,6 +3,10 @@
     pipe = AVDiffusionPipeline.from_pretrained("runs/synth/model")
     speech = pipe.generate("talking_face.mp4", num_samples=2, seed=0)        # silent video -> speech
     clean = pipe.enhance("noisy.wav", video="talking_face.mp4", method="udiffse+")
+    plan = pipe.enhancement_plan("udiffse-paper", steps=20)                 # resolved, frozen
+    clean = pipe.enhance("noisy.wav", plan=plan); clean.plan.to_dict()      # what ran
+
+`from_pretrained` takes a model folder or the name of a shipped model (`models/`).
 
 Lip embeddings are computed once per clip (in overlapping windows for long videos) and sliced
 for every chunk and network call. Long inputs are processed in chunks of `chunk_frames` STFT
@@ -21,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +52,9 @@ from avdiff.pipeline.inputs import (
     mouth_video_from_array,
 )
 from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
-from avdiff.pipeline.posterior import PosteriorSettings, enhance_spectrogram, power
-from avdiff.pipeline.posterior_settings import PRESETS, resolve_method, with_steps
+from avdiff.pipeline.plans import EnhancementPlan, GenerationPlan, enhancement_plan, generation_plan
+from avdiff.pipeline.shipped import resolve_model
+from avdiff.posterior import PosteriorMethod, PosteriorProblem, power
 
 logger = logging.getLogger("avdiff.pipeline")
 
@@ -57,21 +63,24 @@ MAX_VIDEO_AUDIO_MISMATCH_S = 1.0
 
 @dataclass
 class GenerationOutput:
-    """Generated speech: `audio` (num_samples, N) float32 at `sample_rate`, N = frames * 640."""
+    """Generated speech: `audio` (num_samples, N) float32 at `sample_rate`, N = frames * 640;
+    `plan` is what ran."""
 
     audio: np.ndarray
     sample_rate: int
     network_calls: int
+    plan: GenerationPlan
     notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class EnhancementOutput:
-    """Enhanced speech (N,) float32 at `sample_rate`: the input's rate and length."""
+    """Enhanced speech (N,) float32 at `sample_rate`: the input's rate and length; `plan` is what ran."""
 
     audio: np.ndarray
     sample_rate: int
     network_calls: int
+    plan: EnhancementPlan
     notes: list[str] = field(default_factory=list)
 
 
@@ -94,10 +103,13 @@ class AVDiffusionPipeline:
 
     # ------------------------------------------------------------------ folders
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | None = None) -> "AVDiffusionPipeline":
-        """Load a model folder (see `avdiff.pipeline.model_folder`)."""
-        return cls(load_model_folder(path), device=device, dtype=dtype)
+    def from_pretrained(cls, model: str | Path, device: str | torch.device | None = None,
+                        dtype: torch.dtype | str | None = None) -> "AVDiffusionPipeline":
+        """Load a model folder (see `avdiff.pipeline.model_folder`) or a shipped model by name
+        (`avdiff.pipeline.shipped`); device None: cuda where there is one, else cpu."""
+        device = resolve_device(device)
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        return cls(load_model_folder(resolve_model(model)), device=device, dtype=dtype)
 
     def save_pretrained(self, path: str | Path) -> Path:
         return save_model_folder(self.components, path)
@@ -183,65 +195,65 @@ class AVDiffusionPipeline:
 
         return one_at_a_time
 
+    # ------------------------------------------------------------------ plans
+    def generation_plan(self, **overrides: Any) -> GenerationPlan:
+        """What `generate` runs: this model's sampler defaults with `overrides` (sampler, steps,
+        guidance_scale, sampler_options, num_samples, chunk_frames, overlap_frames)."""
+        return generation_plan(self.components.sampler, **overrides)
+
+    def enhancement_plan(self, method: str | None = None, **overrides: Any) -> EnhancementPlan:
+        """What `enhance` runs: this model's enhancement defaults with `method` (a registered method
+        or preset) and `overrides` (steps, guidance_scale, options, chunk_frames, overlap_frames,
+        batch_size)."""
+        return enhancement_plan(self.components.enhancement, method, **overrides)
+
     # ------------------------------------------------------------------ video-to-speech
     @torch.no_grad()
-    def generate(
-        self,
-        video: str | Path | MouthVideo | np.ndarray,
-        num_samples: int = 1,
-        sampler: str | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        seed: int = 0,
-        sampler_options: dict | None = None,
-        chunk_frames: int = 1000,
-        overlap_frames: int = 100,
-        show_progress: bool = False,
-        landmarks: str = DEFAULT_BACKEND,
-        landmark_weights: str | Path | None = None,
-    ) -> GenerationOutput:
-        """Speech for a silent talking-face video, `num_samples` samples of exactly its duration.
+    def generate(self, video: str | Path | MouthVideo | np.ndarray, plan: GenerationPlan | None = None, *,
+                 seed: int = 0, show_progress: bool = False, landmarks: str = DEFAULT_BACKEND,
+                 landmark_weights: str | Path | None = None, **overrides: Any) -> GenerationOutput:
+        """Speech for a silent talking-face video, `plan.num_samples` samples of exactly its duration.
 
-        The model's sampler settings apply unless `sampler`, `steps`, `guidance_scale` or
-        `sampler_options` (the sampler's own, e.g. {"eta": 1.0} for dpmpp_2m) are given."""
+        `plan` (or, without one, `generation_plan(**overrides)`: e.g. steps=4, sampler="heun",
+        sampler_options={"eta": 1.0}, num_samples=2) says how; the output carries it."""
         if not self.components.audio_visual:
             raise InputError("this model is an audio-only speech prior (trained without video): it enhances "
                              "speech but cannot generate it from lips; use an audio-visual model")
-        config = self.components.sampler
-        if sampler is not None and sampler != config.name:  # another sampler: its own default options
-            config = replace(config, name=sampler, options={})
-        if sampler_options:
-            config = replace(config, options={**config.options, **sampler_options})
-        config = replace(config, steps=config.steps if steps is None else steps,
-                         guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale)
+        plan = _plan_or_overrides(plan, overrides, self.generation_plan)
         mouth = self.load_video(video, landmarks, landmark_weights)
         length = mouth.num_frames * SAMPLES_PER_FRAME
         frames = self.transform.num_frames(length)
         notes = []
         if not mouth.face_ok.any():
             notes.append("no frame has a usable face: the output is the audio-only prior's speech")
-        chunks = plan_chunks(frames, chunk_frames, overlap_frames)
+        chunks = plan_chunks(frames, plan.chunk_frames, plan.overlap_frames)
         cond, mask = self.condition(mouth, chunks[-1][1])  # frames past the video are masked
-        bins = self.transform.num_bins
+        pieces, calls = self._generate_chunks(plan, cond, mask, chunks, seed, show_progress)
+        spec = self._join(pieces, chunks, frames)
+        audio = self.transform.istft(spec, length).cpu().numpy()
+        peak = np.abs(audio).max(axis=-1, keepdims=True)
+        audio = np.where(peak > 0.99, audio * (0.99 / np.maximum(peak, 1e-9)), audio).astype(np.float32)
+        return GenerationOutput(audio=audio, sample_rate=self.sample_rate, network_calls=calls, plan=plan, notes=notes)
+
+    def _generate_chunks(self, plan: GenerationPlan, cond: Tensor, mask: Tensor, chunks: list[tuple[int, int]],
+                         seed: int, show_progress: bool) -> tuple[list[Tensor], int]:
+        """Sample every chunk from noise, each forced to agree with the previous one on their overlap."""
+        num_samples, bins = plan.num_samples, self.transform.num_bins
         pieces: list[Tensor] = []
         calls = 0
         for index, (start, end) in enumerate(chunks):
             generators = make_generators([item_seed(seed, j, index) for j in range(num_samples)], self.device)
             chunk_cond = cond[..., start:end].expand(num_samples, -1, -1)
             chunk_mask = mask[..., start:end].expand(num_samples, -1)
-            denoise = self._denoiser_for(chunk_cond, chunk_mask, config.guidance_scale)
+            denoise = self._denoiser_for(chunk_cond, chunk_mask, plan.sampler.guidance_scale)
             if index > 0:
                 known_end = chunks[index - 1][1] - start
                 denoise = _keep_known(denoise, pieces[-1][..., start - chunks[index - 1][0] :], known_end)
-            out = sample_from_noise(config, denoise, self.denoiser.formulation, (num_samples, 2, bins, end - start),
-                                    generators, self.device, show_progress)
+            out = sample_from_noise(plan.sampler, denoise, self.denoiser.formulation,
+                                    (num_samples, 2, bins, end - start), generators, self.device, show_progress)
             calls += out.network_calls
             pieces.append(out.sample.float())
-        spec = self._join(pieces, chunks, frames)
-        audio = self.transform.istft(spec, length).cpu().numpy()
-        peak = np.abs(audio).max(axis=-1, keepdims=True)
-        audio = np.where(peak > 0.99, audio * (0.99 / np.maximum(peak, 1e-9)), audio).astype(np.float32)
-        return GenerationOutput(audio=audio, sample_rate=self.sample_rate, network_calls=calls, notes=notes)
+        return pieces, calls
 
     def _join(self, pieces: list[Tensor], chunks: list[tuple[int, int]], frames: int, scale: float = 1.0) -> Tensor:
         """Cross-fade chunk spectrograms (B, 2, F, T_c), times `scale`, as linear complex STFTs ->
@@ -252,40 +264,19 @@ class AVDiffusionPipeline:
 
     # ------------------------------------------------------------------ enhancement
     @torch.no_grad()
-    def enhance(
-        self,
-        noisy: str | Path | np.ndarray,
-        sample_rate: int | None = None,
-        video: str | Path | MouthVideo | np.ndarray | None = None,
-        method: str | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        seed: int = 0,
-        settings: PosteriorSettings | None = None,
-        chunk_frames: int | None = None,
-        overlap_frames: int = 32,
-        batch_size: int | None = None,
-        show_progress: bool = False,
-        landmarks: str = DEFAULT_BACKEND,
-        landmark_weights: str | Path | None = None,
-    ) -> EnhancementOutput:
+    def enhance(self, noisy: str | Path | np.ndarray, sample_rate: int | None = None,
+                video: str | Path | MouthVideo | np.ndarray | None = None, plan: EnhancementPlan | None = None, *,
+                seed: int = 0, show_progress: bool = False, landmarks: str = DEFAULT_BACKEND,
+                landmark_weights: str | Path | None = None, **overrides: Any) -> EnhancementOutput:
         """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring.
 
-        `method` is a method or a preset (`udiffse-paper`), whose settings apply unless
-        `settings` is given. Arguments left None take the model's enhancement defaults
-        (`components.enhancement`, recorded in its folder)."""
-        defaults = self.components.enhancement
-        method, settings = self.enhancement_method(method, settings)
-        settings = with_steps(settings, steps)
-        guidance_scale = defaults.guidance_scale if guidance_scale is None else guidance_scale
-        if not np.isfinite(guidance_scale):
-            raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale}")
-        chunk_frames = defaults.chunk_frames if chunk_frames is None else chunk_frames
-        batch_size = defaults.batch_size if batch_size is None else batch_size
+        `plan` (or, without one, `enhancement_plan(**overrides)`: e.g. method="udiffse-paper",
+        steps=3, options={"num_samples": 1}) says how; the output carries it."""
+        plan = _plan_or_overrides(plan, overrides, self.enhancement_plan)
         audio = self._noisy_audio(noisy, sample_rate)
         notes = list(audio.notes)
         if audio.is_silent:
-            return EnhancementOutput(np.zeros(audio.source_length, np.float32), audio.source_rate, 0, notes)
+            return EnhancementOutput(np.zeros(audio.source_length, np.float32), audio.source_rate, 0, plan, notes)
         peak = float(np.abs(audio.samples).max())
         waveform = torch.from_numpy(audio.samples / peak).to(self.device)
         frames = self.transform.num_frames(len(audio.samples))
@@ -295,32 +286,22 @@ class AVDiffusionPipeline:
         mouth = None if video is None else self.load_video(video, landmarks, landmark_weights)
         if mouth is not None:
             notes += self._check_lengths(mouth, audio)
-        chunks = plan_chunks(frames, chunk_frames, overlap_frames)
+        chunks = plan_chunks(frames, plan.chunk_frames, plan.overlap_frames)
         y = torch.nn.functional.pad(self.transform.encode(waveform.unsqueeze(0)), (0, chunks[-1][1] - frames))
-        spectrogram_scale = float(power(y).max().clamp_min(1e-20).sqrt()) if settings.normalize == "spectrogram_max" else 1.0
+        spectrogram_scale = (float(power(y).max().clamp_min(1e-20).sqrt())
+                             if plan.settings.normalize == "spectrogram_max" else 1.0)
         cond, mask = self.condition(mouth, chunks[-1][1])
         if mask is not None:
             mask[..., frames:] = False
         y = y / spectrogram_scale  # rebound: the unscaled spectrogram is freed
-        pieces, calls = self._enhance_chunks(y, cond, mask, chunks, method, settings,
-                                             guidance_scale, seed, batch_size, show_progress)
+        pieces, calls = self._enhance_chunks(y, cond, mask, chunks, plan, seed, show_progress)
         del y
         spec = self._join(pieces, chunks, frames, spectrogram_scale)
         del pieces
         enhanced = self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak
         enhanced = resample(enhanced, self.sample_rate, audio.source_rate)
         enhanced = np.nan_to_num(_fit(enhanced, audio.source_length)).astype(np.float32)
-        return EnhancementOutput(enhanced, audio.source_rate, calls, notes)
-
-    def enhancement_method(self, method: str | None = None,
-                           settings: PosteriorSettings | None = None) -> tuple[str, PosteriorSettings]:
-        """(method, settings) that `enhance` runs: the model's recorded defaults where None; a
-        preset (`udiffse-paper`) brings its own settings."""
-        defaults = self.components.enhancement
-        method = method or defaults.method
-        if settings is None and method not in PRESETS:
-            settings = defaults.posterior
-        return resolve_method(method, settings)
+        return EnhancementOutput(enhanced, audio.source_rate, calls, plan, notes)
 
     def _noisy_audio(self, noisy: str | Path | np.ndarray, sample_rate: int | None) -> AudioInput:
         if isinstance(noisy, np.ndarray):
@@ -330,13 +311,13 @@ class AVDiffusionPipeline:
         return load_audio_input(noisy, self.sample_rate)
 
     def _enhance_chunks(self, y: Tensor, cond: Tensor | None, mask: Tensor | None, chunks: list[tuple[int, int]],
-                        method: str, settings: PosteriorSettings, guidance_scale: float, seed: int,
-                        batch_size: int, show_progress: bool) -> tuple[list[Tensor], int]:
-        """Posterior sampling of every chunk of y, `batch_size` chunks at a time."""
+                        plan: EnhancementPlan, seed: int, show_progress: bool) -> tuple[list[Tensor], int]:
+        """Posterior sampling of every chunk of y, `plan.batch_size` chunks at a time."""
+        method: PosteriorMethod = plan.build_method()
         pieces: list[Tensor] = []
         calls = 0
-        for first in range(0, len(chunks), batch_size):
-            group = chunks[first : first + batch_size]
+        for first in range(0, len(chunks), plan.batch_size):
+            group = chunks[first : first + plan.batch_size]
             y_chunks = torch.cat([y[..., s:e] for s, e in group])
             chunk_cond = None if cond is None else torch.cat([cond[..., s:e] for s, e in group])
             chunk_mask = None if mask is None else torch.cat([mask[..., s:e] for s, e in group])
@@ -345,10 +326,10 @@ class AVDiffusionPipeline:
             def denoiser_for(repeats: int, c: Tensor | None = chunk_cond, m: Tensor | None = chunk_mask) -> DenoiserFn:
                 c = None if c is None else c.repeat_interleave(repeats, 0)
                 m = None if m is None else m.repeat_interleave(repeats, 0)
-                return self._denoiser_for(c, m, guidance_scale)
+                return self._denoiser_for(c, m, plan.guidance_scale)
 
-            out = enhance_spectrogram(method, denoiser_for, y_chunks, self.denoiser.formulation, generators,
-                                      settings, show_progress)
+            out = method.run(PosteriorProblem(y_chunks, denoiser_for, self.denoiser.formulation, generators,
+                                              show_progress))
             calls += out.network_calls
             pieces.extend(out.sample.float().split(1))
         return pieces, calls
@@ -363,6 +344,26 @@ class AVDiffusionPipeline:
         if abs(video_s - audio_s) > 0.04:
             return [f"video {video_s:.2f} s vs audio {audio_s:.2f} s: frames without video use the audio-only prior"]
         return []
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device`, or cuda where a GPU is available and cpu otherwise; asking for cuda without one is
+    an InputError."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device}: no CUDA GPU is available on this machine; use cpu")
+    return device
+
+
+def _plan_or_overrides(plan: Any, overrides: dict[str, Any], make_plan: Any) -> Any:
+    """`plan` as given, or the plan `make_plan(**overrides)` resolves; both at once is ambiguous."""
+    if plan is None:
+        return make_plan(**overrides)
+    if overrides:
+        raise TypeError(f"give a plan or overrides, not both (got a plan and {', '.join(sorted(overrides))})")
+    return plan
 
 
 def default_dtype(device: torch.device) -> torch.dtype:

@@ -18,7 +18,7 @@ import gradio as gr
 
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.media.files import MOUTH_ARRAY_SUFFIX, VIDEO_INPUT_SUFFIXES
-from avdiff.pipeline.posterior_settings import METHOD_CHOICES
+from avdiff.posterior.registry import METHODS
 from avdiff.serve.examples import SNR_DB, ServeExamples, examples_or_none
 from avdiff.serve.handlers import (
     Outcome,
@@ -127,7 +127,7 @@ def enhancement_tab(app: gr.Blocks, pipelines: Pipelines, examples: ServeExample
                 _offer([[str(examples.noisy), None], [str(examples.noisy), str(examples.mouth)]], [noisy, video],
                        [mixture, f"{mixture}, with its mouth crops"], "enh-examples")
         with gr.Column():
-            settings = _settings_controls("method", list(METHOD_CHOICES))
+            settings = _settings_controls("method", METHODS.names())
             button = gr.Button("Enhance", variant="primary", elem_id="enh-run")
     outputs = _results("enh", None)
 

@@ -10,7 +10,6 @@ with the traceback kept for the server's log.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -68,14 +67,13 @@ class Pipelines:
         self._lock = threading.Lock()
 
     def get(self, model: str) -> Any:
-        """The pipeline of `model` (a shipped name or a folder), loaded by the commands' own loader."""
-        from avdiff.commands.common import load_pipeline
+        """The pipeline of `model` (a shipped name or a folder)."""
+        from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
         with self._lock:
             if model not in self._loaded:
-                args = argparse.Namespace(model=model, device=self.settings.device, dtype=self.settings.dtype,
-                                          compile=False)
-                self._loaded[model] = load_pipeline(args)
+                self._loaded[model] = AVDiffusionPipeline.from_pretrained(
+                    model, device=self.settings.device, dtype=self.settings.dtype)
             return self._loaded[model]
 
     def loaded(self) -> list[str]:
@@ -149,17 +147,15 @@ def run_safely(task: Callable[..., Outcome], *args: Any, **kwargs: Any) -> Outco
 
 def generation_defaults(pipelines: Pipelines) -> tuple[str, int, float]:
     """The video-to-speech model's own (sampler, steps, guidance): what the page shows first."""
-    config = pipelines.get(pipelines.settings.generator).components.sampler
-    return config.name, config.steps, config.guidance_scale
+    plan = pipelines.get(pipelines.settings.generator).generation_plan()
+    return plan.sampler.name, plan.sampler.steps, plan.sampler.guidance_scale
 
 
 def enhancement_defaults(pipelines: Pipelines, method: str | None = None) -> tuple[str, int, float]:
     """(method, steps, guidance) that the enhancement model runs for `method` (None: its default
     method); a preset such as udiffse-paper brings its own steps."""
-    pipeline = pipelines.get(pipelines.settings.enhancer)
-    method = method or pipeline.components.enhancement.method
-    _, settings = pipeline.enhancement_method(method)
-    return method, settings.steps, pipeline.components.enhancement.guidance_scale
+    plan = pipelines.get(pipelines.settings.enhancer).enhancement_plan(method)
+    return plan.method, plan.settings.steps, plan.guidance_scale
 
 
 def _optional_steps(steps: float | None) -> int | None:
@@ -226,11 +222,8 @@ def generate_speech(pipelines: Pipelines, video: str | None, mouth_crops: str | 
     original = _source_audio(source) if source.suffix.lower() != MOUTH_ARRAY_SUFFIX else None
     signals = {"original sound track": original} if original else {}
     signals["generated from the lips"] = output
-    config = pipeline.components.sampler
     message = (f"{len(result.audio[0]) / result.sample_rate:.2f} s of speech from {source.name} in {seconds:.1f} s: "
-               f"sampler {sampler or config.name}, {steps or config.steps} steps, guidance "
-               f"{config.guidance_scale if guidance is None else guidance:g}, seed {seed}, "
-               f"{result.network_calls} network calls{_notes(result.notes)}")
+               f"{result.plan.describe()}, seed {seed}, {result.network_calls} network calls{_notes(result.notes)}")
     return Outcome(message=message, input_audio=original, output_audio=output, figure=spectrogram_figure(signals))
 
 
@@ -239,25 +232,23 @@ def enhance_speech(pipelines: Pipelines, noisy: str | None, video: str | None = 
                    show_progress: bool = False) -> Outcome:
     """Enhancement of the `noisy` recording, audio-only or with the lips of `video` (its rate,
     length and channels kept, as `avdiff enhance` does)."""
-    from avdiff.commands.enhance import enhance_channels
     from avdiff.media.audio import decode_audio_channels
+    from avdiff.pipeline.channels import enhance_channels
 
     if not noisy:
         raise InputError("upload or record noisy speech first")
     steps, guidance, seed = _optional_steps(steps), _optional_guidance(guidance), _seed(seed)
     pipeline = pipelines.get(pipelines.settings.enhancer)
-    method, default_steps, default_guidance = enhancement_defaults(pipelines, method)  # a preset keeps its name
+    plan = pipeline.enhancement_plan(method or None, steps=steps, guidance_scale=guidance)
     decoded = decode_audio_channels(noisy)
     started = time.perf_counter()
-    audio, rate, calls, notes = enhance_channels(
-        pipeline, Path(noisy), video=video or None, method=method, steps=steps, guidance_scale=guidance,
-        seed=seed, show_progress=show_progress, **pipelines.settings.landmark_options())
+    result = enhance_channels(pipeline, Path(noisy), plan=plan, video=video or None, seed=seed,
+                              show_progress=show_progress, **pipelines.settings.landmark_options())
     seconds = time.perf_counter() - started
     original = (decoded.sample_rate, to_int16(decoded.samples.T if len(decoded.samples) > 1 else decoded.samples[0]))
-    output = (rate, to_int16(audio))
+    output = (result.sample_rate, to_int16(result.audio))
     mode = "audio-visual" if video else "audio-only"
-    message = (f"{len(audio) / rate:.2f} s enhanced in {seconds:.1f} s: {method} ({mode}), {steps or default_steps} "
-               f"steps, guidance {default_guidance if guidance is None else guidance:g}, seed {seed}, "
-               f"{calls} network calls{_notes(notes)}")
+    message = (f"{len(result.audio) / result.sample_rate:.2f} s enhanced in {seconds:.1f} s ({mode}): "
+               f"{result.plan.describe()}, seed {seed}, {result.network_calls} network calls{_notes(result.notes)}")
     figure = spectrogram_figure({"noisy": original, "enhanced": output})
     return Outcome(message=message, input_audio=original, output_audio=output, figure=figure)

@@ -3,7 +3,7 @@
 Speaker k of a corpus is drawn from `numpy.random.default_rng([seed, k])`, so the first K
 speakers of a seed do not depend on how many speakers or utterances are asked for. Voice
 variants are taken in turn from the variant list (`DEFAULT_VARIANTS`, chosen for how well a
-recogniser transcribes them; see benchmarks/synth_intelligibility.py), so K >= len(list)
+recogniser transcribes them; see benchmarks/quality/synth_intelligibility.py), so K >= len(list)
 speakers use every variant; pitch, rate and look vary around each variant's own.
 """
 

@@ -11,7 +11,7 @@ Three parts, each resumable (rows already in `OUTPUT/<part>.jsonl` are not recom
 - `enhance`: real speech (the GRID clips of ../shared/data/grid and utterances of
   ../shared/data/speech, 2.04 s from the middle of each) mixed with the real noises of
   ../shared/data/noise at each SNR; every method (a `--variant NAME=METHOD[:key=value,...]`
-  runs a method with changed `PosteriorSettings`), noisereduce and the noisy input; SI-SDR,
+  runs a method with changed options), noisereduce and the noisy input; SI-SDR,
   PESQ-WB, ESTOI. Audio-only: the real clips have no prepared mouth crops.
 
     .venv/bin/python -m benchmarks.quality.diffusion_settings --model after=runs/synth/model \
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parts", nargs="+", default=["loss", "v2s", "enhance"], choices=["loss", "v2s", "enhance"])
     parser.add_argument("--methods", nargs="+", default=["udiffse+", "udiffse", "dps", "udiffse-paper"])
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=METHOD[:k=v,...]",
-                        help="a method with changed PosteriorSettings, e.g. every2=udiffse+:likelihood_every=2")
+                        help="a method with changed options, e.g. every2=udiffse+:likelihood_every=2")
     parser.add_argument("--no-baselines", action="store_true", help="enhance: skip the noisy and noisereduce rows")
     parser.add_argument("--loss-clips", type=int, default=24)
     parser.add_argument("--v2s-clips", type=int, default=6)
@@ -171,22 +170,19 @@ def parse_variants(methods: list[str], variants: list[str]) -> dict[str, tuple[s
     return systems
 
 
-def known_settings(method: str, changes: dict):
-    """(method, PosteriorSettings) in this checkout's terms, or None when it lacks the method."""
-    from avdiff.pipeline import posterior
+def known_settings(method: str, changes: dict) -> tuple[str, dict] | None:
+    """(method, option changes) checked against the registered posterior methods, or None when this
+    checkout lacks the method; an option the method does not have stops the run."""
+    from avdiff.errors import ConfigError
+    from avdiff.posterior.registry import METHODS
 
-    names = getattr(posterior, "METHOD_CHOICES", posterior.METHODS)
-    if method not in names:
+    if method not in METHODS:
         return None
-    if hasattr(posterior, "resolve_method"):
-        base_method, settings = posterior.resolve_method(method)
-    else:
-        base_method, settings = method, posterior.PosteriorSettings()
-    allowed = {f.name for f in fields(settings)}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise SystemExit(f"unknown PosteriorSettings {sorted(unknown)}; known: {sorted(allowed)}")
-    return base_method, replace(settings, **changes)
+    try:
+        METHODS.get(method).settings(changes)
+    except ConfigError as error:
+        raise SystemExit(f"{method}: {error}") from error
+    return method, changes
 
 
 def enhance_part(name: str, pipeline, systems: dict, args: argparse.Namespace, rows: Rows) -> None:
@@ -207,7 +203,7 @@ def enhance_part(name: str, pipeline, systems: dict, args: argparse.Namespace, r
                 resolved = known_settings(method, changes)
                 if resolved is not None:
                     candidates[system] = (lambda r=resolved: pipeline.enhance(
-                        noisy, sample_rate=16000, method=r[0], settings=r[1], seed=args.seed))
+                        noisy, sample_rate=16000, method=r[0], options=r[1], seed=args.seed))
             for system, run in candidates.items():
                 model = name if system not in ("noisy", "noisereduce") else "-"
                 key = f"{model}|{system}|{snr:g}|{clip_id}"

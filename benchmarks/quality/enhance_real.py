@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noises", nargs="+", choices=("real", "babble"), default=["real", "babble"])
     parser.add_argument("--methods", nargs="+", default=["udiffse+"], help="enhancement methods to run")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=METHOD[:key=value,...]",
-                        help="also run METHOD with changed PosteriorSettings under the name NAME (repeatable)")
+                        help="also run METHOD with changed options under the name NAME (repeatable)")
     parser.add_argument("--default-method", default="udiffse+", help="the method the targets are checked for")
     parser.add_argument("--steps", type=int, default=None, help="noise levels (default: each method's)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips (trial runs)")
@@ -91,7 +91,7 @@ def run_systems(pipeline, systems: dict, noisy: np.ndarray, seed: int, steps: in
     for name, (method, changes) in systems.items():
         def enhance(method: str = method, changes: dict = changes) -> tuple[np.ndarray, int]:
             base, settings = known_settings(method, changes)
-            out = pipeline.enhance(noisy, sample_rate=16000, method=base, seed=seed, steps=steps, settings=settings)
+            out = pipeline.enhance(noisy, sample_rate=16000, method=base, seed=seed, steps=steps, options=settings)
             return out.audio, out.network_calls
         runs[name] = enhance
     return runs

@@ -208,19 +208,14 @@ def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scor
 
 def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace) -> dict[str, Callable]:
     """system name -> a function giving (estimate, network calls)."""
-    from dataclasses import replace
-
     from avdiff.evaluation.baselines import noisereduce_file
-    from avdiff.pipeline.posterior_settings import resolve_method
 
-    method, settings = resolve_method(args.method)
-    if args.start_sigma is not None:
-        settings = replace(settings, start_sigma=args.start_sigma)
+    options = {} if args.start_sigma is None else {"start_sigma": args.start_sigma}
 
     def run(with_video) -> tuple[np.ndarray, int]:
         guidance = args.enhance_guidance if with_video is not None else 1.0  # nothing to guide with
-        out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=method, steps=args.steps,
-                               seed=args.seed, settings=settings, guidance_scale=guidance)
+        out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=args.method, steps=args.steps,
+                               seed=args.seed, options=options, guidance_scale=guidance)
         return out.audio, out.network_calls
 
     return {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0),

@@ -7,7 +7,7 @@
   per level, Heun 2 per level - 1: the largest level count within the budget is used).
 - enhance: the `--prior-model` on real speech of held-out speakers in real noise at `--snrs`
   (as `enhance_real.py`); SI-SDR, PESQ-WB, ESTOI. Systems: `--enhancers`
-  (`method[:setting=value,...]`, PosteriorSettings fields) at every budget (1 call per level).
+  (`method[:option=value,...]`, the method's registered options) at every budget (1 call per level).
 Rows go to OUTPUT/rows.jsonl as they come (a killed run resumes); OUTPUT/summary.md has the
 tables (mean ± 95 % interval), OUTPUT/record.json the same numbers with the run's provenance, and
 OUTPUT/quality_vs_calls.png the curves (a copy is benchmarks/figures/quality_vs_calls.png).
@@ -150,7 +150,7 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
 
 
 def _enhance(pipeline, noisy: np.ndarray, method: str, settings, seed: int) -> tuple[np.ndarray, int]:
-    out = pipeline.enhance(noisy, sample_rate=16000, method=method, settings=settings, seed=seed)
+    out = pipeline.enhance(noisy, sample_rate=16000, method=method, options=settings, seed=seed)
     return out.audio, out.network_calls
 
 

@@ -11,7 +11,7 @@ gain of udiffse+ on the 5 dB white-noise tone clip.
         --seeds 0 1 2 --output benchmarks/results/tone-task
 
 The task is the test's own (its recipe `TONE_TRAINING`, clips and pitch measure are imported from
-tests/test_pipeline.py and tests/tinycorpus.py, so the benchmark cannot drift from the test):
+tests/tinycorpus.py, as the test does, so the benchmark cannot drift from it);
 tests/ must be on the import path, as pytest puts it, hence `PYTHONPATH=tests`. OUTPUT/record.json
 holds the rows and means with the run's provenance.
 """
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from test_pipeline import TONE_TRAINING, brightness_video, dominant_frequency, si_sdr, tone_example  # tests/
-from tinycorpus import make_tiny_corpus  # tests/
+from tinycorpus import (  # tests/
+    TONE_TRAINING, brightness_video, dominant_frequency, make_tiny_corpus, si_sdr, tone_example,
+)
 
 from avdiff.config import AVDiffConfig, load_config
 from avdiff.pipeline import AVDiffusionPipeline

@@ -61,18 +61,14 @@ def build_model_folder(config_path: Path, overrides: list[str], folder: Path) ->
 
 def job_runner(pipeline, spec: str, video: np.ndarray, noisy: np.ndarray, calls: list[int]):
     """A function running the job `spec` once (see the module docstring), appending its network calls."""
-    from dataclasses import replace
-
     name, changes = parse_run_spec(spec)
     if "dtype" in changes:  # the same model with the score network in another dtype (autocast)
         pipeline = type(pipeline)(pipeline.components, pipeline.device, getattr(torch, changes.pop("dtype")))
     if name == "generate":
         fixed = {key: changes.pop(key) for key in ("sampler", "steps", "guidance_scale", "num_samples") if key in changes}
         return lambda: calls.append(pipeline.generate(video, sampler_options=changes, **fixed).network_calls)
-    method, settings = pipeline.enhancement_method(name)
-    settings = replace(settings, **changes)
-    return lambda: calls.append(pipeline.enhance(noisy, sample_rate=16000, video=video, method=method,
-                                                 settings=settings).network_calls)
+    plan = pipeline.enhancement_plan(name, options=changes)
+    return lambda: calls.append(pipeline.enhance(noisy, sample_rate=16000, video=video, plan=plan).network_calls)
 
 
 def timed_rounds(runs: dict, device: str, repeats: int) -> dict[str, float]:

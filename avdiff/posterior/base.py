@@ -1,0 +1,73 @@
+"""What a posterior method is: a class with a settings class and one `run(problem)`.
+
+The pipeline hands every method the same `PosteriorProblem` (the compressed noisy spectrograms
+of a batch of chunks, a denoiser factory, the formulation, one generator per chunk) and takes
+back a `PosteriorOutput`. A method never sees files, chunking or the lips: the denoiser it is
+given is already conditioned (or not).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from avdiff.posterior.nmf import NoiseModel
+
+if TYPE_CHECKING:  # annotations only: the registry (and `avdiff enhance --help`) load without diffusers
+    from avdiff.diffusion.denoiser import DenoiserFn
+    from avdiff.diffusion.formulation import DiffusionFormulation
+
+
+@dataclass
+class PosteriorProblem:
+    """One batch to enhance.
+
+    `y`: compressed noisy spectrograms (B, 2, F, T); `denoiser_for(r)` returns the (conditioned)
+    denoiser for a batch where every item is repeated r times in a row (parallel samples run as
+    one batch); `generators`: one per item.
+    """
+
+    y: Tensor
+    denoiser_for: Callable[[int], DenoiserFn]
+    formulation: DiffusionFormulation
+    generators: Sequence[torch.Generator]
+    show_progress: bool = False
+
+    def progress(self, total: int, name: str) -> tqdm:
+        return tqdm(total=total, desc=name, disable=not self.show_progress, leave=False)
+
+
+@dataclass
+class PosteriorOutput:
+    """The enhanced compressed spectrogram (B, 2, F, T), the noise model and the network calls."""
+
+    sample: Tensor
+    noise: NoiseModel
+    network_calls: int
+
+
+class PosteriorMethod(ABC):
+    """A registered enhancement method (`avdiff.posterior.registry.register_method`).
+
+    Subclasses set `settings_class` (a frozen dataclass with a default for every field; see
+    avdiff.posterior.settings for the shared groups) and implement `run`.
+    """
+
+    name: ClassVar[str] = ""  # set by register_method
+    settings_class: ClassVar[type]
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = self.settings_class() if settings is None else settings
+        if not isinstance(self.settings, self.settings_class):
+            raise TypeError(f"{type(self).__name__} takes {self.settings_class.__name__}, "
+                            f"got {type(self.settings).__name__}")
+
+    @abstractmethod
+    def run(self, problem: PosteriorProblem) -> PosteriorOutput:
+        """Enhance `problem.y`; the output has its shape."""
