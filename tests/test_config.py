@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from avdiff.config import (
     save_config,
     to_dict,
 )
+from avdiff.cli import main
 from avdiff.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -125,18 +124,24 @@ def test_shipped_configs_load_and_comment_every_key(path):
             assert commented, f"{path.name}: key without a comment: {line!r}"
 
 
-def test_cli_config_prints_resolved_config_and_fails_on_unknown_key(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "avdiff", "config", str(CONFIG_DIR / "tiny.yaml"),
-                         "--set", "sampler.steps=12", "--output", str(tmp_path / "r.yaml")],
-                        capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    assert "steps: 12" in ok.stdout
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """`avdiff ARGV` in this process (the CLI's own entry point, without a new interpreter's start-up)."""
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_config_prints_resolved_config_and_fails_on_unknown_key(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "config", str(CONFIG_DIR / "tiny.yaml"), "--set", "sampler.steps=12",
+                             "--output", str(tmp_path / "r.yaml"))
+    assert code == 0, err
+    assert "steps: 12" in out
     assert load_config(AVDiffConfig, tmp_path / "r.yaml").sampler.steps == 12
-    bad = subprocess.run([sys.executable, "-m", "avdiff", "config", str(CONFIG_DIR / "tiny.yaml"),
-                          "--set", "score_model.chanels=3"], capture_output=True, text=True)
-    assert bad.returncode == 2
-    assert "unknown key 'score_model.chanels'" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    code, out, err = run_cli(capsys, "config", str(CONFIG_DIR / "tiny.yaml"), "--set", "score_model.chanels=3")
+    assert code == 2
+    assert "unknown key 'score_model.chanels'" in err
+    assert "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- base: inheritance
@@ -289,15 +294,15 @@ def test_demo_default_config_is_the_packaged_synth_cpu():
     assert DEFAULT_CONFIG == packaged_config("synth-cpu")
 
 
-def test_cli_config_takes_a_packaged_name_and_names_the_chain_of_bases():
-    ok = subprocess.run([sys.executable, "-m", "avdiff", "config", "tcd-timit"], capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    header = [line for line in ok.stdout.splitlines() if line.startswith("#")][:5]
+def test_cli_config_takes_a_packaged_name_and_names_the_chain_of_bases(capsys):
+    code, out, err = run_cli(capsys, "config", "tcd-timit")
+    assert code == 0, err
+    header = [line for line in out.splitlines() if line.startswith("#")][:5]
     assert header == [f"# resolved from {PACKAGED_CONFIG_DIR / 'tcd-timit.yaml'}",
                       f"#   base: {PACKAGED_CONFIG_DIR / 'lrs3.yaml'}",
                       f"#   base: {PACKAGED_CONFIG_DIR / 'ncsnpp.yaml'}",
                       f"#   base: {PACKAGED_CONFIG_DIR / 'tiny.yaml'}",
                       "#   base: the built-in defaults (avdiff/config/schema.py)"]
-    assert yaml.safe_load(ok.stdout) == to_dict(load_config(AVDiffConfig, "tcd-timit"))
-    bad = subprocess.run([sys.executable, "-m", "avdiff", "config", "tcd"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "no packaged config named 'tcd'" in bad.stderr
+    assert yaml.safe_load(out) == to_dict(load_config(AVDiffConfig, "tcd-timit"))
+    code, out, err = run_cli(capsys, "config", "tcd")
+    assert code == 2 and "no packaged config named 'tcd'" in err

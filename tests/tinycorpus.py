@@ -51,8 +51,8 @@ TONE_TRAINING = [
     "data.hflip_prob=0", "data.time_mask_prob=0", "training.batch_size=8", "training.validate_every=0",
     "training.log_every=50", "training.warmup_steps=20", "training.learning_rate=2e-3",
     "training.checkpoint_every=1000", "training.cond_span_drop_prob=0.1", "training.ema_decay=0.99",
-    "score_model.unet.block_out_channels=[16,32,32]", "score_model.unet.attention_levels=[false,false,false]",
-    "score_model.unet.norm_num_groups=8", "score_model.unet.attention_head_dim=16", "sampler.name=heun", "sampler.steps=12",
+    "score_model.unet.block_out_channels=[8,16,16]", "score_model.unet.attention_levels=[false,false,false]",
+    "score_model.unet.norm_num_groups=4", "score_model.unet.attention_head_dim=8", "sampler.name=heun", "sampler.steps=12",
 ]
 
 
