@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
+# One worker per core, each running whole test files (their module fixtures are built once).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 demo: setup
 	$(PY) -m avdiff demo --output demo-output

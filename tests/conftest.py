@@ -1,12 +1,28 @@
-"""Shared fixtures: paths to the real clips in ../shared/data and tiny model builders."""
+"""Shared fixtures: paths to the real clips in ../shared/data and tiny model builders.
+
+`make test` runs the suite in one worker process per core (pytest-xdist, a test file per worker
+at a time); each worker, and every process its tests start, gets its share of the cores as
+OpenMP threads, so the workers never oversubscribe the machine.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+
+def _share_the_cores_between_workers() -> None:
+    """OMP_NUM_THREADS = cores / workers under pytest-xdist, unless the environment set it."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
+_share_the_cores_between_workers()  # before torch starts its thread pool
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

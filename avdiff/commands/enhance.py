@@ -87,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
     processes = launched_processes()  # one, or those of accelerate launch / torchrun: a share each
     args.device = processes.device(args.device)
     pipeline = open_pipeline(args)
-    plan = pipeline.enhancement_plan(args.method, steps=args.steps, guidance_scale=args.guidance,
+    method = pipeline.enhancement_plan(args.method).method  # --method, else the model's
+    plan = pipeline.enhancement_plan(method, steps=args.steps, guidance_scale=args.guidance,
                                      chunk_frames=args.chunk_frames, batch_size=args.batch_size,
-                                     options=given_method_options(args, args.method or pipeline.components.enhancement.method))
+                                     options=given_method_options(args, method))
 
     def process(item: BatchItem) -> None:
         video = item.inputs.get("video")

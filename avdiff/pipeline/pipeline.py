@@ -103,10 +103,11 @@ class AVDiffusionPipeline:
 
     # ------------------------------------------------------------------ folders
     @classmethod
-    def from_pretrained(cls, model: str | Path, device: str | torch.device | None = None,
+    def from_pretrained(cls, model: str | Path, device: str | torch.device | None = "cpu",
                         dtype: torch.dtype | str | None = None) -> "AVDiffusionPipeline":
         """Load a model folder (see `avdiff.pipeline.model_folder`) or a shipped model by name
-        (`avdiff.pipeline.shipped`); device None: cuda where there is one, else cpu."""
+        (`avdiff.pipeline.shipped`); device None: cuda where there is one, else cpu (the CLI's
+        default); dtype None: `default_dtype(device)`, or a name ("float32")."""
         device = resolve_device(device)
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         return cls(load_model_folder(resolve_model(model)), device=device, dtype=dtype)

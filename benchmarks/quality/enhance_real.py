@@ -172,12 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.shipped import resolve_model
 
     clips = held_out_clips(args.test, args.per_speaker, args.seconds)
     clips = clips[: args.limit] if args.limit else clips
     rows = Rows(args.output / "rows.jsonl")
-    score_all(AVDiffusionPipeline.from_pretrained(resolve_model(args.model)), clips, args, rows)
+    score_all(AVDiffusionPipeline.from_pretrained(args.model), clips, args, rows)
     numbers = summary_numbers(rows.rows, clips, args)
     text = summary(numbers, args)
     (args.output / "summary.md").write_text(text)

@@ -303,12 +303,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.shipped import resolve_model
 
     items = new_sentence_items(args.test, args.train, args.clips)
     if not items:
         raise SystemExit(f"{args.test}: no item with a sentence outside the training manifests")
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model))
+    pipeline = AVDiffusionPipeline.from_pretrained(args.model)
     scorer, rows = Scorer(args.whisper), Rows(args.output / "rows.jsonl")
     print(f"{len(items)} held-out clips; rows so far: {len(rows.rows)}", flush=True)
     if "generate" in args.parts:

@@ -91,9 +91,8 @@ def levels_for(sampler: str, options: dict, calls: int) -> int:
 def score_generation(args: argparse.Namespace, rows: Rows) -> None:
     """Video-to-speech rows of every (sampler, budget, clip) not yet in `rows`."""
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.shipped import resolve_model
 
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.v2s_model), dtype=getattr(torch, args.dtype))
+    pipeline = AVDiffusionPipeline.from_pretrained(args.v2s_model, dtype=getattr(torch, args.dtype))
     scorer = Scorer(None)
     for item in shard(new_sentence_items(args.v2s_test, args.v2s_train, args.clips), args.shard):
         clean, video = clip_inputs(args.v2s_test, item)
@@ -121,9 +120,8 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
     from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
     from avdiff.evaluation.metrics import compute_metrics
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.shipped import resolve_model
 
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.prior_model), dtype=getattr(torch, args.dtype))
+    pipeline = AVDiffusionPipeline.from_pretrained(args.prior_model, dtype=getattr(torch, args.dtype))
     clips = held_out_clips(args.speech_test, 1, args.seconds)[: args.speech_clips]
     bank = NoiseBank(find_noise_dir())
     for snr in args.snrs:

@@ -83,13 +83,12 @@ def main() -> None:
     from avdiff.data.manifest import read_manifest
     from avdiff.models import LipEncoder
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.shipped import resolve_model
 
     torch.manual_seed(0)
     alignments = {row["id"]: row for row in map(json.loads, (args.synth / "alignments.jsonl").read_text().splitlines())}
     train_items = read_manifest(args.synth / "train.jsonl")[: args.clips]
     test_items = read_manifest(args.synth / "valid.jsonl")[:100]
-    encoders = {name: AVDiffusionPipeline.from_pretrained(resolve_model(name)).lip_encoder.eval() for name in args.model}
+    encoders = {name: AVDiffusionPipeline.from_pretrained(name).lip_encoder.eval() for name in args.model}
     encoders["random tiny encoder"] = LipEncoder.from_preset("tiny", output_dim=64).eval()
     print("| lip features | held-out frame accuracy | commonest viseme |\n| --- | --- | --- |")
     rows = []

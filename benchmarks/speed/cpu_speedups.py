@@ -64,9 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from avdiff.diffusion.noise import make_generators, randn_like_per_item
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
-    from avdiff.pipeline.shipped import resolve_model
 
-    pipeline = AVDiffusionPipeline.from_pretrained(resolve_model(args.model))
+    pipeline = AVDiffusionPipeline.from_pretrained(args.model, device="cpu")
     bins = pipeline.transform.num_bins
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 2, bins, args.frames, generator=generator) * 0.1
