@@ -95,6 +95,8 @@ def test_a_plan_is_resolved_once_frozen_and_carried_by_every_output(random_pipel
     assert out.plan is plan and out.network_calls == 2 * 2
     with pytest.raises(TypeError, match="a plan or overrides, not both"):
         random_pipeline.enhance(noisy_clip(0.5), sample_rate=16000, plan=plan, steps=3)
+    with pytest.raises(ValueError, match="give steps once"):
+        random_pipeline.enhancement_plan("udiffse", steps=2, options={"steps": 3})
     generation = random_pipeline.generation_plan(sampler="dpmpp_2m", steps=2, num_samples=2)
     video = np.random.default_rng(0).integers(0, 255, (5, 40, 40), dtype=np.uint8)
     made = random_pipeline.generate(video, generation)

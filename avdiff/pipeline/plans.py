@@ -116,6 +116,8 @@ def enhancement_plan(defaults: EnhancementConfig, method: str | None = None, ste
     `options` apply to its own method only; another method starts from its registered defaults
     (a preset from its own settings). `options` (a mapping, or an instance of the method's
     settings class) and `steps` override them; unknown options and bad values raise."""
+    if steps is not None and isinstance(options, Mapping) and "steps" in options:
+        raise ValueError("give steps once: as steps= or in options, not both")
     name = method or defaults.method
     entry = method_entry(name)
     recorded = defaults.options if name == defaults.method else {}
