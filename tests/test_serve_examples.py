@@ -3,7 +3,6 @@ by the package once, usable by the handlers, and offered on both tabs of the pag
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
 from avdiff.config.loader import option, section
 from avdiff.errors import ConfigError
@@ -34,7 +34,6 @@ def check_registered(section: object, key: str, extension_point: str) -> None:
     """The name in `key` of a config section is registered in `extension_point` (a registry of
     avdiff.extension_points, imported here: what a config names decides what it needs; plug-ins
     load when the name is not a built-in one). A ConfigError naming the key and what is registered."""
-    from avdiff.errors import ConfigError
     from avdiff.extension_points import registry
     from avdiff.registry import RegistryError
 
