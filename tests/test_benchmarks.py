@@ -2,16 +2,21 @@
 a record of the run (arguments, commit, machine, versions, time) beside them.
 
 The scripts are modules of the `benchmarks` package, run from the repository root
-(`python -m benchmarks.speed.sampling_speed`), which is also how these tests reach them.
+(`python -m benchmarks.speed.sampling_speed`). These tests run them the way `-m` does, as
+`__main__` with the command's arguments, inside the test process (a new interpreter would
+spend 5 s of the test's time importing torch and the models again).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
+import io
 import json
-import subprocess
+import runpy
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -20,9 +25,25 @@ SCRIPTS = sorted(path for folder in ("speed", "quality") for path in (BENCHMARKS
                  if path.name != "__init__.py")
 
 
-def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
-    """`python -m MODULE ARGS` from the repository root (where `benchmarks` is importable)."""
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO_ROOT)
+@dataclass
+class ModuleRun:
+    returncode: int
+    stderr: str
+
+
+def run_module(module: str, *args: str) -> ModuleRun:
+    """`python -m MODULE ARGS`, run as `__main__` in this process with `sys.argv` set as `-m` sets it."""
+    saved_argv, stderr, returncode = sys.argv, io.StringIO(), 0
+    sys.argv = [module, *args]
+    sys.modules.pop(module, None)  # imported by another test: `-m` runs a module not imported before
+    try:
+        with contextlib.redirect_stderr(stderr):
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        returncode = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = saved_argv
+    return ModuleRun(returncode, stderr.getvalue())
 
 
 def test_record_writes_arguments_commit_machine_versions_and_time(tmp_path):

@@ -47,7 +47,7 @@ def make_tiny_corpus(folder: Path, num_items: int = 8, num_frames: int = 12, siz
 # The tone task (tests/test_pipeline.py, benchmarks/quality/tone_task.py): its training recipe,
 # clips and measures, in one place so the benchmark cannot drift from the test.
 TONE_TRAINING = [
-    "spectrogram.n_fft=254", "data.crop_frames=64", "data.crop_size=32", "data.num_workers=0",
+    "spectrogram.n_fft=254", "data.crop_frames=32", "data.crop_size=32", "data.num_workers=0",
     "data.hflip_prob=0", "data.time_mask_prob=0", "training.batch_size=8", "training.validate_every=0",
     "training.log_every=50", "training.warmup_steps=20", "training.learning_rate=2e-3",
     "training.checkpoint_every=1000", "training.cond_span_drop_prob=0.1", "training.ema_decay=0.99",
@@ -71,9 +71,10 @@ def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
     return float(10 * np.log10((target @ target) / ((estimate - target) @ (estimate - target))))
 
 
-def tone_example(seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tone_example(seed: int = 7, num_levels: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Brightness levels (each held 5 frames, 0.2 s), the clean tone and it in white noise at 5 dB SNR."""
     rng = np.random.default_rng(seed)
-    levels = np.repeat(rng.uniform(0.1, 0.9, 10), 5)
+    levels = np.repeat(rng.uniform(0.1, 0.9, num_levels), 5)
     clean = tone_for_brightness(levels)
     noise = rng.standard_normal(len(clean)).astype(np.float32)
     noise *= np.sqrt((clean**2).mean() / (noise**2).mean() / 10 ** (5 / 10))  # white noise at 5 dB SNR

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import Tensor
 
 from avdiff.config.schema import DiffusionConfig
+from avdiff.diffusers_parts import ConfigMixin, register_to_config
 from avdiff.errors import ConfigError, InputError
 from avdiff.diffusion.formulation_registry import FORMULATIONS
 

@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from avdiff.diffusers_parts import ConfigMixin, ModelMixin, register_to_config
 from avdiff.errors import InputError
 from avdiff.models.lip_frontend import VisualFrontend
 from avdiff.models.loading import own_aligned_storage

@@ -19,15 +19,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.embeddings import GaussianFourierProjection, TimestepEmbedding
-from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block
 from torch import Tensor, nn
 
 from avdiff.audio.envelope import envelope_image
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import ScoreModelConfig, UNetConfig
+from avdiff.diffusers_parts import (
+    ConfigMixin, GaussianFourierProjection, ModelMixin, TimestepEmbedding, UNetMidBlock2D, get_down_block, get_up_block,
+    register_to_config,
+)
 from avdiff.models.backbones import Backbone
 from avdiff.models.conditioning import ConditionTrunk, FrameFiLM, SpectralMap
 from avdiff.models.loading import own_aligned_storage
