@@ -13,6 +13,10 @@ from avdiff.cli import build_parser, main
 from avdiff.demo.runner import DemoSettings, StepRate
 
 HAS_GRID_ASR = importlib.util.find_spec("pocketsphinx") is not None
+# A score UNet of 3 narrow levels: the demo's stages and report are what is tested, not the network.
+TINY_SCORE_NETWORK = [item for setting in ("block_out_channels=[8,16,16]", "attention_levels=[false,false,false]",
+                                           "norm_num_groups=4", "attention_head_dim=8")
+                      for item in ("--set", f"score_model.unet.{setting}")]
 
 
 def test_demo_is_bounded_by_steps_by_default(tmp_path):
@@ -38,7 +42,8 @@ def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monke
     args = ["demo", "--output", str(out), "--device", "cpu", "--num-utterances", "30", "--workers", "1",
             "--max-steps", "3", "--test-clips", "1", "--snr", "5", "--generate-steps", "2", "--enhance-steps", "2",
             "--set", "training.batch_size=2", "--set", "data.crop_frames=64", "--set", "training.validate_every=0",
-            "--set", "training.sigma_data_batches=2", "--set", "data.num_workers=0"]
+            "--set", "training.sigma_data_batches=2", "--set", "data.num_workers=0",
+            *TINY_SCORE_NETWORK]
     assert main(args) == 0
     logged = capsys.readouterr().out.splitlines()
     missing = [line for line in logged if line.startswith("[demo] shipped model")]

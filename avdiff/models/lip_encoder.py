@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avdiff.diffusers_parts import ConfigMixin, ModelMixin, register_to_config
+from avdiff.diffusers_parts import ConfigMixin, register_to_config
 from avdiff.errors import InputError
 from avdiff.models.lip_frontend import VisualFrontend
-from avdiff.models.loading import own_aligned_storage
+from avdiff.models.loading import LeanModelMixin
 from avdiff.models.lip_temporal import Conformer
 from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
 
@@ -41,7 +41,7 @@ LIP_ENCODER_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class LipEncoder(ModelMixin, ConfigMixin):
+class LipEncoder(LeanModelMixin, ConfigMixin):
     """Mouth-crop video (B, T_v, H, W) -> per-frame lip embeddings (B, T_v, output_dim)."""
 
     @register_to_config
@@ -63,11 +63,6 @@ class LipEncoder(ModelMixin, ConfigMixin):
         self.output_proj = nn.Linear(model_dim, output_dim)
         if freeze_frontend:
             self._freeze_frontend()
-
-    @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "LipEncoder":
-        """diffusers' loading, then own aligned storage so outputs match the saved model bit for bit."""
-        return own_aligned_storage(super().from_pretrained(*args, **kwargs))
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "LipEncoder":

@@ -1,9 +1,17 @@
-"""Loading helpers shared by avdiff's diffusers models."""
+"""Loading and saving shared by avdiff's diffusers models."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Self
+
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from avdiff.diffusers_parts import ModelMixin
+
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # diffusers' name: folders stay loadable by diffusers
 
 
 @torch.no_grad()
@@ -17,3 +25,37 @@ def own_aligned_storage(module: nn.Module) -> nn.Module:
     for tensor in list(module.parameters()) + list(module.buffers()):
         tensor.data = tensor.data.clone()
     return module
+
+
+class LeanModelMixin(ModelMixin):
+    """diffusers' ModelMixin, with the folder (config.json + diffusion_pytorch_model.safetensors)
+    written and read here and `.to()` left to torch.
+
+    diffusers' own `from_pretrained`, `save_pretrained` and `.to()` import its hooks package
+    (tensor parallelism, group offloading) and with it `torch._dynamo`: 1.1 s of every process
+    that loads a model, for features avdiff does not use. The folder is the same either way, and
+    diffusers' `from_pretrained` is still taken when asked for one of its options (`torch_dtype`, ...).
+    """
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **diffusers_options: Any) -> Self:
+        """The model saved in `folder`, in evaluation mode, its tensors in storage of their own."""
+        if diffusers_options:
+            return own_aligned_storage(super().from_pretrained(folder, **diffusers_options))
+        model = cls.from_config(cls.load_config(folder))
+        model.load_state_dict(load_file(Path(folder) / WEIGHTS_NAME), strict=True)  # copied into new storage
+        return model.eval()
+
+    def save_pretrained(self, folder: str | Path, **_: Any) -> None:
+        """Write config.json and the weights (safetensors) into `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save_config(folder)
+        weights = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
+        save_file(weights, folder / WEIGHTS_NAME, metadata={"format": "pt"})
+
+    def to(self, *args: Any, **kwargs: Any) -> Self:
+        return nn.Module.to(self, *args, **kwargs)
+
+    def cuda(self, *args: Any, **kwargs: Any) -> Self:
+        return nn.Module.cuda(self, *args, **kwargs)

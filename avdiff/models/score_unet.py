@@ -25,12 +25,12 @@ from avdiff.audio.envelope import envelope_image
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import ScoreModelConfig, UNetConfig
 from avdiff.diffusers_parts import (
-    ConfigMixin, GaussianFourierProjection, ModelMixin, TimestepEmbedding, UNetMidBlock2D, get_down_block, get_up_block,
+    ConfigMixin, GaussianFourierProjection, TimestepEmbedding, UNetMidBlock2D, get_down_block, get_up_block,
     register_to_config,
 )
 from avdiff.models.backbones import Backbone
 from avdiff.models.conditioning import ConditionTrunk, FrameFiLM, SpectralMap
-from avdiff.models.loading import own_aligned_storage
+from avdiff.models.loading import LeanModelMixin
 from avdiff.timegrid import SAMPLE_RATE
 
 
@@ -48,7 +48,7 @@ class _BlockSettings:
     common: dict[str, Any]
 
 
-class ScoreUNet(ModelMixin, ConfigMixin):
+class ScoreUNet(LeanModelMixin, ConfigMixin):
     """F(c_in x, c_noise, cond, cond_mask) -> (B, 2, F, T); see `avdiff.diffusion.Denoiser`."""
 
     @register_to_config
@@ -131,11 +131,6 @@ class ScoreUNet(ModelMixin, ConfigMixin):
                 attention_head_dim=blocks.attention_head_dim, resolution_idx=index, **blocks.common))
             previous = width
         return up_blocks, up_film
-
-    @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "ScoreUNet":
-        """diffusers' loading, then own aligned storage so outputs match the saved model bit for bit."""
-        return own_aligned_storage(super().from_pretrained(*args, **kwargs))
 
     @classmethod
     def from_avdiff_config(cls, config: ScoreModelConfig) -> "ScoreUNet":

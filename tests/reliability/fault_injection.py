@@ -125,6 +125,9 @@ def avdiff_command(*args: str | Path) -> list[str]:
 FORK_SERVER = r"""
 import json, os, signal, sys, traceback
 import avdiff.cli, avdiff.commands.train, avdiff.pipeline.pipeline, avdiff.prepare, avdiff.training.trainer
+import avdiff.commands.enhance, avdiff.commands.generate, avdiff.commands.prepare  # what every command loads
+import avdiff.diffusion.formulation, avdiff.models.lip_encoder, avdiff.models.score_unet, avdiff.posterior.udiffse_plus
+import diffusers.hooks  # loaded by a model's first .to() (with torch._dynamo)
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped at once: a gone pid has ended
 for line in sys.stdin:
     request = json.loads(line)
