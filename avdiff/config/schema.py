@@ -244,12 +244,18 @@ class EnhancementConfig:
 class LipEncoderConfig:
     """The lip encoder (see avdiff.models.lip_encoder.LipEncoder)."""
 
-    preset: Literal["tiny", "base"] = option("tiny", "architecture preset: tiny (tests, CPU) or base (ResNet-18 + Conformer)")
+    preset: Literal["tiny", "small", "base"] = option(
+        "tiny", "architecture preset: tiny (tests, CPU), small (CPU, two Conformer layers) or base "
+        "(ResNet-18 + Conformer)")
     output_dim: int = option(64, "embedding size D; must equal score_model.cond_channels")
     pretrained_frontend: str | None = option(
         None, "local file with a pretrained visual front-end (auto_avsr / AV-HuBERT key layout), or null"
     )
     freeze_frontend: bool = option(False, "keep the visual front-end fixed during training")
+    pretrained: str | None = option(
+        None, "start from a trained lip encoder: its folder, or a model folder holding one (the second stage "
+        "of a two-stage recipe); its architecture replaces the preset's, its output_dim and envelope_bands "
+        "must equal these; null = a new one")
     train: bool = option(True, "train the whole lip encoder jointly; false freezes all of it")
     envelope_bands: int = option(
         0, "train the embedding's first N channels to be the speech's log-mel envelope in N mel bands "
@@ -314,6 +320,15 @@ class TrainingConfig:
     envelope_loss_weight: float = option(
         1.0, "weight of the lip envelope loss (mean squared error of the lips' log-mel envelope, "
         "when lip_encoder.envelope_bands > 0) added to the denoising loss")
+    objective: Literal["joint", "lips"] = option(
+        "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
+        "envelope loss, the score network untouched (the first stage of a two-stage recipe)")
+    envelope_noise_std: float = option(
+        0.0, "Gaussian noise added to the lips' envelope channels before the score network reads them, in "
+        "training only (so it reads an envelope that errs as the lips do on new sentences); 0 = none")
+    envelope_blur_prob: float = option(
+        0.0, "probability that a clip's envelope channels are blurred over 3 video frames before the score "
+        "network reads them, in training only")
     cond_drop_prob: float = option(0.15, "probability of dropping a whole item's condition (guidance, audio-only prior)")
     cond_span_drop_prob: float = option(0.3, "probability of dropping one random span of condition frames")
     cond_span_max_frames: int = option(125, "longest dropped condition span, in STFT frames (1 s)")
@@ -334,14 +349,14 @@ class TrainingConfig:
                        "keep_checkpoints", "log_every", "max_nonfinite_steps", "sigma_data_batches",
                        "validation_sampler_steps")
         check_at_least(self, 0, "warmup_steps", "weight_decay", "envelope_loss_weight", "cond_span_max_frames",
-                       "validate_every", "validation_batches", "validation_samples")
+                       "validate_every", "validation_batches", "validation_samples", "envelope_noise_std")
         if self.learning_rate <= 0 or self.max_grad_norm <= 0:
             raise ValueError(f"learning_rate ({self.learning_rate}) and max_grad_norm ({self.max_grad_norm}) must be > 0")
         for name in ("adam_beta1", "adam_beta2", "ema_decay"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if not 0.0 <= self.cond_drop_prob <= 1.0 or not 0.0 <= self.cond_span_drop_prob <= 1.0:
-            raise ValueError("cond_drop_prob and cond_span_drop_prob are probabilities in [0, 1]")
+        if not all(0.0 <= p <= 1.0 for p in (self.cond_drop_prob, self.cond_span_drop_prob, self.envelope_blur_prob)):
+            raise ValueError("cond_drop_prob, cond_span_drop_prob and envelope_blur_prob are probabilities in [0, 1]")
 
 
 @dataclass
@@ -363,6 +378,9 @@ class AVDiffConfig:
             raise ValueError(
                 f"lip_encoder.envelope_bands ({bands}) must be in 0 .. output_dim ({self.lip_encoder.output_dim}), "
                 f"and score_model.unet.cond_envelope_bands ({drawn}) 0 or the same number")
+        if self.training.objective == "lips" and (not bands or not self.lip_encoder.train):
+            raise ValueError("training.objective 'lips' trains the lip encoder on its envelope: it needs "
+                             f"lip_encoder.envelope_bands > 0 (got {bands}) and lip_encoder.train true")
         if self.lip_encoder.output_dim != self.score_model.cond_channels:
             raise ValueError(
                 f"lip_encoder.output_dim ({self.lip_encoder.output_dim}) must equal "

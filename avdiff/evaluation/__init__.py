@@ -1,7 +1,7 @@
 """Objective evaluation of generated and enhanced speech (`avdiff evaluate`).
 
 Metrics on 16 kHz mono signals (SI-SDR, PESQ wide/narrow-band, STOI, ESTOI, log-spectral
-distance, optional WER), folder matching, mean and 95 % CI summaries, and the noisereduce baseline.
+distance, optional WER, harmonicity of voiced frames), folder matching, mean and 95 % CI summaries, and the noisereduce baseline.
 The names below load on first use (PEP 562), so `avdiff --help` does not import SciPy's signal
 library for `avdiff evaluate`'s flags.
 """
@@ -13,6 +13,7 @@ from avdiff.lazy import lazy_exports
 _MODULES = {
     "avdiff.evaluation.baselines": ("noisereduce_file", "noisereduce_folder"),
     "avdiff.evaluation.folders": ("evaluate_folders", "evaluate_transcripts"),
+    "avdiff.evaluation.harmonicity": ("harmonicity", "periodicity"),
     "avdiff.evaluation.matching": ("Matching", "match_folders"),
     "avdiff.evaluation.metrics": ("METRICS", "SIGNAL_METRICS", "PairScores", "compute_metrics", "estoi",
                                   "log_spectral_distance", "pesq_nb", "pesq_wb", "si_sdr", "stoi"),

@@ -35,6 +35,11 @@ LIP_ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(stem_channels=8, trunk_channels=(8, 16, 16, 32), trunk_blocks=(1, 1, 1, 1),
                  model_dim=32, num_layers=1, num_heads=2, ff_mult=2, conv_kernel_size=5,
                  max_relative_distance=8, dropout=0.0, output_dim=64),
+    # 4x the tiny trunk's width, two Conformer layers, wider context: trained alone on the envelope it
+    # predicts it better than tiny in equal time (BENCHMARKS.md, "The lips matter").
+    "small": dict(stem_channels=16, trunk_channels=(16, 32, 64, 64), trunk_blocks=(1, 1, 1, 1),
+                  model_dim=64, num_layers=2, num_heads=4, ff_mult=2, conv_kernel_size=9,
+                  max_relative_distance=16, dropout=0.0, output_dim=64),
     "base": dict(stem_channels=64, trunk_channels=(64, 128, 256, 512), trunk_blocks=(2, 2, 2, 2),
                  model_dim=256, num_layers=6, num_heads=4, ff_mult=4, conv_kernel_size=15,
                  max_relative_distance=32, dropout=0.1, output_dim=256),
@@ -78,9 +83,12 @@ class LipEncoder(LeanModelMixin, ConfigMixin):
         self.frontend.eval()
 
     def train(self, mode: bool = True) -> "LipEncoder":
-        """As nn.Module.train, but a frozen front-end stays in eval mode (fixed BatchNorm statistics)."""
+        """As nn.Module.train, but what is frozen stays in eval mode (fixed BatchNorm statistics, no
+        dropout): the front-end when it is frozen, the whole encoder when nothing of it trains."""
         super().train(mode)
-        if self.config.freeze_frontend:
+        if not any(parameter.requires_grad for parameter in self.parameters()):
+            super().train(False)
+        elif self.config.freeze_frontend:
             self.frontend.eval()
         return self
 

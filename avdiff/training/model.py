@@ -6,6 +6,8 @@ DistributedDataParallel sees one forward per step over both networks.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
@@ -21,6 +23,7 @@ from avdiff.models.backbones import BACKBONES, build_backbone
 from avdiff.models.lip_encoder import LipEncoder, lips_to_condition
 from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
 from avdiff.training.condition_dropout import drop_condition
+from avdiff.training.envelope_corruption import corrupt_envelope
 
 
 def check_registered(config: AVDiffConfig) -> None:
@@ -35,16 +38,38 @@ def check_registered(config: AVDiffConfig) -> None:
         raise ConfigError(f"sampler: {error}") from error
 
 
+def pretrained_lip_encoder(config: LipEncoderConfig) -> LipEncoder:
+    """The trained encoder `config.pretrained` names (its folder, or a model folder's lip_encoder/),
+    after checking that it gives what the config promises the score network."""
+    folder = Path(config.pretrained)
+    if (folder / "lip_encoder" / "config.json").is_file():
+        folder = folder / "lip_encoder"
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"lip_encoder.pretrained: {config.pretrained} holds no lip encoder "
+                          "(config.json, or lip_encoder/config.json in a model folder)")
+    encoder = LipEncoder.from_pretrained(folder)
+    for key in ("output_dim", "envelope_bands"):
+        if encoder.config[key] != getattr(config, key):
+            raise ConfigError(f"lip_encoder.pretrained: {folder} has {key} {encoder.config[key]}, "
+                              f"the config says lip_encoder.{key}: {getattr(config, key)}")
+    return encoder
+
+
 def build_lip_encoder(config: LipEncoderConfig) -> LipEncoder:
-    """A lip encoder from its config section, with a pretrained front-end if one is named."""
-    encoder = LipEncoder.from_preset(config.preset, output_dim=config.output_dim, envelope_bands=config.envelope_bands)
+    """A lip encoder from its config section: a new one of the preset, or the trained one it names;
+    with a pretrained front-end if one is named."""
+    if config.pretrained:
+        encoder = pretrained_lip_encoder(config)
+    else:
+        encoder = LipEncoder.from_preset(config.preset, output_dim=config.output_dim,
+                                         envelope_bands=config.envelope_bands)
     if config.pretrained_frontend:
         encoder.load_frontend_weights(config.pretrained_frontend, freeze=config.freeze_frontend)
     elif config.freeze_frontend:
         encoder.freeze_frontend(True)
     if not config.train:
         encoder.requires_grad_(False)
-    return encoder
+    return encoder.train()
 
 
 class AVDiffusionModel(nn.Module):
@@ -69,9 +94,13 @@ class AVDiffusionModel(nn.Module):
     def from_config(cls, config: AVDiffConfig, formulation: DiffusionFormulation) -> "AVDiffusionModel":
         """The model a config describes, after checking the names it gives the registries."""
         check_registered(config)
+        lip_encoder = build_lip_encoder(config.lip_encoder)  # first: the seed's draws stay in their order
+        score_model = build_backbone(config.score_model)
+        if config.training.objective == "lips":  # the first stage: only the lips train
+            score_model.requires_grad_(False)
         return cls(
-            build_lip_encoder(config.lip_encoder),
-            build_backbone(config.score_model),
+            lip_encoder,
+            score_model,
             formulation,
             SpectrogramTransform(config.spectrogram),
             config.training,
@@ -107,18 +136,33 @@ class AVDiffusionModel(nn.Module):
             return video.new_zeros((batch, dim, num_frames), dtype=torch.float32), usable.new_zeros((batch, num_frames))
         return lips_to_condition(embeddings, usable, num_frames)
 
-    def envelope_loss(self, spec: Tensor, embeddings: Tensor | None, usable: Tensor, frame_mask: Tensor) -> Tensor | None:
-        """Mean squared error between the lips' envelope channels and the speech's log-mel envelope
-        at every usable video frame (`avdiff.audio.envelope`); None when the encoder predicts none."""
+    def envelope_errors(self, spec: Tensor, embeddings: Tensor, usable: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Squared error between the lips' envelope channels and the speech's log-mel envelope
+        (`avdiff.audio.envelope`) at each video frame, mean over bands, and each frame's weight
+        (its share of covered STFT frames, 0 where the face is not usable): two (B, T_v) tensors."""
         bands = self.lip_encoder.config.envelope_bands
-        if not bands or embeddings is None:
-            return None
         power = self.transform.decompress(self.transform.to_complex(spec)).abs().square()
         target = log_mel_envelope(power, bands, self.transform.config.sample_rate)
         target, coverage = per_video_frame(target, frame_mask, embeddings.shape[1], STFT_FRAMES_PER_VIDEO_FRAME)
-        weight = coverage * usable.to(coverage.dtype)
         error = (embeddings[..., :bands].float() - target.transpose(1, 2)).square().mean(-1)
+        return error, coverage * usable.to(coverage.dtype)
+
+    def envelope_loss(self, spec: Tensor, embeddings: Tensor | None, usable: Tensor, frame_mask: Tensor) -> Tensor | None:
+        """The envelope error over every usable video frame of the batch; None when the encoder predicts none."""
+        if not self.lip_encoder.config.envelope_bands or embeddings is None:
+            return None
+        error, weight = self.envelope_errors(spec, embeddings, usable, frame_mask)
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def lips_only_loss(self, spec: Tensor, embeddings: Tensor | None, usable: Tensor, frame_mask: Tensor) -> LossOutput:
+        """training.objective 'lips': the envelope error alone (`per_item`: each clip's; no noise levels)."""
+        if embeddings is None:  # no usable face for a frozen copy (the EMA's, in validation): nothing to score
+            nothing = spec.new_zeros(spec.shape[0])
+            return LossOutput(nothing.sum(), nothing, spec.new_zeros(0), {"envelope": nothing.sum()})
+        error, weight = self.envelope_errors(spec, embeddings, usable, frame_mask)
+        loss = (error * weight).sum() / weight.sum().clamp_min(1.0)
+        per_item = (error * weight).sum(-1) / weight.sum(-1).clamp_min(1.0)
+        return LossOutput(loss, per_item, spec.new_zeros(0), {"envelope": loss.detach()})
 
     def forward(
         self,
@@ -135,9 +179,15 @@ class AVDiffusionModel(nn.Module):
         `auxiliary["envelope"]`."""
         spec = self.transform.encode(audio)
         embeddings = self.encode_lips(video, video_valid, face_ok)
-        cond, cond_mask = self.condition(video, video_valid, face_ok, spec.shape[-1], embeddings)
+        config = self.training_config
+        if config.objective == "lips":
+            return self.lips_only_loss(spec, embeddings, face_ok & video_valid, frame_mask)
+        read = embeddings
+        if drop_conditions and embeddings is not None:  # training: the envelope as the lips err on new sentences
+            read = corrupt_envelope(embeddings, self.lip_encoder.config.envelope_bands, config.envelope_noise_std,
+                                    config.envelope_blur_prob, generator)
+        cond, cond_mask = self.condition(video, video_valid, face_ok, spec.shape[-1], read)
         if drop_conditions:
-            config = self.training_config
             cond_mask = drop_condition(cond_mask, generator, config.cond_drop_prob, config.cond_span_drop_prob,
                                        config.cond_span_max_frames)
         out = self.loss(self.denoiser, spec, cond=cond, cond_mask=cond_mask, frame_mask=frame_mask, generator=generator)

@@ -11,7 +11,7 @@ bigger encoder, or the same one trained alone, the lever?
         --train data/synth-v2s/train.jsonl --valid data/synth-v2s/valid.jsonl \\
         --encoder tiny --minutes 12 --reference models/v2s --output benchmarks/results/envelope-probe/tiny
 
-`--encoder` is a preset name or `small` (below); rows.jsonl gets one row per evaluation (record.json
+`--encoder` is a lip encoder preset name (tiny, small, base); rows.jsonl gets one row per evaluation (record.json
 the same rows with the run's provenance), and the trained encoder is saved in OUTPUT/lip_encoder
 (`benchmarks/quality/lips_matter.py --envelope-encoder`).
 """
@@ -34,16 +34,13 @@ from avdiff.models.lip_encoder import LIP_ENCODER_PRESETS, LipEncoder
 from avdiff.training.model import AVDiffusionModel
 from benchmarks.common.record import record
 
-# A middle size between the presets: 4x the tiny trunk's width, two Conformer layers, wider context.
-SMALL = dict(LIP_ENCODER_PRESETS["tiny"], stem_channels=16, trunk_channels=(16, 32, 64, 64), model_dim=64,
-             num_layers=2, num_heads=4, conv_kernel_size=9, max_relative_distance=16)
 
 
 def build(args: argparse.Namespace) -> tuple[AVDiffusionModel, AVDiffConfig]:
     """The training's model (for its transform and envelope loss) with the chosen lip encoder."""
     config = load_config(AVDiffConfig, args.config, [f"data.train_manifest={args.train}"])
     model = AVDiffusionModel.from_config(config, build_formulation(config.diffusion, sigma_data=0.1))
-    preset = SMALL if args.encoder == "small" else LIP_ENCODER_PRESETS[args.encoder]
+    preset = LIP_ENCODER_PRESETS[args.encoder]
     bands = config.lip_encoder.envelope_bands
     model.lip_encoder = LipEncoder(**{**preset, "output_dim": config.lip_encoder.output_dim, "envelope_bands": bands})
     return model, config
@@ -111,7 +108,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/v2s-cpu.yaml"))
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--valid", type=Path, required=True)
-    parser.add_argument("--encoder", default="tiny", choices=[*LIP_ENCODER_PRESETS, "small"])
+    parser.add_argument("--encoder", default="tiny", choices=list(LIP_ENCODER_PRESETS))
     parser.add_argument("--minutes", type=float, default=12.0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)

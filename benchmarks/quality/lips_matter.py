@@ -40,7 +40,7 @@ from benchmarks.quality.enhance_real import babble
 if TYPE_CHECKING:
     from avdiff.pipeline.inputs import MouthVideo
 
-V2S_METRICS = ("wer_grid", "estoi", *SLOT_KEYS, "wer_whisper")
+V2S_METRICS = ("wer_grid", "estoi", *SLOT_KEYS, "hnr_db", "hnr_db_reference", "pitch_agreement", "wer_whisper")
 ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi", "wer_grid")
 
 
@@ -92,6 +92,7 @@ class Scorer:
         self.whisper = WhisperRecogniser(whisper) if whisper else None
 
     def __call__(self, reference: np.ndarray, estimate: np.ndarray, text: str, metrics: tuple[str, ...]) -> dict:
+        from avdiff.evaluation.harmonicity import harmonicity
         from avdiff.evaluation.metrics import compute_metrics
         from avdiff.evaluation.recognisers import slot_hits
         from avdiff.evaluation.wer import normalize_words, word_error_rate
@@ -102,6 +103,8 @@ class Scorer:
         scores["wer_grid"] = word_error_rate(text, heard)
         scores["heard"] = heard
         scores.update({k: v for k, v in (slot_hits(normalize_words(text), normalize_words(heard)) or {}).items()})
+        if "hnr_db" in metrics:  # harmonics where the reference has them (avdiff.evaluation.harmonicity)
+            scores.update(harmonicity(reference, estimate))
         if self.whisper is not None and "wer_whisper" in metrics:
             scores["wer_whisper"] = word_error_rate(text, self.whisper(estimate))
         return scores

@@ -1,0 +1,136 @@
+"""The two-stage video-to-speech recipe: the lips learn the envelope alone, then the score network
+learns on them, frozen, reading an envelope corrupted as the lips err (in training only)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from avdiff.config import AVDiffConfig, load_config
+from avdiff.diffusion.formulation import build_formulation
+from avdiff.errors import ConfigError
+from avdiff.training.envelope_corruption import corrupt_envelope
+from avdiff.training.model import AVDiffusionModel
+from avdiff.training.trainer import train
+from tinycorpus import make_tiny_corpus  # tests/ is on sys.path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+SMALL_RUN = [
+    "data.crop_frames=32", "data.crop_size=32", "data.num_workers=0", "data.hflip_prob=0", "training.batch_size=4",
+    "training.validate_every=0", "training.checkpoint_every=1000", "training.sigma_data_batches=1",
+    "lip_encoder.envelope_bands=8", "score_model.unet.cond_envelope_bands=8",
+    "score_model.unet.block_out_channels=[8,16]", "score_model.unet.attention_levels=[false,false]",
+    "score_model.unet.norm_num_groups=4", "score_model.unet.attention_head_dim=8",
+]
+
+
+def weights(model_dir: Path, component: str) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / component / WEIGHTS))
+
+
+def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
+    return {name for name in before if not torch.equal(before[name], after[name])}
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory) -> tuple[Path, Path, AVDiffusionModel]:
+    """Stage 1 (3 steps of the lips alone) and stage 2 (3 steps on them, frozen): the two model folders,
+    and stage 1's model as its seed initialises it (what training starts from)."""
+    root = tmp_path_factory.mktemp("two-stage")
+    manifest = make_tiny_corpus(root / "data", num_items=8, num_frames=12, size=32)
+    common = [f"data.train_manifest={manifest}", *SMALL_RUN]
+    lips = load_config(AVDiffConfig, None, [*common, "training.objective=lips", "training.learning_rate=1e-2",
+                                            f"data.valid_manifest={manifest}", "training.validate_every=2",
+                                            "training.validation_batches=1", "training.validation_samples=0"])
+    first = train(lips, root / "lips", max_steps=3, cpu=True).model_dir
+    torch.manual_seed(lips.training.seed)  # as the trainer does before building the model
+    untrained = AVDiffusionModel.from_config(lips, build_formulation(lips.diffusion, sigma_data=0.1))
+    score = load_config(AVDiffConfig, None, [*common, f"lip_encoder.pretrained={first}", "lip_encoder.train=false",
+                                             "training.envelope_noise_std=0.2", "training.envelope_blur_prob=0.5"])
+    second = train(score, root / "score", max_steps=3, cpu=True).model_dir
+    return first, second, untrained
+
+
+def test_the_first_stage_trains_the_lips_alone(stages):
+    """...and validates them (the envelope error; with the faces masked there is nothing to score)."""
+    first, _, untrained = stages
+    log = (first.parent / "train.log").read_text()
+    assert re.search(r"step 2: validation loss_av [\d.]+, loss_audio_only 0\.0000, envelope [\d.]+", log), log
+    assert changed(untrained.score_model.state_dict(), weights(first, "score_model")) == set()
+    assert changed(untrained.lip_encoder.state_dict(), weights(first, "lip_encoder"))
+
+
+def test_the_second_stage_keeps_the_lips_frozen_and_trains_the_score_network(stages):
+    first, second, _ = stages
+    # BatchNorm statistics included: a frozen encoder stays in eval mode while the rest trains.
+    assert changed(weights(first, "lip_encoder"), weights(second, "lip_encoder")) == set()
+    assert changed(weights(first, "score_model"), weights(second, "score_model"))
+
+
+def test_the_envelope_is_corrupted_in_training_only(tmp_path):
+    embeddings = torch.randn(2, 6, 10)
+    generator = torch.Generator().manual_seed(0)
+    assert corrupt_envelope(embeddings, 4, 0.0, 0.0, generator) is embeddings
+    noisy = corrupt_envelope(embeddings, 4, 0.5, 0.0, generator)
+    assert torch.equal(noisy[..., 4:], embeddings[..., 4:]) and not torch.equal(noisy[..., :4], embeddings[..., :4])
+    blurred = corrupt_envelope(embeddings, 4, 0.0, 1.0, generator)
+    np.testing.assert_allclose(blurred[:, 2, :4], embeddings[:, 1:4, :4].mean(1), rtol=1e-6)
+    np.testing.assert_allclose(blurred[:, 0, :4], embeddings[:, 0:2, :4].mean(1), rtol=1e-6)  # the edge: 2 frames
+
+    manifest = make_tiny_corpus(tmp_path / "data", num_items=2, num_frames=12, size=32)
+    losses = {}
+    for noise in (0.0, 5.0):
+        config = load_config(AVDiffConfig, None, [f"data.train_manifest={manifest}", *SMALL_RUN,
+                                                  f"training.envelope_noise_std={noise}"])
+        torch.manual_seed(0)
+        model = AVDiffusionModel.from_config(config, build_formulation(config.diffusion, sigma_data=0.1))
+        batch = [torch.randn(2, 12 * 640) * 0.1, torch.randint(0, 255, (2, 12, 32, 32), dtype=torch.uint8),
+                 torch.ones(2, 12, dtype=torch.bool), torch.ones(2, 12, dtype=torch.bool), torch.ones(2, 61, dtype=torch.bool)]
+        for dropping in (False, True):
+            losses[noise, dropping] = float(model(*batch, torch.Generator().manual_seed(1), drop_conditions=dropping).loss.detach())
+    assert losses[0.0, False] == losses[5.0, False]  # validation: the lips' own envelope
+    assert losses[0.0, True] != losses[5.0, True]  # training: the corrupted one
+
+
+def test_bad_two_stage_settings_are_clear_config_errors(stages, tmp_path):
+    first, _, _ = stages
+    with pytest.raises(ConfigError, match="envelope_bands > 0"):
+        load_config(AVDiffConfig, None, ["training.objective=lips"])
+    with pytest.raises(ConfigError, match="lip_encoder.train true"):
+        load_config(AVDiffConfig, None, ["training.objective=lips", "lip_encoder.envelope_bands=8",
+                                         "score_model.unet.cond_envelope_bands=8", "lip_encoder.train=false"])
+    for pretrained, message in ((tmp_path, "holds no lip encoder"), (first, "has envelope_bands 8")):
+        config = load_config(AVDiffConfig, None, [f"lip_encoder.pretrained={pretrained}",
+                                                  "lip_encoder.envelope_bands=4", "score_model.unet.cond_envelope_bands=4"])
+        with pytest.raises(ConfigError, match=message):
+            AVDiffusionModel.from_config(config, build_formulation(config.diffusion, sigma_data=0.1))
+
+
+def test_the_recipes_chain_their_stages():
+    """v2s-score-cpu starts from what v2s-lips-cpu writes, with its architecture, frozen."""
+    lips = load_config(AVDiffConfig, "v2s-lips-cpu", [])
+    score = load_config(AVDiffConfig, "v2s-score-cpu", [])
+    assert lips.training.objective == "lips" and lips.lip_encoder.train and not lips.lip_encoder.pretrained
+    assert score.training.objective == "joint" and not score.lip_encoder.train
+    assert score.lip_encoder.pretrained == "runs/v2s-lips/model" and score.lip_encoder.preset == lips.lip_encoder.preset
+    assert score.training.envelope_noise_std > 0 and lips.lip_encoder.envelope_bands == score.lip_encoder.envelope_bands
+
+
+def test_the_model_cards_training_commands_chain_as_their_configs_say():
+    """Every `avdiff train --config C --output-dir D` of models/v2s/README.md names a config that loads,
+    and a config that starts from a trained lip encoder names what an earlier command wrote."""
+    card = (REPO_ROOT / "models" / "v2s" / "README.md").read_text()
+    trains = re.findall(r"avdiff train --config (\S+) --output-dir (\S+)", card)
+    assert trains
+    written: list[Path] = []
+    for config_name, output_dir in trains:
+        config = load_config(AVDiffConfig, config_name, [])
+        if config.lip_encoder.pretrained:
+            assert Path(config.lip_encoder.pretrained) in written, (config_name, config.lip_encoder.pretrained)
+        written.append(Path(output_dir) / "model")
