@@ -71,7 +71,7 @@ class LipEncoder(LeanModelMixin, ConfigMixin):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "LipEncoder":
-        """A new (randomly initialised) encoder from a preset ("tiny", "base") plus overrides."""
+        """A new (randomly initialised) encoder from a preset ("tiny", "small", "base") plus overrides."""
         if name not in LIP_ENCODER_PRESETS:
             raise InputError(f"unknown lip encoder preset {name!r}; choose {', '.join(LIP_ENCODER_PRESETS)}")
         return cls(**{**LIP_ENCODER_PRESETS[name], **overrides})

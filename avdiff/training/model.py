@@ -174,9 +174,10 @@ class AVDiffusionModel(nn.Module):
         generator: torch.Generator,
         drop_conditions: bool = True,
     ) -> LossOutput:
-        """The loss of one batch; `generator` draws noise levels, noise and condition dropout.
-        With lip envelope channels, their weighted error is added to `loss` and reported in
-        `auxiliary["envelope"]`."""
+        """The loss of one batch; `generator` draws noise levels, noise, condition dropout and the
+        envelope's corruption (`drop_conditions`: training). With lip envelope channels, their
+        weighted error is added to `loss` and reported in `auxiliary["envelope"]`; with
+        training.objective 'lips' it is the whole loss (`lips_only_loss`)."""
         spec = self.transform.encode(audio)
         embeddings = self.encode_lips(video, video_valid, face_ok)
         config = self.training_config
