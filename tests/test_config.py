@@ -23,7 +23,8 @@ from avdiff.cli import main
 from avdiff.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-RECIPES = ["lrs3", "ncsnpp", "speech-prior-cpu", "synth-cpu", "synth-gpu", "tcd-timit", "tiny", "v2s-cpu"]
+RECIPES = ["lrs3", "ncsnpp", "speech-prior-cpu", "synth-cpu", "synth-gpu", "tcd-timit", "tiny", "v2s-cpu", "v2s-lips-cpu",
+           "v2s-score-cpu"]
 
 
 def write(tmp_path: Path, text: str) -> Path:
