@@ -93,6 +93,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config  # noq
 from diffusers.models.embeddings import GaussianFourierProjection, TimestepEmbedding  # noqa: E402
 from diffusers.models.modeling_utils import ModelMixin  # noqa: E402
 from diffusers.models.unets.unet_2d_blocks import UNetMidBlock2D, get_down_block, get_up_block  # noqa: E402
+from diffusers.utils import SAFETENSORS_WEIGHTS_NAME  # noqa: E402  (the weights' file name: folders stay diffusers')
 
-__all__ = ["ConfigMixin", "GaussianFourierProjection", "ModelMixin", "TimestepEmbedding", "UNetMidBlock2D",
-           "get_down_block", "get_up_block", "register_to_config"]
+__all__ = ["SAFETENSORS_WEIGHTS_NAME", "ConfigMixin", "GaussianFourierProjection", "ModelMixin", "TimestepEmbedding",
+           "UNetMidBlock2D", "get_down_block", "get_up_block", "register_to_config"]

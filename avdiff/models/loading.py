@@ -9,9 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from avdiff.diffusers_parts import ModelMixin
+from avdiff.diffusers_parts import SAFETENSORS_WEIGHTS_NAME, ModelMixin
 
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # diffusers' name: folders stay loadable by diffusers
 
 
 @torch.no_grad()
@@ -43,7 +42,7 @@ class LeanModelMixin(ModelMixin):
         if diffusers_options:
             return own_aligned_storage(super().from_pretrained(folder, **diffusers_options))
         model = cls.from_config(cls.load_config(folder))
-        model.load_state_dict(load_file(Path(folder) / WEIGHTS_NAME), strict=True)  # copied into new storage
+        model.load_state_dict(load_file(Path(folder) / SAFETENSORS_WEIGHTS_NAME), strict=True)  # copied into new storage
         return model.eval()
 
     def save_pretrained(self, folder: str | Path, **_: Any) -> None:
@@ -52,7 +51,7 @@ class LeanModelMixin(ModelMixin):
         folder.mkdir(parents=True, exist_ok=True)
         self.save_config(folder)
         weights = {name: tensor.detach().contiguous() for name, tensor in self.state_dict().items()}
-        save_file(weights, folder / WEIGHTS_NAME, metadata={"format": "pt"})
+        save_file(weights, folder / SAFETENSORS_WEIGHTS_NAME, metadata={"format": "pt"})
 
     def to(self, *args: Any, **kwargs: Any) -> Self:
         return nn.Module.to(self, *args, **kwargs)
