@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -225,8 +225,9 @@ def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace
             "audio-only": lambda: run(None), "audio-visual": lambda: run(video)}
 
 
-def score_enhancement(pipeline, items: list[dict], args: argparse.Namespace, scorer: Scorer, rows: Rows) -> None:
-    """Enhancement rows of every (noise, SNR, clip, system) not yet in `rows`."""
+def enhancement_mixtures(items: list[dict], args: argparse.Namespace) -> Iterator[tuple]:
+    """(noise kind, snr, item, clean, video, noisy, reference) of every mixture of `args.noises` x
+    `args.snrs` x items: real noise, or babble of the other clips' speakers, seeded per mixture."""
     from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
 
     bank = NoiseBank(find_noise_dir())
@@ -239,14 +240,20 @@ def score_enhancement(pipeline, items: list[dict], args: argparse.Namespace, sco
                 noise = (bank.excerpt(len(clean), rng) if noise_kind == "real"
                          else babble(voices, item["speaker"], len(clean), rng))
                 noisy, reference = mix_at_snr(clean, noise, snr)
-                for system, run in enhance_systems(pipeline, noisy, video, args).items():
-                    key = f"enhance|{system}|{noise_kind}|{snr:g}|{item['id']}"
-                    if key in rows.done:
-                        continue
-                    estimate, calls, seconds = timed(run)
-                    scores = scorer(reference, estimate, item["text"], ENHANCE_METRICS)
-                    rows.add({"key": key, "part": "enhance", "system": system, "noise": noise_kind, "snr": snr,
-                              "item": item["id"], "calls": calls, "seconds": seconds, **scores})
+                yield noise_kind, snr, item, clean, video, noisy, reference
+
+
+def score_enhancement(pipeline, items: list[dict], args: argparse.Namespace, scorer: Scorer, rows: Rows) -> None:
+    """Enhancement rows of every (noise, SNR, clip, system) not yet in `rows`."""
+    for noise_kind, snr, item, _, video, noisy, reference in enhancement_mixtures(items, args):
+        for system, run in enhance_systems(pipeline, noisy, video, args).items():
+            key = f"enhance|{system}|{noise_kind}|{snr:g}|{item['id']}"
+            if key in rows.done:
+                continue
+            estimate, calls, seconds = timed(run)
+            scores = scorer(reference, estimate, item["text"], ENHANCE_METRICS)
+            rows.add({"key": key, "part": "enhance", "system": system, "noise": noise_kind, "snr": snr,
+                      "item": item["id"], "calls": calls, "seconds": seconds, **scores})
 
 
 def paired(rows: list[dict], system: str, other: str, metric: str, where: dict) -> list[float]:
