@@ -178,7 +178,7 @@ def _rms(values: Tensor, frames: int) -> float:
 
 
 def score(pipeline, items: list[dict], args: argparse.Namespace, scorer: Scorer, rows: Rows) -> None:
-    """Rows of every (noise, SNR, clip, system) not yet in `rows`, and the trace of the first clips."""
+    """Rows of every (noise, SNR, clip, system) not yet in `rows`, and the trace of every mixture."""
     for noise_kind, snr, item, clean, video, noisy, reference in enhancement_mixtures(items, args):
         where = f"{noise_kind}|{snr:g}|{item['id']}"
         for system, run in probe_systems(pipeline, noisy, reference, clean, video, args).items():
