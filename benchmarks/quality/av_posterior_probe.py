@@ -44,7 +44,7 @@ from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_c
 from benchmarks.quality.lips_matter import (
     Scorer,
     enhancement_mixtures,
-    new_sentence_items,
+    held_out_setup,
     paired,
     true_envelope,
     with_oracle_envelope,
@@ -231,12 +231,7 @@ def summary(numbers: dict, args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from avdiff.pipeline.pipeline import AVDiffusionPipeline
-
-    items = new_sentence_items(args.test, args.train, args.clips)
-    if not items:
-        raise SystemExit(f"{args.test}: no item with a sentence outside the training manifests")
-    pipeline = AVDiffusionPipeline.from_pretrained(args.model)
+    items, pipeline = held_out_setup(args)
     register_oracle_noise()
     args.output.mkdir(parents=True, exist_ok=True)
     rows = Rows(args.output / "rows.jsonl")

@@ -26,7 +26,7 @@ import torch
 from avdiff.timegrid import VIDEO_FPS
 from benchmarks.common.record import record
 from benchmarks.common.rows import mean_ci, mean_ci_values
-from benchmarks.quality.lips_matter import clip_inputs, new_sentence_items, true_envelope
+from benchmarks.quality.lips_matter import clip_inputs, held_out_setup, true_envelope
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,10 +68,8 @@ def errors_by_second(pipeline, items: list[dict], test: Path, offset_free: bool,
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from avdiff.models.lip_encoder import LipEncoder
-    from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
-    items = new_sentence_items(args.test, args.train, args.clips)
-    pipeline = AVDiffusionPipeline.from_pretrained(args.model)
+    items, pipeline = held_out_setup(args)
     encoders = {f"{args.model} (its own lips)": pipeline.lip_encoder}
     encoders.update({str(folder): LipEncoder.from_pretrained(folder).eval() for folder in args.encoder})
     windows = {key: value for key, value in (("window", args.window), ("context", args.context)) if value is not None}

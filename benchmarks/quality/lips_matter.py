@@ -39,6 +39,7 @@ from benchmarks.quality.enhance_real import babble
 
 if TYPE_CHECKING:
     from avdiff.pipeline.inputs import MouthVideo
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
 V2S_METRICS = ("wer_grid", "estoi", *SLOT_KEYS, "hnr_db", "hnr_db_reference", "pitch_agreement", "wer_whisper")
 ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi", "wer_grid")
@@ -308,16 +309,21 @@ def summary(numbers: dict, args: argparse.Namespace) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def held_out_setup(args: argparse.Namespace) -> tuple[list[dict], "AVDiffusionPipeline"]:
+    """The first `args.clips` test items with new sentences, and the pipeline of `args.model`."""
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
     items = new_sentence_items(args.test, args.train, args.clips)
     if not items:
         raise SystemExit(f"{args.test}: no item with a sentence outside the training manifests")
-    pipeline = AVDiffusionPipeline.from_pretrained(args.model)
+    return items, AVDiffusionPipeline.from_pretrained(args.model)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    items, pipeline = held_out_setup(args)
     scorer, rows = Scorer(args.whisper), Rows(args.output / "rows.jsonl")
     print(f"{len(items)} held-out clips; rows so far: {len(rows.rows)}", flush=True)
     if "generate" in args.parts:
