@@ -20,7 +20,7 @@ from avdiff.pipeline.inputs import MouthVideo
 from avdiff.pipeline import AVDiffusionPipeline
 from avdiff.training.trainer import train
 from tinycorpus import (  # noqa: E402  (tests/ is on sys.path)
-    TONE_TRAINING, brightness_video, dominant_frequency, make_tiny_corpus, si_sdr, tone_example,
+    TONE_STEPS, TONE_TRAINING, brightness_video, dominant_frequency, make_tiny_corpus, si_sdr, tone_example,
 )
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def tone_pipeline(tmp_path_factory) -> AVDiffusionPipeline:
     root = tmp_path_factory.mktemp("tones")
     manifest = make_tiny_corpus(root / "data", num_items=32, num_frames=40, size=32)
     config = load_config(AVDiffConfig, None, [f"data.train_manifest={manifest}", *TONE_TRAINING])
-    result = train(config, root / "run", max_steps=200, cpu=True)
+    result = train(config, root / "run", max_steps=TONE_STEPS, cpu=True)
     return AVDiffusionPipeline.from_pretrained(result.model_dir)
 
 

@@ -28,7 +28,8 @@ REGENERATE = os.environ.get("AVDIFF_REGENERATE_REFERENCE") == "1"
 def build_model(folder: Path) -> Path:
     from avdiff.pipeline import save_model_folder
 
-    return save_model_folder(tiny_components(attention_levels=(False, False, True), sampler="predictor_corrector"),
+    return save_model_folder(tiny_components(attention_levels=(False, False, True), sampler="predictor_corrector",
+                                             block_out_channels=(8, 16, 16)),
                              folder)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tinycorpus import (  # tests/
-    TONE_TRAINING, brightness_video, dominant_frequency, make_tiny_corpus, si_sdr, tone_example,
+    TONE_STEPS, TONE_TRAINING, brightness_video, dominant_frequency, make_tiny_corpus, si_sdr, tone_example,
 )
 
 from avdiff.config import AVDiffConfig, load_config
@@ -67,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--setting", action="append", required=True, metavar="NAME=k=v,...")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=TONE_STEPS)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args()
