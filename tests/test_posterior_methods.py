@@ -18,7 +18,7 @@ import yaml
 
 from avdiff.cli import main
 from avdiff.config.loader import option
-from avdiff.config.schema import LEGACY_POSTERIOR_DEFAULTS, EnhancementConfig
+from avdiff.config.schema import LEGACY_METHODS, LEGACY_POSTERIOR_DEFAULTS, EnhancementConfig
 from avdiff.errors import ConfigError
 from avdiff.pipeline import AVDiffusionPipeline
 from avdiff.pipeline.plans import EnhancementPlan, GenerationPlan
@@ -115,7 +115,7 @@ def test_a_models_options_apply_to_its_own_method_and_a_preset_brings_its_own(ra
     assert paper.to_dict()["runs"] == "udiffse" and paper.settings.steps == 30 and paper.settings.schedule == "ouve"
 
 
-@pytest.mark.parametrize("folder", ["models/v2s", "models/speech-prior", "tests/data/reference/model"])
+@pytest.mark.parametrize("folder", ["models/speech-prior", "tests/data/reference/model"])
 def test_model_folders_written_before_keep_loading_with_what_they_recorded(folder):
     """Their indexes have the flat `enhancement.posterior` section of every method."""
     index = yaml.safe_load((REPO_ROOT / folder / "avdiff_pipeline.json").read_text())
@@ -130,8 +130,8 @@ def test_model_folders_written_before_keep_loading_with_what_they_recorded(folde
 
 def test_the_legacy_section_defaults_are_the_built_in_methods_defaults():
     """So a legacy section's values that equal these can be dropped without changing what runs."""
-    for name, entry in METHODS.items():
-        if entry.is_preset:
-            continue
+    assert set(LEGACY_METHODS) <= {name for name, entry in METHODS.items() if not entry.is_preset}
+    for name in LEGACY_METHODS:
+        entry = METHODS.get(name)
         for field in dataclasses.fields(entry.defaults):
             assert LEGACY_POSTERIOR_DEFAULTS[field.name] == getattr(entry.defaults, field.name), (name, field.name)

@@ -89,3 +89,17 @@ def envelope_image(envelope: Tensor, num_bins: int, sample_rate: int) -> Tensor:
     matrix = band_to_bin_matrix(num_bins, envelope.shape[1], sample_rate).to(envelope.device, envelope.dtype)
     return torch.einsum("fe,bet->bft", matrix, envelope).unsqueeze(1)
 
+
+def envelope_bin_power(envelope: Tensor, num_bins: int, sample_rate: int) -> Tensor:
+    """(B, E, T) normalised log-mel envelope -> (B, F, T) the power per STFT bin it describes.
+
+    The inverse of `log_mel_envelope` up to the bands' resolution: each band's power spread over
+    the bins its filter weighs (the filter's total weight), interpolated between band centres in
+    the log domain (`band_to_bin_matrix`). Used to tell where the lips say the target speaks.
+    """
+    filters = mel_filterbank(num_bins, envelope.shape[1], sample_rate).to(envelope.device)
+    width = filters.sum(0).clamp_min(1e-6)  # (E,) bins per band, by filter weight
+    band_power = (torch.exp(envelope.float() * ENVELOPE_SCALE - ENVELOPE_OFFSET) - ENVELOPE_FLOOR).clamp_min(0)
+    log_per_bin = torch.log(band_power / width[:, None] + 1e-12)
+    matrix = band_to_bin_matrix(num_bins, envelope.shape[1], sample_rate).to(envelope.device)
+    return torch.exp(torch.einsum("fe,bet->bft", matrix, log_per_bin))

@@ -198,6 +198,7 @@ LEGACY_POSTERIOR_DEFAULTS: dict[str, Any] = {
     "sampler": "dpmpp_2m", "sampler_eta": 0.0,
 }
 LEGACY_PRESETS = ("udiffse-paper",)  # methods whose run ignored the flat section
+LEGACY_METHODS = ("udiffse+", "udiffse", "dps", "diffpir")  # the methods a flat section can name
 
 
 @dataclass

@@ -51,6 +51,7 @@ from avdiff.pipeline.inputs import (
     load_mouth_video,
     mouth_video_from_array,
 )
+from avdiff.pipeline.lip_evidence import lip_evidence
 from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
 from avdiff.pipeline.plans import EnhancementPlan, GenerationPlan, enhancement_plan, generation_plan
 from avdiff.pipeline.shipped import resolve_model
@@ -329,8 +330,10 @@ class AVDiffusionPipeline:
                 m = None if m is None else m.repeat_interleave(repeats, 0)
                 return self._denoiser_for(c, m, plan.guidance_scale)
 
+            lips = lip_evidence(chunk_cond, chunk_mask, self.lip_encoder.config.envelope_bands, self.transform,
+                                y_chunks.shape[-2])
             out = method.run(PosteriorProblem(y_chunks, denoiser_for, self.denoiser.formulation, generators,
-                                              show_progress))
+                                              show_progress, lips))
             calls += out.network_calls
             pieces.extend(out.sample.float().split(1))
         return pieces, calls

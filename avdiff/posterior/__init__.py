@@ -6,17 +6,20 @@ with an NMF variance V (`avdiff.posterior.nmf`), all on the compressed spectrogr
 does. Each method is a registered class with its own frozen settings
 (`avdiff.posterior.registry.METHODS`): `udiffse` (UDiffSE's EM; `udiffse-paper` is it as
 published), `udiffse+` (one pass, noise refitted on the way; the default), `dps` (the
-likelihood's gradient through the network) and `diffpir` (the likelihood inside the denoiser,
-any sampler). Importing the package registers them; a method of your own is one module with a
-`@register_method` class (see `avdiff.posterior.base`).
+likelihood's gradient through the network), `diffpir` (the likelihood inside the denoiser,
+any sampler) and `udiffse+lips` (udiffse+ in which the lips' predicted envelope keeps the target
+out of the noise model and the likelihood weighs less where the lips are reliable). Importing
+the package registers them; a method of your own is one module with a `@register_method` class
+(see `avdiff.posterior.base`).
 """
 
 from __future__ import annotations
 
-from avdiff.posterior import diffpir, dps, udiffse, udiffse_plus  # noqa: F401 - register the built-in methods
-from avdiff.posterior.base import PosteriorMethod, PosteriorOutput, PosteriorProblem
+from avdiff.posterior import diffpir, dps, udiffse, udiffse_lips, udiffse_plus  # noqa: F401 - register the methods
+from avdiff.posterior.base import LipEvidence, PosteriorMethod, PosteriorOutput, PosteriorProblem
 from avdiff.posterior.registry import METHODS, MethodEntry, method_entry, register_method, register_preset
 from avdiff.posterior.schedule import PosteriorSchedule, nmf_updates_per_level, posterior_schedule, power
 
-__all__ = ["METHODS", "MethodEntry", "PosteriorMethod", "PosteriorOutput", "PosteriorProblem", "PosteriorSchedule",
-           "method_entry", "nmf_updates_per_level", "posterior_schedule", "power", "register_method", "register_preset"]
+__all__ = ["METHODS", "LipEvidence", "MethodEntry", "PosteriorMethod", "PosteriorOutput", "PosteriorProblem",
+           "PosteriorSchedule", "method_entry", "nmf_updates_per_level", "posterior_schedule", "power", "register_method",
+           "register_preset"]

@@ -3,7 +3,8 @@
 The pipeline hands every method the same `PosteriorProblem` (the compressed noisy spectrograms
 of a batch of chunks, a denoiser factory, the formulation, one generator per chunk) and takes
 back a `PosteriorOutput`. A method never sees files, chunking or the lips: the denoiser it is
-given is already conditioned (or not).
+given is already conditioned (or not); a method that uses what the lips say about the target
+beyond that (`udiffse+lips`) finds it in `problem.lips`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,27 @@ if TYPE_CHECKING:  # annotations only: the registry (and `avdiff enhance --help`
 
 
 @dataclass
+class LipEvidence:
+    """What the lips say about the target of each item, on y's grid.
+
+    `speech_power` (B, F, T): the target's power per bin as the lip encoder's predicted envelope
+    describes it, in y's compressed domain up to one gain per item (the envelope is of
+    peak-normalised speech; the target's level in the mixture is unknown); `reliability` (B, T):
+    how far to trust the lips at each frame, in [0, 1] (0 where there is no face).
+    """
+
+    speech_power: Tensor
+    reliability: Tensor
+
+
+@dataclass
 class PosteriorProblem:
     """One batch to enhance.
 
     `y`: compressed noisy spectrograms (B, 2, F, T); `denoiser_for(r)` returns the (conditioned)
     denoiser for a batch where every item is repeated r times in a row (parallel samples run as
-    one batch); `generators`: one per item.
+    one batch); `generators`: one per item; `lips`: what the lips say, when there are lips and
+    the lip encoder predicts an envelope (else None).
     """
 
     y: Tensor
@@ -38,6 +54,7 @@ class PosteriorProblem:
     formulation: DiffusionFormulation
     generators: Sequence[torch.Generator]
     show_progress: bool = False
+    lips: LipEvidence | None = None
 
     def progress(self, total: int, name: str) -> tqdm:
         return tqdm(total=total, desc=name, disable=not self.show_progress, leave=False)

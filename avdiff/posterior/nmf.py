@@ -51,10 +51,17 @@ def is_divergence(power: Tensor, variance: Tensor) -> Tensor:
     return (ratio - ratio.log() - 1).flatten(1).sum(1)
 
 
-def fit_nmf(power: Tensor, model: NoiseModel, iterations: int) -> NoiseModel:
-    """`iterations` rounds of IS multiplicative updates of W then H, starting from `model`."""
+def fit_nmf(power: Tensor, model: NoiseModel, iterations: int, weights: Tensor | None = None) -> NoiseModel:
+    """`iterations` rounds of IS multiplicative updates of W then H, starting from `model`.
+
+    `weights` (B, F, T) in [0, 1]: the weighted IS divergence sum M (P/V - log(P/V) - 1) is lowered
+    instead, so bins of weight 0 are left out of the fit (their V follows from W and H fitted
+    elsewhere); a factor with no weighted bins at all is kept as it was.
+    """
     power = power.to(torch.float32).clamp_min(FLOOR)
     W, H = model.W.to(power), model.H.to(power)
+    if weights is not None:
+        return _fit_weighted(power, W, H, iterations, weights.to(power))
     for _ in range(iterations):
         V = (W @ H).clamp_min(FLOOR)
         W = W * ((power / V**2) @ H.transpose(1, 2)) / ((1.0 / V) @ H.transpose(1, 2)).clamp_min(FLOOR)
@@ -62,6 +69,27 @@ def fit_nmf(power: Tensor, model: NoiseModel, iterations: int) -> NoiseModel:
         V = (W @ H).clamp_min(FLOOR)
         H = H * (W.transpose(1, 2) @ (power / V**2)) / (W.transpose(1, 2) @ (1.0 / V)).clamp_min(FLOOR)
         H = H.clamp_min(FLOOR)
-        norm = W.sum(dim=1, keepdim=True)
-        W, H = W / norm, H * norm.transpose(1, 2)
+        W, H = _normalised(W, H)
     return NoiseModel(W, H)
+
+
+def _fit_weighted(power: Tensor, W: Tensor, H: Tensor, iterations: int, weights: Tensor) -> NoiseModel:
+    """Weighted IS updates: M P / V^2 over M / V; a ratio with no weight behind it stays 1."""
+    def ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
+        return torch.where(denominator > FLOOR, numerator / denominator.clamp_min(FLOOR), torch.ones_like(numerator))
+
+    for _ in range(iterations):
+        V = (W @ H).clamp_min(FLOOR)
+        Ht = H.transpose(1, 2)
+        W = (W * ratio((weights * power / V**2) @ Ht, (weights / V) @ Ht)).clamp_min(FLOOR)
+        V = (W @ H).clamp_min(FLOOR)
+        Wt = W.transpose(1, 2)
+        H = (H * ratio(Wt @ (weights * power / V**2), Wt @ (weights / V))).clamp_min(FLOOR)
+        W, H = _normalised(W, H)
+    return NoiseModel(W, H)
+
+
+def _normalised(W: Tensor, H: Tensor) -> tuple[Tensor, Tensor]:
+    """W's columns scaled to sum 1, H scaled to keep W H."""
+    norm = W.sum(dim=1, keepdim=True)
+    return W / norm, H * norm.transpose(1, 2)

@@ -59,6 +59,10 @@ class ReversePass:
         """The sample after level i's predictor, with the likelihood applied (here: none)."""
         return step.x
 
+    def likelihood_weight(self) -> float | Tensor:
+        """lambda, the likelihood's weight: one number, or one per frame (B*R, 1, 1, T)."""
+        return self.settings.likelihood_weight
+
     # ------------------------------------------------------------------ the loop
     def run(self) -> Tensor:
         """One reverse pass from `start()`; returns the (B*R, 2, F, T) samples."""
@@ -109,7 +113,7 @@ class ReversePass:
 
     def likelihood_score(self, x: Tensor, sigma: float) -> Tensor:
         """The likelihood's score for the corrector: lambda (y - x) / (sigma^2 + V/2)."""
-        return self.settings.likelihood_weight * (self.y - x) / (sigma**2 + self.variance() / 2)
+        return self.likelihood_weight() * (self.y - x) / (sigma**2 + self.variance() / 2)
 
     def finish(self, state: Tensor) -> Tensor:
         """The pass's result, averaged over the parallel samples -> (B, 2, F, T)."""
@@ -137,7 +141,7 @@ class PullPass(ReversePass):
     def pull(self, x: Tensor, step: Step) -> Tensor:
         """The closed-form likelihood step after the predictor of level i."""
         settings, i, sigma, variance = self.settings, step.index, step.sigma, self.variance()
-        weight = settings.step_weight()
+        weight = settings.step_weight(self.likelihood_weight())
         if settings.predictor == "euler_maruyama":
             # UDiffSE: x_t += lam g^2 dt (1/s) (y - x_t / s) / (|std / s|^2 + V), s and std at level i.
             assert self.schedule.diffusion is not None

@@ -31,7 +31,8 @@ def check_settings(settings: Any) -> None:
     for name in ("corrector_steps", "nmf_iterations"):
         if name in names and getattr(settings, name) < 0:
             raise ValueError(f"posterior setting {name} must be >= 0, got {getattr(settings, name)}")
-    non_negative = ("likelihood_weight", "snr", "corrector_step_factor", "dps_weight", "sampler_eta")
+    non_negative = ("likelihood_weight", "lips_likelihood_weight", "snr", "corrector_step_factor", "dps_weight",
+                    "sampler_eta")
     check_at_least(settings, 0.0, *(name for name in non_negative if name in names))
 
 
@@ -88,10 +89,11 @@ class PullSettings:
         True, "lambda is the total weight (each step weighs lambda * likelihood_every); false = per step (paper)")
     clamp_gain: bool = option(True, "the closed-form pull towards y never overshoots y (paper: no clamp)")
 
-    def step_weight(self) -> float:
-        """lambda of one likelihood step, given how often it runs."""
+    def step_weight(self, weight: Any = None) -> Any:
+        """lambda (or `weight`, a float or a tensor of them) of one likelihood step, given how often it runs."""
         every = getattr(self, "likelihood_every")
-        return getattr(self, "likelihood_weight") * (every if self.rescale_likelihood else 1)
+        weight = getattr(self, "likelihood_weight") if weight is None else weight
+        return weight * (every if self.rescale_likelihood else 1)
 
     def check_predictor(self) -> None:
         if self.predictor == "euler_maruyama" and getattr(self, "schedule") != "ouve":

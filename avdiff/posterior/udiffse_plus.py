@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from avdiff.diffusion.samplers import Step
 from avdiff.posterior.base import PosteriorMethod, PosteriorOutput, PosteriorProblem
 from avdiff.posterior.nmf import NoiseModel
 from avdiff.posterior.passes import PullPass, RefitMixin
 from avdiff.posterior.registry import register_method
-from avdiff.posterior.schedule import posterior_schedule, power
+from avdiff.posterior.schedule import PosteriorSchedule, posterior_schedule, power
 from avdiff.posterior.settings import CorrectorSettings, PassSettings, PullSettings, RefitSettings
 
 
@@ -51,8 +52,13 @@ class UDiffSEPlus(PosteriorMethod):
         progress = problem.progress(len(schedule.sigmas) - 1, self.name)
         generators = list(problem.generators)
         noise = NoiseModel.initial(power(problem.y), settings.nmf_rank, generators, scaled=settings.nmf_init == "scaled")
-        one_pass = self.pass_class(problem.denoiser_for(settings.num_samples), problem.y.to(torch.float32), schedule,
-                                   settings, generators, problem.formulation.sigma_data, noise, progress)
+        one_pass = self.build_pass(problem, schedule, generators, noise, progress)
         state = one_pass.run()
         progress.close()
         return PosteriorOutput(sample=one_pass.finish(state), noise=one_pass.noise, network_calls=one_pass.calls)
+
+    def build_pass(self, problem: PosteriorProblem, schedule: PosteriorSchedule, generators: list[torch.Generator],
+                   noise: NoiseModel, progress: tqdm | None) -> _TweediePass:
+        """The pass over `problem` (a subclass may build its own, e.g. with the lips' evidence)."""
+        return self.pass_class(problem.denoiser_for(self.settings.num_samples), problem.y.to(torch.float32), schedule,
+                               self.settings, generators, problem.formulation.sigma_data, noise, progress)

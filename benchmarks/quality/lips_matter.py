@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import yaml
 
 from avdiff.evaluation.recognisers import SLOT_KEYS
 from benchmarks.common.record import record
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 V2S_METRICS = ("wer_grid", "estoi", *SLOT_KEYS, "hnr_db", "hnr_db_reference", "pitch_agreement", "wer_whisper")
 ENHANCE_METRICS = ("si_sdr", "pesq_wb", "estoi", "wer_grid")
+ENHANCE_SYSTEMS = ("noisy", "noisereduce", "audio-only", "audio-visual")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test", type=Path, required=True, help="manifest of the held-out synthetic corpus")
     parser.add_argument("--train", type=Path, nargs="+", required=True, help="training manifest(s): sentences to exclude")
     parser.add_argument("--clips", type=int, default=40, help="test clips (the first N new sentences)")
+    parser.add_argument("--skip-clips", type=int, default=0,
+                        help="new-sentence clips passed over first (those a setting was tuned on)")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="guidance weights of 'lips'")
     parser.add_argument("--steps", type=int, default=None, help="sampler levels (default: the model's)")
     parser.add_argument("--envelope-encoder", type=Path, default=None, metavar="DIR",
@@ -63,6 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snrs", type=float, nargs="*", default=[0.0, -5.0])
     parser.add_argument("--noises", nargs="*", choices=("real", "babble"), default=["real", "babble"])
     parser.add_argument("--method", default="udiffse+", help="enhancement method")
+    parser.add_argument("--options", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="the enhancement method's options (YAML values), e.g. lips_likelihood_weight=0.5")
+    parser.add_argument("--baseline-method", default=None, metavar="NAME",
+                        help="also enhance with the lips by this method at its defaults ('audio-visual, NAME'), "
+                             "and pair the audio-visual system against it")
+    parser.add_argument("--enhance-systems", nargs="+", choices=ENHANCE_SYSTEMS, default=list(ENHANCE_SYSTEMS),
+                        help="the enhancement systems to run (e.g. leave out those another run already has)")
     parser.add_argument("--enhance-guidance", type=float, default=1.0, help="guidance w of audio-visual enhancement")
     parser.add_argument("--start-sigma", type=float, default=None,
                         help="posterior start level in units of sigma_data (default: the method's)")
@@ -214,16 +225,22 @@ def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace
     """system name -> a function giving (estimate, network calls)."""
     from avdiff.evaluation.baselines import noisereduce_file
 
-    options = {} if args.start_sigma is None else {"start_sigma": args.start_sigma}
+    options = {key: yaml.safe_load(value) for key, value in (option.split("=", 1) for option in args.options)}
+    if args.start_sigma is not None:
+        options["start_sigma"] = args.start_sigma
 
-    def run(with_video) -> tuple[np.ndarray, int]:
+    def run(with_video, method: str = args.method, method_options: dict | None = options) -> tuple[np.ndarray, int]:
         guidance = args.enhance_guidance if with_video is not None else 1.0  # nothing to guide with
-        out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=args.method, steps=args.steps,
-                               seed=args.seed, options=options, guidance_scale=guidance)
+        out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=method, steps=args.steps,
+                               seed=args.seed, options=method_options, guidance_scale=guidance)
         return out.audio, out.network_calls
 
-    return {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0),
-            "audio-only": lambda: run(None), "audio-visual": lambda: run(video)}
+    systems = {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0),
+               "audio-only": lambda: run(None), "audio-visual": lambda: run(video)}
+    chosen = {name: systems[name] for name in args.enhance_systems}
+    if args.baseline_method:
+        chosen[f"audio-visual, {args.baseline_method}"] = lambda: run(video, args.baseline_method, None)
+    return chosen
 
 
 def enhancement_mixtures(items: list[dict], args: argparse.Namespace) -> Iterator[tuple]:
@@ -286,6 +303,12 @@ def summary_numbers(rows: list[dict]) -> dict:
                                                                      {"noise": noise, "snr": snr}))
                                             for m in ENHANCE_METRICS}}
             for noise in sorted({row["noise"] for row in enhanced}) for snr in sorted({row["snr"] for row in enhanced})]
+        baselines = sorted({row["system"] for row in enhanced if row["system"].startswith("audio-visual, ")})
+        numbers["enhance_av_minus_baseline"] = [
+            {"baseline": base, "noise": noise, "snr": snr, **{m: mean_ci_values(paired(
+                enhanced, "audio-visual", base, m, {"noise": noise, "snr": snr})) for m in ENHANCE_METRICS}}
+            for base in baselines for noise in sorted({row["noise"] for row in enhanced})
+            for snr in sorted({row["snr"] for row in enhanced})]
     return numbers
 
 
@@ -306,14 +329,21 @@ def summary(numbers: dict, args: argparse.Namespace) -> str:
         lines += [f"| {entry['noise']} | {entry['snr']:g} | " + " | ".join(format_mean_ci(entry[m]) for m in ENHANCE_METRICS)
                   + " |" for entry in numbers["enhance_av_minus_audio"]]
         parts += ["Paired differences (audio-visual - audio-only):", "\n".join(lines)]
+        for base in sorted({entry["baseline"] for entry in numbers.get("enhance_av_minus_baseline", [])}):
+            lines = ["| noise | SNR | Δ si_sdr | Δ pesq_wb | Δ estoi | Δ wer_grid |", "|" + " --- |" * 6]
+            lines += [f"| {e['noise']} | {e['snr']:g} | " + " | ".join(format_mean_ci(e[m]) for m in ENHANCE_METRICS)
+                      + " |" for e in numbers["enhance_av_minus_baseline"] if e["baseline"] == base]
+            parts += [f"Paired differences (audio-visual - {base}):", "\n".join(lines)]
     return "\n\n".join(parts) + "\n"
 
 
 def held_out_setup(args: argparse.Namespace) -> tuple[list[dict], "AVDiffusionPipeline"]:
-    """The first `args.clips` test items with new sentences, and the pipeline of `args.model`."""
+    """`args.clips` test items with new sentences (after the first `args.skip_clips`, where a script
+    offers that), and the pipeline of `args.model`."""
     from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
-    items = new_sentence_items(args.test, args.train, args.clips)
+    skip = getattr(args, "skip_clips", 0)
+    items = new_sentence_items(args.test, args.train, skip + args.clips)[skip:]
     if not items:
         raise SystemExit(f"{args.test}: no item with a sentence outside the training manifests")
     return items, AVDiffusionPipeline.from_pretrained(args.model)
