@@ -107,7 +107,7 @@ def test_the_lips_weight_applies_on_reliable_frames_only():
     half = SHAPE[3] // 2
     reliability = torch.cat([torch.ones(half), torch.zeros(SHAPE[3] - half)])
     out = run("udiffse+lips", lips_problem(y, reliability, seeds), lips_likelihood_weight=0.25,
-              presence_weighting=False)
+              presence_weighting=False, weight_follows_presence=False)
     plus = run("udiffse+", blind_problem(y, seeds))
     trusted, other = regression(out[..., :half], y[..., :half]), regression(out[..., half:], y[..., half:])
     assert trusted < other - 0.1
@@ -186,3 +186,14 @@ def test_the_pipeline_hands_the_lips_to_the_method_and_the_shipped_v2s_uses_it(t
     reliability = evidence.reliability[0, :frames]
     assert reliability[: 5 * 7 - 1].eq(1).all() and reliability[5 * 7 + 1 :].eq(0).all()  # 5 STFT frames a video frame
     assert AVDiffusionPipeline.from_pretrained("v2s", device="cpu").enhancement_plan().method == "udiffse+lips"
+
+
+def test_a_weight_that_follows_presence_lies_between_the_lips_weight_and_the_full_one():
+    """weight_follows_presence (the default): from the first refit on, lambda = 0.75 + (1.5 - 0.75) P per bin, so
+    the pull towards y lies between that of lambda 0.75 everywhere and udiffse+'s 1.5."""
+    _, y = gaussian_pair(4)
+    y, seeds = y[:64], range(64)
+    plus = regression(run("udiffse+", blind_problem(y, seeds)), y)
+    lips = regression(run("udiffse+lips", lips_problem(y, 1.0, seeds), weight_follows_presence=False), y)
+    follows = regression(run("udiffse+lips", lips_problem(y, 1.0, seeds)), y)  # the default
+    assert lips + 0.01 < follows < plus - 0.01, (lips, follows, plus)

@@ -11,7 +11,10 @@ where the lips are reliable and nowhere else:
   to the level of the current denoised estimate, against the noise model gives a presence
   P = S / (S + V) per bin; the noise model is refitted with each bin weighted by 1 - r P (r the
   frame's reliability), so bins where the lips say the target speaks stay out of its fit;
-- the likelihood weight is `lips_likelihood_weight` on reliable frames (mixed by r per frame).
+- the likelihood weight is `lips_likelihood_weight` on reliable frames (mixed by r per frame),
+  and from the first refit on it rises with the presence towards the full `likelihood_weight`
+  (`weight_follows_presence`): bins the target dominates keep the full pull, so input that is
+  already clean is left about as it is (at 20 dB the fixed lower weight cost 3.7 dB SI-SDR).
 Without lip evidence (audio-only, or an encoder without an envelope) it is udiffse+ with the same
 settings, sample for sample.
 """
@@ -40,6 +43,9 @@ class LipWeightedSettings(UDiffSEPlusSettings):
         0.75, "lambda on frames where the lips are reliable (likelihood_weight elsewhere and without lips)")
     presence_weighting: bool = option(
         True, "refit the noise model with each bin weighted by 1 - the lips' speech presence there")
+    weight_follows_presence: bool = option(
+        True, "on lip frames, lambda rises from lips_likelihood_weight to likelihood_weight with the lips' speech "
+        "presence in each bin (from the first refit on), so bins the target dominates keep the full pull")
 
 
 class _LipWeightedPass(_TweediePass):
@@ -57,19 +63,30 @@ class _LipWeightedPass(_TweediePass):
 
     def refit(self, sigma: float, denoised: Tensor) -> None:
         updates = self.nmf_updates.get(sigma, 0)
-        if updates:
-            weights = self.fit_weights(denoised) if self.settings.presence_weighting else None
-            self.noise = fit_nmf(self.residual_power(denoised), self.noise, updates, weights)
+        if not updates:
+            return
+        settings = self.settings
+        if settings.weight_follows_presence:
+            r = self.reliability.repeat_interleave(self.repeats, dim=0).unsqueeze(1)  # (B*R, 1, 1, T)
+            lips = settings.lips_likelihood_weight + (settings.likelihood_weight - settings.lips_likelihood_weight) * (
+                self.presence(denoised).repeat_interleave(self.repeats, dim=0).unsqueeze(1))
+            self.frame_weight = r * lips + (1 - r) * settings.likelihood_weight
+        weights = self.fit_weights(denoised) if settings.presence_weighting else None
+        self.noise = fit_nmf(self.residual_power(denoised), self.noise, updates, weights)
 
-    def fit_weights(self, denoised: Tensor) -> Tensor:
-        """(B, F, T) 1 - r P: P the lips' speech presence against the current noise model."""
+    def presence(self, denoised: Tensor) -> Tensor:
+        """(B, F, T) P = S / (S + V): the lips' speech power S, scaled to the denoised estimate's
+        level on reliable frames, against the current noise model V."""
         estimate = power(denoised)
         estimate = estimate.view(-1, self.repeats, *estimate.shape[1:]).mean(1)
         r = self.reliability
         gain = (estimate * r).sum((1, 2)) / (self.speech * r).sum((1, 2)).clamp_min(FLOOR)
         speech = gain[:, None, None] * self.speech
-        presence = speech / (speech + self.noise.variance)
-        return 1 - r * presence
+        return speech / (speech + self.noise.variance)
+
+    def fit_weights(self, denoised: Tensor) -> Tensor:
+        """(B, F, T) 1 - r P: P the lips' speech presence against the current noise model."""
+        return 1 - self.reliability * self.presence(denoised)
 
 
 @register_method("udiffse+lips")
