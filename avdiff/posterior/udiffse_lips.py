@@ -55,23 +55,27 @@ class _LipWeightedPass(_TweediePass):
         super().__init__(*args, **kwargs)
         self.speech = lips.speech_power.to(self.y).clamp_min(0)  # (B, F, T)
         self.reliability = lips.reliability.to(self.y).clamp(0, 1).unsqueeze(1)  # (B, 1, T)
-        settings, r = self.settings, self.reliability.repeat_interleave(self.repeats, dim=0)
-        self.frame_weight = (r * settings.lips_likelihood_weight + (1 - r) * settings.likelihood_weight).unsqueeze(1)
+        self.frame_weight = self.mixed_weight(self.settings.lips_likelihood_weight)
 
     def likelihood_weight(self) -> Tensor:
-        return self.frame_weight  # (B*R, 1, 1, T)
+        return self.frame_weight  # (B*R, 1, 1, T), or per bin (B*R, 1, F, T) once it follows the presence
+
+    def mixed_weight(self, lips_weight: float | Tensor) -> Tensor:
+        """r * lips_weight + (1 - r) * likelihood_weight per frame (r the reliability), (B*R, 1, ., T)."""
+        r = self.reliability.repeat_interleave(self.repeats, dim=0).unsqueeze(1)  # (B*R, 1, 1, T)
+        return r * lips_weight + (1 - r) * self.settings.likelihood_weight
 
     def refit(self, sigma: float, denoised: Tensor) -> None:
         updates = self.nmf_updates.get(sigma, 0)
         if not updates:
             return
         settings = self.settings
+        presence = self.presence(denoised) if settings.weight_follows_presence or settings.presence_weighting else None
         if settings.weight_follows_presence:
-            r = self.reliability.repeat_interleave(self.repeats, dim=0).unsqueeze(1)  # (B*R, 1, 1, T)
-            lips = settings.lips_likelihood_weight + (settings.likelihood_weight - settings.lips_likelihood_weight) * (
-                self.presence(denoised).repeat_interleave(self.repeats, dim=0).unsqueeze(1))
-            self.frame_weight = r * lips + (1 - r) * settings.likelihood_weight
-        weights = self.fit_weights(denoised) if settings.presence_weighting else None
+            rise = (settings.likelihood_weight - settings.lips_likelihood_weight) * presence
+            self.frame_weight = self.mixed_weight(
+                settings.lips_likelihood_weight + rise.repeat_interleave(self.repeats, dim=0).unsqueeze(1))
+        weights = self.fit_weights(denoised, presence) if settings.presence_weighting else None
         self.noise = fit_nmf(self.residual_power(denoised), self.noise, updates, weights)
 
     def presence(self, denoised: Tensor) -> Tensor:
@@ -84,9 +88,10 @@ class _LipWeightedPass(_TweediePass):
         speech = gain[:, None, None] * self.speech
         return speech / (speech + self.noise.variance)
 
-    def fit_weights(self, denoised: Tensor) -> Tensor:
-        """(B, F, T) 1 - r P: P the lips' speech presence against the current noise model."""
-        return 1 - self.reliability * self.presence(denoised)
+    def fit_weights(self, denoised: Tensor, presence: Tensor | None = None) -> Tensor:
+        """(B, F, T) 1 - r P: P the lips' speech presence against the current noise model (given, or
+        worked out from `denoised`)."""
+        return 1 - self.reliability * (self.presence(denoised) if presence is None else presence)
 
 
 @register_method("udiffse+lips")
