@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "avdiff.commands.export",
     "avdiff.commands.generate",
     "avdiff.commands.enhance",
+    "avdiff.commands.extract",
     "avdiff.commands.evaluate",
     "avdiff.commands.demo",
     "avdiff.commands.serve",

@@ -119,12 +119,28 @@ def test_udiffse_paper_preset_is_the_published_procedure():
     assert times[0].item() == pytest.approx(1.0) and times[-1].item() == pytest.approx(0.03, abs=1e-5)
     assert schedule.dt == pytest.approx(1 / 30) and schedule.theta == 1.5
     assert schedule.diffusion == pytest.approx(ouve.diffusion_coefficient(times).tolist())
-    with pytest.raises(ConfigError, match="unknown posterior method 'udiffse\\+\\+'; registered: diffpir, dps"):
+    with pytest.raises(ConfigError, match="unknown posterior method 'udiffse\\+\\+'; registered: av-udiffse, diffpir, dps"):
         method_entry("udiffse++")
     with pytest.raises(ValueError, match="predictor must be one of"):
         UDiffSESettings(predictor="euler")
     with pytest.raises(ValueError, match="set schedule='ouve'"):
         UDiffSEPlusSettings(predictor="euler_maruyama")
+
+
+def test_the_av_udiffse_reference_presets() -> None:
+    """av-udiffse is udiffse-paper's EM with 4 samples; fudiffse-paper is one 30-level pass of the same
+    sampler with one NMF update from the denoised estimate at every likelihood level."""
+    paper, av = method_entry("udiffse-paper").settings(), method_entry("av-udiffse").settings()
+    assert method_entry("av-udiffse").method_class.name == "udiffse" and av.num_samples == 4
+    assert replace(av, num_samples=2) == paper
+    fast = method_entry("fudiffse-paper")
+    settings = fast.settings()
+    assert fast.method_class.name == "udiffse+" and fast.is_preset
+    for name in ("steps", "schedule", "predictor", "corrector_steps", "likelihood_weight", "likelihood_every",
+                 "nmf_init", "num_samples", "normalize", "start_point", "clamp_gain"):
+        assert getattr(settings, name) == getattr(paper, name), name
+    levels = posterior_schedule(FORMULATION, settings).sigmas
+    assert nmf_updates_per_level(levels, settings, SD) == {sigma: 1 for sigma in levels[:-2:2]}
 
 
 def diffpir(y: torch.Tensor, steps: int, sampler: str = "dpmpp_2m", eta: float = 0.0, weight: float = 1.0,

@@ -142,6 +142,7 @@ def test_batch_with_bad_inputs_carries_on_and_resumes(batch: Path, tmp_path: Pat
     assert first["num_frames"] == 75 and first["duration"] == 3.0 and first["speaker"] == "grid"
     assert first["text"] == "bin blue at f two now" and "text" not in entries[1]
     assert first["face_ok"] == [True] * 75
+    assert len(first["reliability"]) == 75 and min(first["reliability"]) >= 0.5  # a real talker: every frame usable
     rois = np.load(resolve(out / "manifest.jsonl", first["video"]), allow_pickle=False)
     assert rois.shape == (75, 96, 96) and rois.dtype == np.uint8
     audio, sr = sf.read(resolve(out / "manifest.jsonl", first["audio"]), dtype="float32")

@@ -62,6 +62,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
     parser.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
 
 
+def add_lip_agreement_argument(parser: argparse.ArgumentParser) -> None:
+    """--lip-agreement (enhance, extract): trust the lips only where they agree with the sound."""
+    parser.add_argument("--lip-agreement", action="store_true",
+                        help="trust the lips only where their predicted envelope moves with the audio's (a mismatched "
+                        "or dubbed video gets the audio-only prior); off by default: it halved the lips' gain in babble")
+
+
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """Where and how a model runs, and how video is read: --device, --dtype, --landmarks,
     --landmark-weights (the batch commands and `avdiff serve`)."""

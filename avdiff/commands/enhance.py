@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from avdiff.commands.common import (
+    add_lip_agreement_argument,
     add_model_arguments,
     check_landmark_backend,
     open_pipeline,
@@ -45,12 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help=f"chunks processed together (default: the model's, without one {defaults.batch_size})")
     add_model_arguments(parser, default_model=DEFAULT_ENHANCER)
+    add_lip_agreement_argument(parser)
     add_method_option_flags(parser.add_argument_group("method options (from the registry of posterior methods)"),
                             skip=("steps",))
     parser.set_defaults(func=run)
 
 
-def _match_video(video_dir: Path | None, stem: str) -> Path | None:
+def match_video(video_dir: Path | None, stem: str) -> Path | None:
     if video_dir is None:
         return None
     for suffix in VIDEO_INPUT_SUFFIXES:
@@ -95,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
     def process(item: BatchItem) -> None:
         video = item.inputs.get("video")
         if "video_dir" in item.inputs:
-            video = _match_video(item.inputs["video_dir"], item.inputs["stem"])
+            video = match_video(item.inputs["video_dir"], item.inputs["stem"])
         result = enhance_channels(pipeline, item.inputs["noisy"], plan=plan, video=video, seed=args.seed,
                                   show_progress=args.progress, landmarks=args.landmarks,
-                                  landmark_weights=args.landmark_weights)
+                                  landmark_weights=args.landmark_weights, lip_agreement=args.lip_agreement)
         write_wav(item.output, result.audio, result.sample_rate)
         for note in result.notes:
             print(f"note: {item.id}: {note}")

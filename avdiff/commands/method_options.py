@@ -63,3 +63,32 @@ def given_method_options(args: argparse.Namespace, method: str) -> dict[str, Any
         details = "; ".join(f"{flag_name(o)} is an option of {', '.join(n for n, _ in owners[o])}" for o in wrong)
         raise InputError(f"method {method!r} has no option {', '.join(flag_name(o) for o in wrong)} ({details})")
     return given
+
+
+def add_settings_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, settings_class: type,
+                       prefix: str, skip: Iterable[str] = ()) -> None:
+    """One flag per field of one settings class (a command with one method, e.g. `avdiff extract`):
+    the value parsed as YAML and checked against the class while the arguments are parsed."""
+    from avdiff.config.loader import from_dict, to_dict
+
+    for field in dataclasses.fields(settings_class):
+        if field.name in skip:
+            continue
+
+        def parse(text: str, name: str = field.name) -> Any:
+            try:
+                settings = from_dict(settings_class, {**to_dict(settings_class()), name: yaml.safe_load(text)},
+                                     flag_name(name))
+            except (yaml.YAMLError, AVDiffError, ValueError, TypeError) as error:
+                raise argparse.ArgumentTypeError(str(error).removeprefix(f"{flag_name(name)}: ")) from error
+            return getattr(settings, name)
+
+        parse.__name__ = field.name
+        parser.add_argument(flag_name(field.name), dest=f"{prefix}{field.name}", default=None, metavar="VALUE",
+                            type=parse, help=f"{field.metadata.get('help', field.name)} (default: {field.default!r})")
+
+
+def given_settings(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
+    """The settings given as flags made by `add_settings_flags` with `prefix`."""
+    return {name.removeprefix(prefix): value for name, value in vars(args).items()
+            if name.startswith(prefix) and value is not None}

@@ -207,7 +207,7 @@ class EnhancementConfig:
 
     method: str = option(
         "udiffse+", "posterior method or preset from the registry avdiff.posterior.METHODS (udiffse+ | udiffse | "
-        "dps | diffpir | udiffse-paper: UDiffSE as published)")
+        "dps | diffpir | udiffse+lips | udiffse-paper: UDiffSE as published | av-udiffse | fudiffse-paper)")
     options: dict[str, Any] = option(
         {}, "the method's own settings (`avdiff enhance --help` lists them), checked against its registered "
         "settings class; unset ones take the method's defaults; they apply to this method only")

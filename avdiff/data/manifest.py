@@ -1,10 +1,11 @@
 """JSONL manifests of prepared corpora (DESIGN.md section 4), safe to append to and re-read.
 
 One JSON object a line: {"id", "audio", "video", "num_frames", "duration", "speaker",
-"text"?, "face_ok"?}; "audio" (16 kHz mono .wav) and "video" (mouth ROIs, uint8 T x H x W,
+"text"?, "face_ok"?, "reliability"?}; "audio" (16 kHz mono .wav) and "video" (mouth ROIs, uint8 T x H x W,
 25 fps, .npy) are paths relative to the manifest's folder (what `avdiff prepare` writes, so a
 corpus folder can move) or absolute (what people write by hand or get from other tools). Audio-only speech has `"video": null`
-(and no "face_ok"); its "num_frames" counts 25 fps frames of the audio. Unknown keys are errors
+(and no "face_ok"); its "num_frames" counts 25 fps frames of the audio. "reliability" is the lips'
+trust per video frame in [0, 1] (avdiff.mouth.reliability; written by `avdiff prepare`). Unknown keys are errors
 (a typo must not silently drop a field) unless the reader is told which extra keys to accept.
 
 Appending is crash-safe: each item is one `write` of one line, flushed and fsynced; a line cut
@@ -27,7 +28,7 @@ REQUIRED_KEYS: dict[str, tuple[type, ...]] = {
     "id": (str,), "audio": (str,), "video": (str, type(None)), "num_frames": (int,),
     "duration": (int, float), "speaker": (str,),
 }
-OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {"text": (str,), "face_ok": (list,)}
+OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {"text": (str,), "face_ok": (list,), "reliability": (list,)}
 
 
 def validate_item(item: Mapping[str, Any], where: str = "manifest item",
@@ -55,6 +56,10 @@ def validate_item(item: Mapping[str, Any], where: str = "manifest item",
     if face_ok is not None:
         if len(face_ok) != item["num_frames"] or not all(isinstance(v, bool) for v in face_ok):
             raise InputError(f"{where}: face_ok must be {item['num_frames']} booleans (one per frame)")
+    reliability = item.get("reliability")
+    if reliability is not None and (item["video"] is None or len(reliability) != item["num_frames"] or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in reliability)):
+        raise InputError(f"{where}: reliability must be {item['num_frames']} numbers in [0, 1] (one per video frame)")
     for key in ("audio", "video"):
         if item[key] is not None and not item[key].strip():
             raise InputError(f"{where}: {key!r} is an empty path")

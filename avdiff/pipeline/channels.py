@@ -44,5 +44,5 @@ def enhance_channels(pipeline: AVDiffusionPipeline, noisy: str | Path, plan: Enh
 
 
 # `enhance`'s arguments that are not plan overrides.
-_CALL_OPTIONS = ("video", "seed", "show_progress", "landmarks", "landmark_weights")
+_CALL_OPTIONS = ("video", "seed", "show_progress", "landmarks", "landmark_weights", "lip_agreement")
 

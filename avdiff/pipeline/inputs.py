@@ -21,6 +21,7 @@ from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import decode_audio, resample
 from avdiff.media.files import soundfile_format
 from avdiff.mouth.crop import center_crop
+from avdiff.mouth.reliability import frame_reliability
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 SILENCE_PEAK = 1e-5  # a peak below this is treated as silence
@@ -108,19 +109,28 @@ def _finish(samples: np.ndarray, source_rate: int, sample_rate: int, name: str, 
 
 @dataclass
 class MouthVideo:
-    """Mouth crops at 25 fps (uint8, T x size x size) and which frames have a usable face."""
+    """Mouth crops at 25 fps (uint8, T x size x size), which frames have a usable face, and how far
+    to trust each frame's lips (`avdiff.mouth.reliability`; None: 1 where there is a face)."""
 
     rois: np.ndarray
     face_ok: np.ndarray
+    reliability: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
         return len(self.rois)
 
+    @property
+    def trust(self) -> np.ndarray:
+        """(T,) float32 in [0, 1]: the reliability, 0 wherever there is no face."""
+        score = np.ones(self.num_frames, np.float32) if self.reliability is None else self.reliability
+        return np.where(self.face_ok, score, 0.0).astype(np.float32)
+
 
 def mouth_video_from_array(rois: np.ndarray, crop_size: int, face_ok: np.ndarray | None = None,
-                           name: str = "video") -> MouthVideo:
-    """Check and centre-crop prepared mouth crops."""
+                           name: str = "video", found: np.ndarray | None = None) -> MouthVideo:
+    """Check and centre-crop prepared mouth crops, and score each frame's reliability (`found`: which
+    faces were detected rather than filled in, when known)."""
     rois = np.asarray(rois)
     if rois.ndim != 3 or rois.dtype != np.uint8:
         raise InputError(f"{name}: expected uint8 mouth crops (frames, height, width), got {rois.dtype} {rois.shape}")
@@ -131,7 +141,8 @@ def mouth_video_from_array(rois: np.ndarray, crop_size: int, face_ok: np.ndarray
     face = np.ones(len(rois), dtype=bool) if face_ok is None else np.asarray(face_ok, dtype=bool)
     if len(face) != len(rois):
         raise InputError(f"{name}: {len(face)} face flags for {len(rois)} frames")
-    return MouthVideo(np.ascontiguousarray(center_crop(rois, crop_size)), face)
+    cropped = np.ascontiguousarray(center_crop(rois, crop_size))
+    return MouthVideo(cropped, face, frame_reliability(cropped, face, found))
 
 
 def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_BACKEND,
@@ -158,4 +169,4 @@ def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_
     detector = create_detector(settings.landmarks, device=settings.device, weights=settings.landmark_weights)
     rois = extract_mouth_rois(video.frames, detector, size=settings.roi_size, crop_side=settings.crop_side,
                               max_gap=settings.max_gap, smooth_window=settings.smooth_window, name=str(path))
-    return mouth_video_from_array(rois.rois, crop_size, rois.face_ok, name=str(path))
+    return mouth_video_from_array(rois.rois, crop_size, rois.face_ok, name=str(path), found=rois.landmarks.found)

@@ -15,12 +15,14 @@ from avdiff.posterior import LipEvidence
 
 
 def lip_evidence(cond: Tensor | None, mask: Tensor | None, envelope_bands: int,
-                 transform: SpectrogramTransform, num_bins: int) -> LipEvidence | None:
-    """`LipEvidence` of chunks' condition (B, D, T) and face mask (B, T), or None without lips,
-    without an envelope in the condition, or with no frame that has a face."""
+                 transform: SpectrogramTransform, num_bins: int, trust: Tensor | None = None) -> LipEvidence | None:
+    """`LipEvidence` of chunks' condition (B, D, T) and face mask (B, T) (with the lips' reliability
+    `trust` (B, T) where known), or None without lips, without an envelope in the condition, or with
+    no frame that has a face."""
     if cond is None or mask is None or envelope_bands == 0 or not bool(mask.any()):
         return None
     config = transform.config
     linear = envelope_bin_power(cond[:, :envelope_bands].float(), num_bins, config.sample_rate)
     compressed = config.compression_beta**2 * linear.pow(config.compression_alpha)  # |beta c^alpha|^2
-    return LipEvidence(speech_power=compressed, reliability=mask.float())
+    reliability = mask.float() if trust is None else trust.float() * mask
+    return LipEvidence(speech_power=compressed, reliability=reliability)

@@ -9,7 +9,10 @@
 `from_pretrained` takes a model folder or the name of a shipped model (`models/`).
 
 Lip embeddings are computed once per clip (in overlapping windows for long videos) and sliced
-for every chunk and network call. Long inputs are processed in chunks of `chunk_frames` STFT
+for every chunk and network call. In enhancement, frames whose lips score below `USABLE_SCORE`
+(`avdiff.mouth.reliability`; with `lip_agreement`, times their agreement with the sound,
+`avdiff.pipeline.av_agreement`) get the null condition, as frames without a face do, and the
+score reaches the posterior method (`LipEvidence.reliability`). Long inputs are processed in chunks of `chunk_frames` STFT
 frames starting on video-frame boundaries: enhancement chunks are independent and run batched,
 then cross-faded; generation chunks run one after another, each forced to agree with the end of
 the previous one on their overlap (its denoised estimate is replaced there), so the voice
@@ -23,6 +26,7 @@ a seed gives the same bits whatever `num_samples` or `batch_size` (`_denoiser_fo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -41,7 +45,9 @@ from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import resample
 from avdiff.timegrid import SAMPLES_PER_FRAME, VIDEO_FPS
-from avdiff.models.lip_encoder import lips_to_condition
+from avdiff.mouth.reliability import USABLE_SCORE
+from avdiff.models.lip_encoder import lips_to_condition, upsample_mask, upsample_to_stft
+from avdiff.pipeline.av_agreement import agreement_score, mixture_envelope, window_correlation
 from avdiff.pipeline.chunks import join_chunks, plan_chunks
 from avdiff.pipeline.inputs import (
     AudioInput,
@@ -139,8 +145,9 @@ class AVDiffusionPipeline:
     def load_video(self, video: str | Path | MouthVideo | np.ndarray, landmarks: str = DEFAULT_BACKEND,
                    landmark_weights: str | Path | None = None) -> MouthVideo:
         """A MouthVideo from a video file, a mouth-crop .npy, an array or a MouthVideo."""
-        if isinstance(video, MouthVideo):
-            return mouth_video_from_array(video.rois, self.crop_size, video.face_ok)
+        if isinstance(video, MouthVideo):  # checked; a reliability given with it is kept
+            checked = mouth_video_from_array(video.rois, self.crop_size, video.face_ok)
+            return checked if video.reliability is None else dataclasses.replace(checked, reliability=video.reliability)
         if isinstance(video, np.ndarray):
             return mouth_video_from_array(video, self.crop_size)
         device = "cuda" if self.device.type == "cuda" else "cpu"
@@ -159,12 +166,38 @@ class AVDiffusionPipeline:
             pieces.append(out[start - lo : start - lo + min(window, frames - start)])
         return torch.cat(pieces)
 
-    def condition(self, video: MouthVideo | None, num_frames: int) -> tuple[Tensor | None, Tensor | None]:
-        """(1, D, T) lip condition and (1, T) mask for T STFT frames; frames without a face are masked."""
+    def condition(self, video: MouthVideo | None, num_frames: int, min_trust: float | None = None,
+                  embeddings: Tensor | None = None) -> tuple[Tensor | None, Tensor | None]:
+        """(1, D, T) lip condition and (1, T) mask for T STFT frames; frames without a face are masked,
+        and with `min_trust` also those whose lips' reliability (`MouthVideo.trust`) is below it
+        (`embeddings`: the video's lip embeddings when already computed)."""
         if video is None:
             return None, None
-        face_ok = torch.from_numpy(video.face_ok).to(self.device).unsqueeze(0)
-        return lips_to_condition(self.encode_lips(video).unsqueeze(0), face_ok, num_frames)
+        usable = video.face_ok if min_trust is None else video.trust >= min_trust
+        face_ok = torch.from_numpy(usable).to(self.device).unsqueeze(0)
+        embeddings = self.encode_lips(video) if embeddings is None else embeddings
+        return lips_to_condition(embeddings.unsqueeze(0), face_ok, num_frames)
+
+    def heard_agreement(self, video: MouthVideo, waveform: Tensor) -> tuple[MouthVideo, Tensor]:
+        """`video` with its reliability times the lips' agreement with the (N,) peak-normalised audio
+        (`avdiff.pipeline.av_agreement`; unchanged for an encoder without an envelope), and its lip
+        embeddings (T_v, D), computed once for both."""
+        embeddings = self.encode_lips(video)
+        bands = self.lip_encoder.config.envelope_bands
+        if bands == 0:
+            return video, embeddings
+        heard = mixture_envelope(self.transform, waveform.unsqueeze(0), bands, video.num_frames)
+        score = agreement_score(window_correlation(embeddings[:, :bands].float().cpu().numpy(), heard))
+        return dataclasses.replace(video, reliability=video.trust * score), embeddings
+
+    def lip_trust(self, video: MouthVideo | None, num_frames: int) -> Tensor | None:
+        """(1, T) the lips' reliability on T STFT frames (0 past the video), for methods that weigh
+        the lips frame by frame."""
+        if video is None:
+            return None
+        trust = torch.from_numpy(video.trust).to(self.device)[None, :, None]
+        covered = upsample_mask(torch.ones_like(trust[..., 0], dtype=torch.bool), num_frames)
+        return upsample_to_stft(trust, num_frames)[:, 0] * covered
 
     def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float) -> DenoiserFn:
         """The guided denoiser of a batch (item i conditioned on cond[i]), under autocast.
@@ -269,11 +302,14 @@ class AVDiffusionPipeline:
     def enhance(self, noisy: str | Path | np.ndarray, sample_rate: int | None = None,
                 video: str | Path | MouthVideo | np.ndarray | None = None, plan: EnhancementPlan | None = None, *,
                 seed: int = 0, show_progress: bool = False, landmarks: str = DEFAULT_BACKEND,
-                landmark_weights: str | Path | None = None, **overrides: Any) -> EnhancementOutput:
+                landmark_weights: str | Path | None = None, lip_agreement: bool = False,
+                **overrides: Any) -> EnhancementOutput:
         """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring.
 
         `plan` (or, without one, `enhancement_plan(**overrides)`: e.g. method="udiffse-paper",
-        steps=3, options={"num_samples": 1}) says how; the output carries it."""
+        steps=3, options={"num_samples": 1}) says how; the output carries it. `lip_agreement`: trust
+        the lips only where they agree with what is heard (`heard_agreement`; off by default: it
+        halved the lips' gain in babble, BENCHMARKS.md "Unreliable lips")."""
         plan = _plan_or_overrides(plan, overrides, self.enhancement_plan)
         audio = self._noisy_audio(noisy, sample_rate)
         notes = list(audio.notes)
@@ -286,17 +322,23 @@ class AVDiffusionPipeline:
             notes.append("the model is an audio-only speech prior: the video is not used")
             video = None
         mouth = None if video is None else self.load_video(video, landmarks, landmark_weights)
+        embeddings = None
         if mouth is not None:
             notes += self._check_lengths(mouth, audio)
+            if lip_agreement:
+                mouth, embeddings = self.heard_agreement(mouth, waveform)
         chunks = plan_chunks(frames, plan.chunk_frames, plan.overlap_frames)
         y = torch.nn.functional.pad(self.transform.encode(waveform.unsqueeze(0)), (0, chunks[-1][1] - frames))
         spectrogram_scale = (float(power(y).max().clamp_min(1e-20).sqrt())
                              if plan.settings.normalize == "spectrogram_max" else 1.0)
-        cond, mask = self.condition(mouth, chunks[-1][1])
-        if mask is not None:
+        cond, mask = self.condition(mouth, chunks[-1][1], USABLE_SCORE, embeddings)
+        trust = self.lip_trust(mouth, chunks[-1][1])
+        if mask is not None and trust is not None:
             mask[..., frames:] = False
+            trust = trust * mask
+            notes += unreliable_note(mouth)
         y = y / spectrogram_scale  # rebound: the unscaled spectrogram is freed
-        pieces, calls = self._enhance_chunks(y, cond, mask, chunks, plan, seed, show_progress)
+        pieces, calls = self._enhance_chunks(y, (cond, mask, trust), chunks, plan, seed, show_progress)
         del y
         spec = self._join(pieces, chunks, frames, spectrogram_scale)
         del pieces
@@ -312,17 +354,18 @@ class AVDiffusionPipeline:
             return audio_from_array(noisy, sample_rate, self.sample_rate)
         return load_audio_input(noisy, self.sample_rate)
 
-    def _enhance_chunks(self, y: Tensor, cond: Tensor | None, mask: Tensor | None, chunks: list[tuple[int, int]],
+    def _enhance_chunks(self, y: Tensor, lips: tuple[Tensor | None, ...], chunks: list[tuple[int, int]],
                         plan: EnhancementPlan, seed: int, show_progress: bool) -> tuple[list[Tensor], int]:
-        """Posterior sampling of every chunk of y, `plan.batch_size` chunks at a time."""
+        """Posterior sampling of every chunk of y, `plan.batch_size` chunks at a time; `lips`: the
+        condition, its mask and the lips' reliability on y's frames (each None without video)."""
         method: PosteriorMethod = plan.build_method()
         pieces: list[Tensor] = []
         calls = 0
         for first in range(0, len(chunks), plan.batch_size):
             group = chunks[first : first + plan.batch_size]
             y_chunks = torch.cat([y[..., s:e] for s, e in group])
-            chunk_cond = None if cond is None else torch.cat([cond[..., s:e] for s, e in group])
-            chunk_mask = None if mask is None else torch.cat([mask[..., s:e] for s, e in group])
+            chunk_cond, chunk_mask, chunk_trust = (None if t is None else torch.cat([t[..., s:e] for s, e in group])
+                                                   for t in lips)
             generators = make_generators([item_seed(seed, first + i) for i in range(len(group))], self.device)
 
             def denoiser_for(repeats: int, c: Tensor | None = chunk_cond, m: Tensor | None = chunk_mask) -> DenoiserFn:
@@ -330,10 +373,10 @@ class AVDiffusionPipeline:
                 m = None if m is None else m.repeat_interleave(repeats, 0)
                 return self._denoiser_for(c, m, plan.guidance_scale)
 
-            lips = lip_evidence(chunk_cond, chunk_mask, self.lip_encoder.config.envelope_bands, self.transform,
-                                y_chunks.shape[-2])
+            evidence = lip_evidence(chunk_cond, chunk_mask, self.lip_encoder.config.envelope_bands, self.transform,
+                                    y_chunks.shape[-2], chunk_trust)
             out = method.run(PosteriorProblem(y_chunks, denoiser_for, self.denoiser.formulation, generators,
-                                              show_progress, lips))
+                                              show_progress, evidence))
             calls += out.network_calls
             pieces.extend(out.sample.float().split(1))
         return pieces, calls
@@ -348,6 +391,15 @@ class AVDiffusionPipeline:
         if abs(video_s - audio_s) > 0.04:
             return [f"video {video_s:.2f} s vs audio {audio_s:.2f} s: frames without video use the audio-only prior"]
         return []
+
+
+def unreliable_note(mouth: MouthVideo) -> list[str]:
+    """A note when some frames with a face have lips too unreliable to condition on (masked there)."""
+    unreliable = int((mouth.face_ok & (mouth.trust < USABLE_SCORE)).sum())
+    if not unreliable:
+        return []
+    return [f"the lips are unreliable on {unreliable} of {mouth.num_frames} frames (occluded, unlike the rest of "
+            "the clip or out of step with the sound): the audio-only prior there"]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -8,9 +8,11 @@ does. Each method is a registered class with its own frozen settings
 published), `udiffse+` (one pass, noise refitted on the way; the default), `dps` (the
 likelihood's gradient through the network), `diffpir` (the likelihood inside the denoiser,
 any sampler) and `udiffse+lips` (udiffse+ in which the lips' predicted envelope keeps the target
-out of the noise model and the likelihood weighs less where the lips are reliable). Importing
+out of the noise model and the likelihood weighs less where the lips are reliable); the presets
+`udiffse-paper`, `av-udiffse` and `fudiffse-paper` are the published procedures. Importing
 the package registers them; a method of your own is one module with a `@register_method` class
-(see `avdiff.posterior.base`).
+(see `avdiff.posterior.base`). Target-speaker extraction (two sources under one mixture, not a
+registered enhancement method) is `avdiff.posterior.extraction`.
 """
 
 from __future__ import annotations

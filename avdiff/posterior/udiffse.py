@@ -8,7 +8,7 @@ over the samples. No backpropagation through the network.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -79,3 +79,9 @@ UDIFFSE_PAPER = UDiffSESettings(
 )
 register_preset("udiffse-paper", "udiffse", UDIFFSE_PAPER, "UDiffSE exactly as published (30 levels x 5 EM "
                 "iterations x 2 samples, Euler-Maruyama + Langevin on the OUVE SDE)")
+
+# AV-UDiffSE (Ayilo, Sadeghi, Serizel, Alameda-Pineda, ICASSP 2025; its reference code's UDiffSE
+# class): the same EM with the lip-conditioned prior, run with 4 parallel samples. The lips come from
+# the model and the video (`--video`), not from the method.
+register_preset("av-udiffse", "udiffse", replace(UDIFFSE_PAPER, num_samples=4),
+                "AV-UDiffSE as published: udiffse-paper's EM with 4 parallel samples (give --video for the lips)")

@@ -19,7 +19,7 @@ from avdiff.diffusion.samplers import Step
 from avdiff.posterior.base import PosteriorMethod, PosteriorOutput, PosteriorProblem
 from avdiff.posterior.nmf import NoiseModel
 from avdiff.posterior.passes import PullPass, RefitMixin
-from avdiff.posterior.registry import register_method
+from avdiff.posterior.registry import register_method, register_preset
 from avdiff.posterior.schedule import PosteriorSchedule, posterior_schedule, power
 from avdiff.posterior.settings import CorrectorSettings, PassSettings, PullSettings, RefitSettings
 
@@ -62,3 +62,19 @@ class UDiffSEPlus(PosteriorMethod):
         """The pass over `problem` (a subclass may build its own, e.g. with the lips' evidence)."""
         return self.pass_class(problem.denoiser_for(self.settings.num_samples), problem.y.to(torch.float32), schedule,
                                self.settings, generators, problem.formulation.sigma_data, noise, progress)
+
+
+# fUDiffSE, the fast variant of the AV-UDiffSE reference code: one pass of udiffse-paper's sampler
+# (30 OUVE levels, Euler-Maruyama + one prior-only Langevin corrector, lambda 1.5 every 2nd level, 2
+# samples), the NMF updated once from the denoised (Tweedie) estimate at every level where the
+# likelihood runs, from uniform random factors. The reference updates the NMF before each such
+# level's predictor from the previous level's estimate; here it is updated after the predictor from
+# this level's, before the pull.
+FUDIFFSE_PAPER = UDiffSEPlusSettings(
+    steps=30, schedule="ouve", predictor="euler_maruyama", start_sigma=None, start_point="scaled_observation",
+    normalize="spectrogram_max", corrector_steps=1, snr=0.5, corrector_step_factor=1.0, corrector_likelihood=False,
+    likelihood_weight=1.5, likelihood_every=2, rescale_likelihood=False, clamp_gain=False, nmf_rank=4,
+    nmf_init="uniform", nmf_iterations=1, nmf_pass_updates=None, nmf_refit_below=None, num_samples=2,
+)
+register_preset("fudiffse-paper", "udiffse+", FUDIFFSE_PAPER, "fast UDiffSE as in the AV-UDiffSE reference code: one "
+                "30-level pass, the NMF updated from the denoised estimate every 2nd level")

@@ -15,6 +15,7 @@ from avdiff.media.audio import write_wav
 from avdiff.media.clip import load_clip
 from avdiff.media.files import write_npy
 from avdiff.mouth.extract import extract_mouth_rois
+from avdiff.mouth.reliability import frame_reliability
 from avdiff.prepare.item_files import audio_path, mouth_path
 from avdiff.prepare.layouts import SourceItem
 from avdiff.prepare.rejects import RejectedItem, check_speech
@@ -54,4 +55,6 @@ def prepare_item(item: SourceItem, output_dir: Path, settings: PrepareSettings,
     if item.text:
         entry["text"] = item.text
     entry["face_ok"] = [bool(v) for v in rois.face_ok]
+    reliability = frame_reliability(rois.rois, rois.face_ok, rois.landmarks.found)
+    entry["reliability"] = [round(float(v), 3) for v in reliability]
     return entry

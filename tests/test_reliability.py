@@ -1,0 +1,111 @@
+"""The lips' per-frame reliability (issue 25): no face and occluded mouths score low, a talking mouth
+high; enhancement masks unreliable frames and weighs the lips by it; manifests carry it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from avdiff.data.manifest import validate_item
+from avdiff.pipeline.av_agreement import agreement_score, mixture_envelope, window_correlation
+from avdiff.errors import InputError
+from avdiff.mouth.reliability import FILLED_FRAME_SCORE, USABLE_SCORE, frame_reliability
+from avdiff.pipeline.inputs import MouthVideo
+
+
+def talking_mouth(frames: int = 75, size: int = 48, seed: int = 0) -> np.ndarray:
+    """A dark ellipse opening and closing on skin, with sensor noise: (T, size, size) uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    opening = 2 + 6 * np.abs(np.sin(np.arange(frames) / 3.0))
+    crops = np.where((xx[None] / 14) ** 2 + (yy[None] / opening[:, None, None]) ** 2 < 1, 60.0, 150.0)
+    return np.clip(crops + rng.normal(0, 3, crops.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_talking_mouth_is_reliable_and_an_occluded_one_is_not() -> None:
+    crops = talking_mouth()
+    face_ok = np.ones(len(crops), bool)
+    assert frame_reliability(crops, face_ok).min() == 1.0
+    occluded = crops.copy()
+    occluded[20:35, 10:40, 8:40] = 0  # a dark hand over the mouth
+    score = frame_reliability(occluded, face_ok)
+    assert score[20:35].max() < USABLE_SCORE and score[:20].min() == 1.0 and score[35:].min() == 1.0
+
+
+def test_no_face_scores_zero_and_filled_frames_half() -> None:
+    crops = talking_mouth()
+    face_ok = np.ones(len(crops), bool)
+    face_ok[:10] = False
+    found = face_ok.copy()
+    found[40:42] = False  # a short detector miss, filled from the neighbours
+    score = frame_reliability(crops, face_ok, found)
+    assert (score[:10] == 0).all() and (score[40:42] == FILLED_FRAME_SCORE).all() and score[10:40].min() == 1.0
+
+
+def test_enhancement_masks_unreliable_frames_and_says_so(random_pipeline) -> None:
+    crops = talking_mouth(frames=25, size=40)
+    crops[10:15, 8:32, 8:32] = 255  # a white card in front of the mouth
+    video = random_pipeline.load_video(MouthVideo(crops, np.ones(25, bool)))
+    assert video.trust[10:15].max() < USABLE_SCORE and video.trust[15:].min() == 1.0
+    _, mask = random_pipeline.condition(video, 126, USABLE_SCORE)
+    assert not mask[0, 50:75].any() and mask[0, 75:].all() and mask[0, :50].all()  # 5 STFT frames per video frame
+    trust = random_pipeline.lip_trust(video, 130)
+    assert trust.shape == (1, 130) and float(trust[0, 128:].abs().max()) == 0.0  # past the video
+    noisy = 0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    out = random_pipeline.enhance(noisy, sample_rate=16000, video=video, steps=2, options={"num_samples": 1})
+    assert any("the lips are unreliable on 5 of 25 frames" in note for note in out.notes)
+
+
+def test_manifests_carry_the_reliability() -> None:
+    item = {"id": "a", "audio": "a.wav", "video": "a.npy", "num_frames": 3, "duration": 0.12, "speaker": "s",
+            "reliability": [1.0, 0.5, 0]}
+    assert validate_item(json.loads(json.dumps(item)), "m:1")["reliability"] == [1.0, 0.5, 0]
+    for bad in ([1.0, 2.0, 0.0], [1.0, 1.0], [True, 1.0, 1.0]):
+        with pytest.raises(InputError, match="reliability must be 3 numbers"):
+            validate_item({**item, "reliability": bad}, "m:1")
+
+
+def modulated_noise(seconds: float, rate_hz: float, seed: int) -> np.ndarray:
+    """Noise whose loudness rises and falls (syllable-like), so its envelope moves."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(16000 * seconds)) / 16000
+    loudness = 0.5 + 0.5 * np.sin(2 * np.pi * rate_hz * t + rng.uniform(0, 6)) ** 2
+    return (0.2 * loudness * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_window_correlation_tells_related_envelopes_from_unrelated() -> None:
+    rng = np.random.default_rng(0)
+    heard = rng.standard_normal((60, 4))
+    assert window_correlation(heard, heard).min() == pytest.approx(1.0)
+    assert window_correlation(-heard, heard).max() == pytest.approx(-1.0)
+    assert abs(float(np.median(window_correlation(rng.standard_normal((60, 4)), heard)))) < 0.2
+    assert agreement_score(np.array([-0.5, 0.1, 0.225, 0.35, 0.9])).tolist() == pytest.approx([0, 0, 0.5, 1, 1])
+
+
+def test_lips_out_of_step_with_the_sound_are_not_trusted(tmp_path, monkeypatch) -> None:
+    """The first second's lips say what is heard, the second's say another sound: only the first is trusted."""
+    import dataclasses
+
+    import torch
+
+    from avdiff.models import LipEncoder
+    from avdiff.pipeline import save_model_folder
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from tinymodels import tiny_components
+
+    components = dataclasses.replace(tiny_components(), lip_encoder=LipEncoder.from_preset("tiny", output_dim=8,
+                                                                                           envelope_bands=4))
+    pipeline = AVDiffusionPipeline.from_pretrained(save_model_folder(components, tmp_path / "model"))
+    heard_wave = torch.from_numpy(modulated_noise(2.0, 3.0, seed=1))
+    other_wave = torch.from_numpy(modulated_noise(2.0, 2.3, seed=2))
+    heard = mixture_envelope(pipeline.transform, heard_wave.unsqueeze(0), 4, 50)
+    other = mixture_envelope(pipeline.transform, other_wave.unsqueeze(0), 4, 50)
+    embeddings = torch.zeros(50, 8)
+    embeddings[:25, :4] = torch.from_numpy(heard[:25])
+    embeddings[25:, :4] = torch.from_numpy(other[25:])
+    monkeypatch.setattr(pipeline, "encode_lips", lambda video: embeddings)
+    video, used = pipeline.heard_agreement(MouthVideo(talking_mouth(50, 40), np.ones(50, bool)), heard_wave)
+    assert used is embeddings
+    assert video.trust[:12].min() > 0.9 and video.trust[38:].max() < USABLE_SCORE, np.round(video.trust, 2)
