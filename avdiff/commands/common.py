@@ -98,6 +98,19 @@ def write_run_settings(path: Path, settings: dict[str, Any]) -> None:
     path.write_text("# settings these outputs were produced with\n" + yaml.safe_dump(settings, sort_keys=False))
 
 
+def finish_batch(report: Any, processes: Any, out_dir: Path | None, first_output: Path, command: str,
+                 settings: dict[str, Any]) -> int:
+    """The end of a batch command: on the main process, the settings the outputs were made with
+    (`<command>_settings.yaml` in the folder, or `<output>.settings.yaml` for one file; only when
+    something was written) and the report's summary; the exit code (1 if any item failed)."""
+    if processes.is_main:
+        if report.done:
+            path = (out_dir / f"{command}_settings.yaml") if out_dir else first_output.with_suffix(".settings.yaml")
+            write_run_settings(path, {"command": command, **settings})
+        print(report.summary())
+    return 1 if report.failed else 0
+
+
 def require_writable_folder(folder: Path, flag: str = "--output") -> None:
     """Create `folder` (and missing parents) and prove that a file can be written there, before any
     model is loaded or anything computed: InputError naming `flag` and the folder otherwise."""

@@ -9,10 +9,10 @@ from avdiff.commands.common import (
     add_lip_agreement_argument,
     add_model_arguments,
     check_landmark_backend,
+    finish_batch,
     open_pipeline,
     positive_int,
     require_writable_folder,
-    write_run_settings,
 )
 from avdiff.commands.method_options import add_method_option_flags, given_method_options
 from avdiff.config.schema import EnhancementConfig
@@ -108,12 +108,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{item.id}: {plan.method} ({mode}), {result.network_calls} network calls -> {item.output}")
 
     report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
-    if not processes.is_main:
-        return 1 if report.failed else 0
-    if report.done:
-        settings_path = (out_dir / "enhance_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
-        write_run_settings(settings_path, {"command": "enhance", "model": str(args.model),
-                                           "video": str(args.video) if args.video else None, "seed": args.seed,
-                                           "plan": plan.to_dict()})
-    print(report.summary())
-    return 1 if report.failed else 0
+    return finish_batch(report, processes, out_dir, items[0].output, "enhance",
+                        {"model": str(args.model), "video": str(args.video) if args.video else None,
+                         "seed": args.seed, "plan": plan.to_dict()})

@@ -10,10 +10,10 @@ import numpy as np
 from avdiff.commands.common import (
     add_model_arguments,
     check_landmark_backend,
+    finish_batch,
     open_pipeline,
     positive_int,
     require_writable_folder,
-    write_run_settings,
 )
 from avdiff.pipeline.shipped import DEFAULT_GENERATOR
 from avdiff.data.manifest import has_video, read_manifest, resolve
@@ -100,11 +100,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{item.id}: {len(result.audio[0]) / result.sample_rate:.2f} s x {args.num_samples}, "
               f"{result.network_calls} network calls -> {base}")
 
-    settings = {"command": "generate", "model": str(args.model), "seed": args.seed, "plan": plan.to_dict()}
     report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
-    settings_path = (out_dir / "generate_settings.yaml") if out_dir else items[0].output.with_suffix(".settings.yaml")
-    if processes.is_main:
-        if report.done:
-            write_run_settings(settings_path, settings)
-        print(report.summary())
-    return 1 if report.failed else 0
+    return finish_batch(report, processes, out_dir, items[0].output, "generate",
+                        {"model": str(args.model), "seed": args.seed, "plan": plan.to_dict()})
