@@ -84,7 +84,7 @@ class ExtractionProblem:
 
 
 @dataclass
-class ExtractionOutput:
+class JointOutput:
     """The target and interferer estimates (B, 2, F, T), the noise model and the network calls
     (a call of the two sources together counts as two)."""
 
@@ -182,7 +182,7 @@ class JointExtraction:
     def __init__(self, settings: ExtractionSettings | None = None) -> None:
         self.settings = settings or ExtractionSettings()
 
-    def run(self, problem: ExtractionProblem) -> ExtractionOutput:
+    def run(self, problem: ExtractionProblem) -> JointOutput:
         settings = self.settings
         schedule = posterior_schedule(problem.formulation, settings)
         progress = problem.progress(len(schedule.sigmas) - 1)
@@ -197,7 +197,7 @@ class JointExtraction:
         target, interferer = joint.finish_both(state)
         if settings.estimate == "wiener":
             target, interferer = joint.wiener(state)
-        return ExtractionOutput(target, interferer, joint.noise, 2 * joint.calls)
+        return JointOutput(target, interferer, joint.noise, 2 * joint.calls)
 
 
 def _stacked(target: DenoiserFn, interferer: DenoiserFn) -> DenoiserFn:
