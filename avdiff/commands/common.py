@@ -83,10 +83,11 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_pipeline(args: argparse.Namespace) -> Any:
-    """The pipeline of --model (a folder or a shipped name) on --device with --dtype, compiled with --compile."""
-    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    """The pipeline of --model (a folder or a shipped name; a diffusion model or a speech VAE) on
+    --device with --dtype, compiled with --compile."""
+    from avdiff.pipeline.loading import load_pipeline
 
-    pipeline = AVDiffusionPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    pipeline = load_pipeline(args.model, device=args.device, dtype=args.dtype)
     if args.compile:
         pipeline.compile()
     return pipeline

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avdiff.commands.common import (
     add_lip_agreement_argument,
@@ -24,10 +26,13 @@ from avdiff.posterior.registry import METHODS
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER
 from avdiff.processes import launched_processes
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "enhance", help="enhance noisy speech by diffusion posterior sampling (with or without video)",
+        "enhance", help="enhance noisy speech by diffusion posterior sampling or a VAE speech model (with or without video)",
         description="Enhance a noisy recording (any rate or channel count; the output has its rate, "
         "length and channels, each channel enhanced on its own), or every audio file of a folder. With --video (a file, or a folder matched by file "
         "stem) the lips condition the speech prior; frames without a face fall back to the audio-only prior. "
@@ -79,6 +84,14 @@ def _items(args: argparse.Namespace) -> tuple[list[BatchItem], Path | None]:
     return [BatchItem(source.stem, output, {"noisy": source, "video": args.video}, source=source)], None
 
 
+def write_switch_report(path: Path, switch: np.ndarray) -> None:
+    """The switching VAE's posterior probability of the audio-visual model at each STFT frame."""
+    from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH
+
+    path.write_text(json.dumps({"frame_rate_hz": SAMPLE_RATE / STFT_HOP_LENGTH,
+                                "audio_visual_probability": [round(float(p), 4) for p in switch]}) + "\n")
+
+
 def run(args: argparse.Namespace) -> int:
     from avdiff.pipeline.channels import enhance_channels  # the networks: loaded when the command runs
 
@@ -102,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
                                   show_progress=args.progress, landmarks=args.landmarks,
                                   landmark_weights=args.landmark_weights, lip_agreement=args.lip_agreement)
         write_wav(item.output, result.audio, result.sample_rate)
+        if result.switch is not None:
+            write_switch_report(item.output.with_suffix(".switch.json"), result.switch)
+            print(f"{item.id}: the audio-visual model on {float((result.switch > 0.5).mean()):.0%} of frames "
+                  f"(switch posterior in {item.output.with_suffix('.switch.json').name})")
         for note in result.notes:
             print(f"note: {item.id}: {note}")
         mode = "audio-visual" if video is not None else "audio-only"

@@ -207,7 +207,8 @@ class EnhancementConfig:
 
     method: str = option(
         "udiffse+", "posterior method or preset from the registry avdiff.posterior.METHODS (udiffse+ | udiffse | "
-        "dps | diffpir | udiffse+lips | udiffse-paper: UDiffSE as published | av-udiffse | fudiffse-paper)")
+        "dps | diffpir | udiffse+lips | udiffse-paper: UDiffSE as published | av-udiffse | fudiffse-paper; a VAE "
+        "model's: vae-mcem | switching-vae)")
     options: dict[str, Any] = option(
         {}, "the method's own settings (`avdiff enhance --help` lists them), checked against its registered "
         "settings class; unset ones take the method's defaults; they apply to this method only")
@@ -321,9 +322,10 @@ class TrainingConfig:
     envelope_loss_weight: float = option(
         1.0, "weight of the lip envelope loss (mean squared error of the lips' log-mel envelope, "
         "when lip_encoder.envelope_bands > 0) added to the denoising loss")
-    objective: Literal["joint", "lips"] = option(
+    objective: Literal["joint", "lips", "vae"] = option(
         "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
-        "envelope loss, the score network untouched (the first stage of a two-stage recipe)")
+        "envelope loss, the score network untouched (the first stage of a two-stage recipe); vae: the speech VAE "
+        "of the `vae` section instead of a score network (its ELBO; with lips from a frozen lip_encoder.pretrained)")
     envelope_noise_std: float = option(
         0.0, "Gaussian noise added to the lips' envelope channels before the score network reads them, in "
         "training only (so it reads an envelope that errs as the lips do on new sentences); 0 = none")
@@ -361,6 +363,24 @@ class TrainingConfig:
 
 
 @dataclass
+class VAEConfig:
+    """The frame-wise speech VAE trained when training.objective is vae (avdiff.models.speech_vae)."""
+
+    latent_dim: int = option(32, "size of the latent vector of each STFT frame (the AV-CVAE paper: 32)")
+    hidden_dims: tuple[int, ...] = option((128,), "hidden layer widths of the encoder (the decoder mirrors them)")
+    audio_visual: bool = option(True, "condition on the lips (the pretrained lip encoder's embedding); false: "
+                                "audio-only VAE with a N(0, I) prior")
+    cond_hidden: int = option(128, "width of the lips' features inside the VAE")
+    kl_weight: float = option(1.0, "weight of the KL term of the ELBO (1: the plain VAE)")
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "latent_dim", "cond_hidden")
+        check_at_least(self, 0.0, "kl_weight")
+        if not self.hidden_dims or min(self.hidden_dims) < 1:
+            raise ValueError(f"hidden_dims must be one or more positive widths, got {self.hidden_dims}")
+
+
+@dataclass
 class AVDiffConfig:
     """Everything one model, training run or sampling job needs, in one validated object."""
 
@@ -372,6 +392,7 @@ class AVDiffConfig:
     data: DataConfig = section(DataConfig, "training data")
     training: TrainingConfig = section(TrainingConfig, "optimisation, checkpoints and logging")
     enhancement: EnhancementConfig = section(EnhancementConfig, "enhancement defaults")
+    vae: VAEConfig = section(VAEConfig, "the speech VAE (training.objective vae)")
 
     def __post_init__(self) -> None:
         bands, drawn = self.lip_encoder.envelope_bands, self.score_model.unet.cond_envelope_bands
@@ -382,8 +403,22 @@ class AVDiffConfig:
         if self.training.objective == "lips" and (not bands or not self.lip_encoder.train):
             raise ValueError("training.objective 'lips' trains the lip encoder on its envelope: it needs "
                              f"lip_encoder.envelope_bands > 0 (got {bands}) and lip_encoder.train true")
+        self._check_enhancement_family()
+        if self.training.objective == "vae" and self.vae.audio_visual and not self.lip_encoder.pretrained:
+            raise ValueError("an audio-visual VAE (training.objective vae, vae.audio_visual true) reads a trained "
+                             "lip encoder: set lip_encoder.pretrained (e.g. models/v2s)")
         if self.lip_encoder.output_dim != self.score_model.cond_channels:
             raise ValueError(
                 f"lip_encoder.output_dim ({self.lip_encoder.output_dim}) must equal "
                 f"score_model.cond_channels ({self.score_model.cond_channels})"
             )
+
+    def _check_enhancement_family(self) -> None:
+        """The exported folder's default method must run on what trains: a VAE's on a VAE."""
+        from avdiff.extension_points import registry
+
+        family = registry("posterior methods").get(self.enhancement.method).method_class.family
+        wanted = "vae" if self.training.objective == "vae" else "diffusion"
+        if family != wanted:
+            raise ValueError(f"enhancement.method {self.enhancement.method!r} runs on a {family} model, but this config "
+                             f"trains a {wanted} model (training.objective {self.training.objective})")

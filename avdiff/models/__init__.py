@@ -1,4 +1,5 @@
-"""Neural networks: the score UNet with its frame-aligned conditioning, and the lip encoder.
+"""Neural networks: the score UNet with its frame-aligned conditioning, the lip encoder, and the
+frame-wise speech VAE of the VAE baselines.
 
 The names below load on first use (PEP 562), so the light registry of backbones
 (`avdiff.models.backbones`) imports without torch's model libraries.
@@ -11,6 +12,7 @@ from avdiff.lazy import lazy_exports
 _EXPORTS = {
     "LipEncoder": "avdiff.models.lip_encoder",
     "ScoreUNet": "avdiff.models.score_unet",
+    "SpeechVAE": "avdiff.models.speech_vae",
     "num_stft_frames": "avdiff.models.lip_encoder",
     "upsample_mask": "avdiff.models.lip_encoder",
     "upsample_to_stft": "avdiff.models.lip_encoder",

@@ -26,11 +26,10 @@ from avdiff.config.schema import EnhancementConfig
 from avdiff.diffusion.noise import make_generators
 from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
-from avdiff.media.audio import resample
 from avdiff.mouth.reliability import USABLE_SCORE
 from avdiff.pipeline.chunks import plan_chunks
 from avdiff.pipeline.lip_evidence import lip_evidence
-from avdiff.pipeline.pipeline import AVDiffusionPipeline, _fit, item_seed, unreliable_note
+from avdiff.pipeline.pipeline import AVDiffusionPipeline, item_seed, unreliable_note
 from avdiff.pipeline.plans import ENHANCEMENT_OVERLAP_FRAMES
 from avdiff.posterior import power
 from avdiff.posterior.extraction import ExtractionProblem, ExtractionSettings, JointExtraction
@@ -76,6 +75,9 @@ def extraction_plan(pipeline: AVDiffusionPipeline, steps: int | None = None, gui
                     batch_size: int | None = None) -> ExtractionPlan:
     """The joint pass's defaults with `options` (unknown ones and bad values raise) and `steps`; the
     chunking follows the model's enhancement defaults."""
+    if not isinstance(pipeline, AVDiffusionPipeline):
+        raise InputError("extraction samples two sources from a diffusion speech prior; this model is a "
+                         f"{type(pipeline).__name__} (use a diffusion model, e.g. v2s)")
     if steps is not None and options and "steps" in options:
         raise ValueError("give steps once: as steps= or in options, not both")
     settings = from_dict(ExtractionSettings, {**to_dict(ExtractionSettings()), **(options or {})},
@@ -108,23 +110,22 @@ def extract(pipeline: AVDiffusionPipeline, mixture: str | Path | np.ndarray, vid
         raise InputError("this model is an audio-only speech prior: extraction needs the target's lips; "
                          "use an audio-visual model")
     plan = plan or extraction_plan(pipeline)
-    audio = pipeline._noisy_audio(mixture, sample_rate)
+    audio = pipeline.noisy_audio(mixture, sample_rate)
     notes = list(audio.notes)
     mouth = pipeline.load_video(video, landmarks, landmark_weights)
     if require_face and not mouth.face_ok.any():
         raise InputError("no frame of the target's video has a usable face: without its lips the target "
                          "cannot be told from the other talkers")
-    notes += pipeline._check_lengths(mouth, audio)
+    notes += pipeline.check_lengths(mouth, audio)
     other = None if interferer_video is None else pipeline.load_video(interferer_video, landmarks, landmark_weights)
     if other is not None:
-        notes += pipeline._check_lengths(other, audio)
+        notes += pipeline.check_lengths(other, audio)
     if audio.is_silent:
         silence = np.zeros(audio.source_length, np.float32)
         return ExtractionOutput(silence, silence.copy(), audio.source_rate, 0, plan, notes)
-    peak = float(np.abs(audio.samples).max())
+    peak, waveform = pipeline.normalised_waveform(audio)
     frames = pipeline.transform.num_frames(len(audio.samples))
     chunks = plan_chunks(frames, plan.chunk_frames, plan.overlap_frames)
-    waveform = torch.from_numpy(audio.samples / peak).to(pipeline.device)
     if lip_agreement:
         mouth = pipeline.heard_agreement(mouth, waveform)[0]
     notes += unreliable_note(mouth)
@@ -136,9 +137,8 @@ def extract(pipeline: AVDiffusionPipeline, mixture: str | Path | np.ndarray, vid
     outputs = []
     for pieces in (targets, interferers):
         spec = pipeline._join(pieces, chunks, frames, scale)
-        waveform = pipeline.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak
-        waveform = resample(waveform, pipeline.sample_rate, audio.source_rate)
-        outputs.append(np.nan_to_num(_fit(waveform, audio.source_length)).astype(np.float32))
+        outputs.append(pipeline.at_source_rate(pipeline.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak,
+                                               audio))
     return ExtractionOutput(outputs[0], outputs[1], audio.source_rate, calls, plan, notes)
 
 

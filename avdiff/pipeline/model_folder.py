@@ -36,6 +36,8 @@ from avdiff.models.lip_encoder import LipEncoder
 from avdiff.plugins import load_plugins
 
 INDEX_NAME = "avdiff_pipeline.json"
+DIFFUSION_PIPELINE = "AVDiffusionPipeline"  # the index's _class_name of a diffusion model folder
+VAE_PIPELINE = "AVVAEPipeline"  # ... and of a speech VAE's (avdiff.pipeline.vae_folder)
 TRAINING_CONFIG_NAME = "config.yaml"  # the resolved training config export writes beside the components
 COMPONENTS = ("lip_encoder", "score_model", "diffusion")
 # Sampler keys that older model folders kept beside `name` and `steps` (now under `options`).
@@ -61,7 +63,7 @@ class ModelComponents:
     def index(self) -> dict[str, Any]:
         """The content of `avdiff_pipeline.json`."""
         return {
-            "_class_name": "AVDiffusionPipeline",
+            "_class_name": DIFFUSION_PIPELINE,
             "avdiff_version": __version__,
             "components": {
                 "lip_encoder": ["avdiff", type(self.lip_encoder).__name__],
@@ -80,15 +82,25 @@ def save_model_folder(components: ModelComponents, path: str | Path,
                       write_extra: Callable[[Path], None] | None = None) -> Path:
     """Write `components` to `path` (replacing it atomically if it exists); `write_extra(folder)`
     adds files (the training config) before the folder is renamed into place, so they are never missing."""
+    def write(folder: Path) -> None:
+        components.lip_encoder.save_pretrained(folder / "lip_encoder", safe_serialization=True)
+        components.score_model.save_pretrained(folder / "score_model", safe_serialization=True)
+        components.formulation.save_config(folder / "diffusion")
+        (folder / INDEX_NAME).write_text(json.dumps(components.index(), indent=2) + "\n")
+
+    return write_folder_atomically(path, write, write_extra)
+
+
+def write_folder_atomically(path: str | Path, write: Callable[[Path], None],
+                            write_extra: Callable[[Path], None] | None = None) -> Path:
+    """`write(folder)` then `write_extra(folder)` into a temporary folder, renamed to `path` (an
+    existing one replaced) only when complete, so a crash never leaves half a model behind."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    components.lip_encoder.save_pretrained(tmp / "lip_encoder", safe_serialization=True)
-    components.score_model.save_pretrained(tmp / "score_model", safe_serialization=True)
-    components.formulation.save_config(tmp / "diffusion")
-    (tmp / INDEX_NAME).write_text(json.dumps(components.index(), indent=2) + "\n")
+    write(tmp)
     if write_extra is not None:
         write_extra(tmp)
     if path.exists():
@@ -126,7 +138,7 @@ def load_model_folder(path: str | Path) -> ModelComponents:
     except ValueError as error:
         raise InputError(f"{source}: {error}") from error
     spectrogram = from_dict(SpectrogramConfig, index.get("spectrogram"), source, "spectrogram.")
-    _check_trained_spectrogram(path, spectrogram)
+    check_trained_spectrogram(path, spectrogram)
     return ModelComponents(
         lip_encoder=lip_encoder.eval(),
         score_model=score_model.eval(),
@@ -134,14 +146,14 @@ def load_model_folder(path: str | Path) -> ModelComponents:
         spectrogram=spectrogram,
         sampler=sampler,
         crop_size=int(index.get("video", {}).get("crop_size", 88)),
-        audio_visual=_audio_visual(index, source),
+        audio_visual=audio_visual_flag(index, source),
         # checked against the registered posterior methods; sections from before methods had their
         # own settings are read through EnhancementConfig.upgrade_legacy_keys
         enhancement=from_dict(EnhancementConfig, index.get("enhancement"), source, "enhancement."),
     )
 
 
-def _audio_visual(index: dict[str, Any], source: str) -> bool:
+def audio_visual_flag(index: dict[str, Any], source: str) -> bool:
     """The index's audio_visual flag; folders from before it existed are audio-visual."""
     value = index.get("audio_visual", True)
     if not isinstance(value, bool):
@@ -149,8 +161,14 @@ def _audio_visual(index: dict[str, Any], source: str) -> bool:
     return value
 
 
-def _read_index(path: Path) -> dict[str, Any]:
-    """The folder's index, after checking every component's files are there."""
+def pipeline_class_name(path: str | Path) -> str:
+    """The `_class_name` a model folder's index records (AVDiffusionPipeline for folders without
+    one); an error naming what is missing or unreadable."""
+    return str(read_index_json(Path(path)).get("_class_name", DIFFUSION_PIPELINE))
+
+
+def read_index_json(path: Path) -> dict[str, Any]:
+    """The JSON object of the folder's index, with an error naming what is missing or unreadable."""
     if not path.is_dir():
         raise InputError(f"{path}: model folder not found")
     index_path = path / INDEX_NAME
@@ -162,6 +180,16 @@ def _read_index(path: Path) -> dict[str, Any]:
         raise InputError(f"{index_path}: not valid JSON ({error})") from error
     if not isinstance(index, dict):
         raise InputError(f"{index_path}: expected a JSON object")
+    return index
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    """The folder's index, after checking every component's files are there."""
+    index = read_index_json(path)
+    index_path = path / INDEX_NAME
+    if index.get("_class_name") == VAE_PIPELINE:
+        raise InputError(f"{path}: a speech VAE ({VAE_PIPELINE}), not a diffusion model; open it with "
+                         "avdiff.pipeline.loading.load_pipeline (the CLI does)")
     for name, marker in (("lip_encoder", "config.json"), ("score_model", "config.json"),
                          ("diffusion", DIFFUSION_CONFIG_NAME)):
         if not (path / name / marker).is_file():
@@ -170,7 +198,7 @@ def _read_index(path: Path) -> dict[str, Any]:
         if not list((path / name).glob("*.safetensors")):
             raise InputError(f"{path}: component {name!r} has no .safetensors weights")
     _component_class(index, "lip_encoder", str(index_path))
-    _check_index_fields(index, str(index_path))
+    check_index_fields(index, str(index_path))
     return index
 
 
@@ -178,14 +206,15 @@ INDEX_KEYS = ("_class_name", "avdiff_version", "components", "spectrogram", "sam
               "audio_visual")
 
 
-def _check_index_fields(index: dict[str, Any], source: str) -> None:
+def check_index_fields(index: dict[str, Any], source: str, class_name: str = DIFFUSION_PIPELINE,
+                        keys: tuple[str, ...] = INDEX_KEYS) -> None:
     """Refuse an index this avdiff would misread: unknown keys, another pipeline class, another frame rate."""
-    unknown = sorted(set(index) - set(INDEX_KEYS))
+    unknown = sorted(set(index) - set(keys))
     if unknown:
-        raise InputError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(INDEX_KEYS)}); "
+        raise InputError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(keys)}); "
                          "the folder was written by another program or a newer avdiff")
-    if index.get("_class_name", "AVDiffusionPipeline") != "AVDiffusionPipeline":
-        raise InputError(f"{source}: _class_name is {index['_class_name']!r}, not AVDiffusionPipeline")
+    if index.get("_class_name", DIFFUSION_PIPELINE) != class_name:
+        raise InputError(f"{source}: _class_name is {index['_class_name']!r}, not {class_name}")
     fps = index.get("video", {}).get("fps", VIDEO_FPS)
     if fps != VIDEO_FPS:
         raise InputError(f"{source}: video.fps is {fps}, but avdiff's time grid is {VIDEO_FPS} frames/s "
@@ -197,7 +226,7 @@ def _check_index_fields(index: dict[str, Any], source: str) -> None:
                              f"{grid_value} (avdiff.timegrid); this model cannot be run")
 
 
-def _check_trained_spectrogram(path: Path, spectrogram: SpectrogramConfig) -> None:
+def check_trained_spectrogram(path: Path, spectrogram: SpectrogramConfig) -> None:
     """The index's STFT settings must be the ones the network was trained with, which the training
     config beside it records (`config.yaml`, written by export); folders without one are not checked."""
     config_path = path / TRAINING_CONFIG_NAME

@@ -25,8 +25,6 @@ a seed gives the same bits whatever `num_samples` or `batch_size` (`_denoiser_fo
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -43,29 +41,18 @@ from avdiff.diffusion.noise import make_generators
 from avdiff.diffusion.samplers import sample_from_noise
 from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
-from avdiff.media.audio import resample
-from avdiff.timegrid import SAMPLES_PER_FRAME, VIDEO_FPS
+from avdiff.timegrid import SAMPLES_PER_FRAME
 from avdiff.mouth.reliability import USABLE_SCORE
-from avdiff.models.lip_encoder import lips_to_condition, upsample_mask, upsample_to_stft
-from avdiff.pipeline.av_agreement import agreement_score, mixture_envelope, window_correlation
 from avdiff.pipeline.chunks import join_chunks, plan_chunks
-from avdiff.pipeline.inputs import (
-    AudioInput,
-    MouthVideo,
-    audio_from_array,
-    load_audio_input,
-    load_mouth_video,
-    mouth_video_from_array,
-)
+from avdiff.pipeline.inputs import MouthVideo
 from avdiff.pipeline.lip_evidence import lip_evidence
+from avdiff.pipeline.lip_front import LipFrontEnd
 from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
 from avdiff.pipeline.plans import EnhancementPlan, GenerationPlan, enhancement_plan, generation_plan
 from avdiff.pipeline.shipped import resolve_model
 from avdiff.posterior import PosteriorMethod, PosteriorProblem, power
 
 logger = logging.getLogger("avdiff.pipeline")
-
-MAX_VIDEO_AUDIO_MISMATCH_S = 1.0
 
 
 @dataclass
@@ -89,6 +76,8 @@ class EnhancementOutput:
     network_calls: int
     plan: EnhancementPlan
     notes: list[str] = field(default_factory=list)
+    # switching-vae: each STFT frame's posterior probability of the audio-visual branch (None otherwise)
+    switch: np.ndarray | None = None
 
 
 def item_seed(seed: int, *parts: int) -> int:
@@ -96,7 +85,7 @@ def item_seed(seed: int, *parts: int) -> int:
     return zlib.crc32(np.array([seed, *parts], dtype=np.int64).tobytes())
 
 
-class AVDiffusionPipeline:
+class AVDiffusionPipeline(LipFrontEnd):
     """A trained avdiff model, ready to generate or enhance; see the module docstring."""
 
     def __init__(self, components: ModelComponents, device: str | torch.device = "cpu",
@@ -122,82 +111,11 @@ class AVDiffusionPipeline:
     def save_pretrained(self, path: str | Path) -> Path:
         return save_model_folder(self.components, path)
 
-    @property
-    def sample_rate(self) -> int:
-        return self.components.spectrogram.sample_rate
-
-    @property
-    def crop_size(self) -> int:
-        return self.components.crop_size
-
     def compile(self, mode: str | None = None) -> None:
         """torch.compile the score network: on GPUs autotuned without CUDA graphs, on CPUs torch's
         default mode (autotuning there costs minutes for little)."""
         mode = mode or ("max-autotune-no-cudagraphs" if self.device.type == "cuda" else "default")
         self.denoiser.network = torch.compile(self.denoiser.network, mode=mode, dynamic=False)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    # ------------------------------------------------------------------ lips
-    def load_video(self, video: str | Path | MouthVideo | np.ndarray, landmarks: str = DEFAULT_BACKEND,
-                   landmark_weights: str | Path | None = None) -> MouthVideo:
-        """A MouthVideo from a video file, a mouth-crop .npy, an array or a MouthVideo."""
-        if isinstance(video, MouthVideo):  # checked; a reliability given with it is kept
-            checked = mouth_video_from_array(video.rois, self.crop_size, video.face_ok)
-            return checked if video.reliability is None else dataclasses.replace(checked, reliability=video.reliability)
-        if isinstance(video, np.ndarray):
-            return mouth_video_from_array(video, self.crop_size)
-        device = "cuda" if self.device.type == "cuda" else "cpu"
-        return load_mouth_video(video, self.crop_size, landmarks, landmark_weights, device)
-
-    @torch.no_grad()
-    def encode_lips(self, video: MouthVideo, window: int = 250, context: int = 25) -> Tensor:
-        """Lip embeddings (T_v, D) for the whole clip, once, in overlapping windows of frames."""
-        rois = torch.from_numpy(video.rois).to(self.device)
-        frames = len(rois)
-        pieces = []
-        for start in range(0, frames, window):
-            lo, hi = max(0, start - context), min(frames, start + window + context)
-            with self._autocast():
-                out = self.lip_encoder(rois[lo:hi].unsqueeze(0))[0].float()
-            pieces.append(out[start - lo : start - lo + min(window, frames - start)])
-        return torch.cat(pieces)
-
-    def condition(self, video: MouthVideo | None, num_frames: int, min_trust: float | None = None,
-                  embeddings: Tensor | None = None) -> tuple[Tensor | None, Tensor | None]:
-        """(1, D, T) lip condition and (1, T) mask for T STFT frames; frames without a face are masked,
-        and with `min_trust` also those whose lips' reliability (`MouthVideo.trust`) is below it
-        (`embeddings`: the video's lip embeddings when already computed)."""
-        if video is None:
-            return None, None
-        usable = video.face_ok if min_trust is None else video.trust >= min_trust
-        face_ok = torch.from_numpy(usable).to(self.device).unsqueeze(0)
-        embeddings = self.encode_lips(video) if embeddings is None else embeddings
-        return lips_to_condition(embeddings.unsqueeze(0), face_ok, num_frames)
-
-    def heard_agreement(self, video: MouthVideo, waveform: Tensor) -> tuple[MouthVideo, Tensor]:
-        """`video` with its reliability times the lips' agreement with the (N,) peak-normalised audio
-        (`avdiff.pipeline.av_agreement`; unchanged for an encoder without an envelope), and its lip
-        embeddings (T_v, D), computed once for both."""
-        embeddings = self.encode_lips(video)
-        bands = self.lip_encoder.config.envelope_bands
-        if bands == 0:
-            return video, embeddings
-        heard = mixture_envelope(self.transform, waveform.unsqueeze(0), bands, video.num_frames)
-        score = agreement_score(window_correlation(embeddings[:, :bands].float().cpu().numpy(), heard))
-        return dataclasses.replace(video, reliability=video.trust * score), embeddings
-
-    def lip_trust(self, video: MouthVideo | None, num_frames: int) -> Tensor | None:
-        """(1, T) the lips' reliability on T STFT frames (0 past the video), for methods that weigh
-        the lips frame by frame."""
-        if video is None:
-            return None
-        trust = torch.from_numpy(video.trust).to(self.device)[None, :, None]
-        covered = upsample_mask(torch.ones_like(trust[..., 0], dtype=torch.bool), num_frames)
-        return upsample_to_stft(trust, num_frames)[:, 0] * covered
 
     def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float) -> DenoiserFn:
         """The guided denoiser of a batch (item i conditioned on cond[i]), under autocast.
@@ -254,7 +172,7 @@ class AVDiffusionPipeline:
         if not self.components.audio_visual:
             raise InputError("this model is an audio-only speech prior (trained without video): it enhances "
                              "speech but cannot generate it from lips; use an audio-visual model")
-        plan = _plan_or_overrides(plan, overrides, self.generation_plan)
+        plan = plan_or_overrides(plan, overrides, self.generation_plan)
         mouth = self.load_video(video, landmarks, landmark_weights)
         length = mouth.num_frames * SAMPLES_PER_FRAME
         frames = self.transform.num_frames(length)
@@ -310,13 +228,12 @@ class AVDiffusionPipeline:
         steps=3, options={"num_samples": 1}) says how; the output carries it. `lip_agreement`: trust
         the lips only where they agree with what is heard (`heard_agreement`; off by default: it
         halved the lips' gain in babble, BENCHMARKS.md "Unreliable lips")."""
-        plan = _plan_or_overrides(plan, overrides, self.enhancement_plan)
-        audio = self._noisy_audio(noisy, sample_rate)
+        plan = plan_or_overrides(plan, overrides, self.enhancement_plan)
+        audio = self.noisy_audio(noisy, sample_rate)
         notes = list(audio.notes)
         if audio.is_silent:
             return EnhancementOutput(np.zeros(audio.source_length, np.float32), audio.source_rate, 0, plan, notes)
-        peak = float(np.abs(audio.samples).max())
-        waveform = torch.from_numpy(audio.samples / peak).to(self.device)
+        peak, waveform = self.normalised_waveform(audio)
         frames = self.transform.num_frames(len(audio.samples))
         if video is not None and not self.components.audio_visual:
             notes.append("the model is an audio-only speech prior: the video is not used")
@@ -324,7 +241,7 @@ class AVDiffusionPipeline:
         mouth = None if video is None else self.load_video(video, landmarks, landmark_weights)
         embeddings = None
         if mouth is not None:
-            notes += self._check_lengths(mouth, audio)
+            notes += self.check_lengths(mouth, audio)
             if lip_agreement:
                 mouth, embeddings = self.heard_agreement(mouth, waveform)
         chunks = plan_chunks(frames, plan.chunk_frames, plan.overlap_frames)
@@ -342,17 +259,8 @@ class AVDiffusionPipeline:
         del y
         spec = self._join(pieces, chunks, frames, spectrogram_scale)
         del pieces
-        enhanced = self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak
-        enhanced = resample(enhanced, self.sample_rate, audio.source_rate)
-        enhanced = np.nan_to_num(_fit(enhanced, audio.source_length)).astype(np.float32)
+        enhanced = self.at_source_rate(self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak, audio)
         return EnhancementOutput(enhanced, audio.source_rate, calls, plan, notes)
-
-    def _noisy_audio(self, noisy: str | Path | np.ndarray, sample_rate: int | None) -> AudioInput:
-        if isinstance(noisy, np.ndarray):
-            if sample_rate is None:
-                raise InputError("enhance: give sample_rate with an array input")
-            return audio_from_array(noisy, sample_rate, self.sample_rate)
-        return load_audio_input(noisy, self.sample_rate)
 
     def _enhance_chunks(self, y: Tensor, lips: tuple[Tensor | None, ...], chunks: list[tuple[int, int]],
                         plan: EnhancementPlan, seed: int, show_progress: bool) -> tuple[list[Tensor], int]:
@@ -381,18 +289,6 @@ class AVDiffusionPipeline:
             pieces.extend(out.sample.float().split(1))
         return pieces, calls
 
-    @staticmethod
-    def _check_lengths(mouth: MouthVideo, audio: AudioInput) -> list[str]:
-        video_s = mouth.num_frames / VIDEO_FPS
-        audio_s = len(audio.samples) / audio.sample_rate
-        if abs(video_s - audio_s) > MAX_VIDEO_AUDIO_MISMATCH_S:
-            raise InputError(f"the video lasts {video_s:.2f} s but the audio {audio_s:.2f} s; "
-                             "give the video of this recording")
-        if abs(video_s - audio_s) > 0.04:
-            return [f"video {video_s:.2f} s vs audio {audio_s:.2f} s: frames without video use the audio-only prior"]
-        return []
-
-
 def unreliable_note(mouth: MouthVideo) -> list[str]:
     """A note when some frames with a face have lips too unreliable to condition on (masked there)."""
     unreliable = int((mouth.face_ok & (mouth.trust < USABLE_SCORE)).sum())
@@ -413,7 +309,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def _plan_or_overrides(plan: Any, overrides: dict[str, Any], make_plan: Any) -> Any:
+def plan_or_overrides(plan: Any, overrides: dict[str, Any], make_plan: Any) -> Any:
     """`plan` as given, or the plan `make_plan(**overrides)` resolves; both at once is ambiguous."""
     if plan is None:
         return make_plan(**overrides)
@@ -428,12 +324,6 @@ def default_dtype(device: torch.device) -> torch.dtype:
     from avdiff.cpu import cpu_has_native_bf16
 
     return torch.bfloat16 if device.type == "cuda" or cpu_has_native_bf16() else torch.float32
-
-
-def _fit(samples: np.ndarray, length: int) -> np.ndarray:
-    if len(samples) >= length:
-        return samples[:length]
-    return np.pad(samples, (0, length - len(samples)))
 
 
 def _keep_known(denoise: DenoiserFn, known: Tensor, frames: int) -> DenoiserFn:

@@ -17,7 +17,8 @@ from typing import Any
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import EnhancementConfig, SamplerConfig
 from avdiff.diffusion import samplers
-from avdiff.posterior.registry import MethodEntry, method_entry
+from avdiff.errors import InputError
+from avdiff.posterior.registry import METHODS, MethodEntry, method_entry
 
 # Long inputs run in chunks of STFT frames (avdiff.pipeline.chunks); generation carries the voice
 # over long overlaps, enhancement cross-fades short ones.
@@ -76,8 +77,8 @@ class EnhancementPlan:
         """One line for people: method (and the method a preset runs), steps, samples, guidance."""
         runs = self.entry.method_class.name
         method = self.method if runs == self.method else f"{self.method} ({runs})"
-        return (f"{method}, {self.settings.steps} steps x {self.settings.num_samples} samples, "
-                f"guidance {self.guidance_scale:g}")
+        guidance = f", guidance {self.guidance_scale:g}" if self.entry.method_class.family == "diffusion" else ""
+        return f"{method}, {self.entry.method_class.cost(self.settings)}{guidance}"
 
     def to_dict(self) -> dict[str, Any]:
         runs = self.entry.method_class.name
@@ -109,17 +110,21 @@ def generation_plan(defaults: SamplerConfig, sampler: str | None = None, steps: 
 def enhancement_plan(defaults: EnhancementConfig, method: str | None = None, steps: int | None = None,
                      guidance_scale: float | None = None, options: Mapping[str, Any] | Any | None = None,
                      chunk_frames: int | None = None, overlap_frames: int | None = None,
-                     batch_size: int | None = None) -> EnhancementPlan:
+                     batch_size: int | None = None, family: str = "diffusion") -> EnhancementPlan:
     """The model's enhancement `defaults` with the overrides given.
 
     `method` is a registered method or preset (default: the model's). The model's recorded
     `options` apply to its own method only; another method starts from its registered defaults
     (a preset from its own settings). `options` (a mapping, or an instance of the method's
-    settings class) and `steps` override them; unknown options and bad values raise."""
+    settings class) and `steps` override them; unknown options and bad values raise, and so does a
+    method of another model family than `family` (the model's: diffusion or vae)."""
     if steps is not None and isinstance(options, Mapping) and "steps" in options:
         raise ValueError("give steps once: as steps= or in options, not both")
     name = method or defaults.method
     entry = method_entry(name)
+    check_family(name, entry, family)
+    if steps is not None and family != "diffusion":
+        raise InputError(f"steps are the diffusion methods' reverse-process levels; {name!r} has em_iterations")
     recorded = defaults.options if name == defaults.method else {}
     if options is None or isinstance(options, Mapping):
         settings = entry.settings({**recorded, **(options or {})}, source=f"options of method {name!r}")
@@ -137,6 +142,15 @@ def enhancement_plan(defaults: EnhancementConfig, method: str | None = None, ste
     if not 0 <= overlap < chunk:
         raise ValueError(f"overlap_frames must be in 0 .. chunk_frames - 1, got {overlap}")
     return EnhancementPlan(name, settings, guidance, chunk, overlap, batch, entry)
+
+
+def check_family(name: str, entry: MethodEntry, family: str) -> None:
+    """An InputError when method `name` runs on another kind of model than this one (`family`)."""
+    if entry.method_class.family == family:
+        return
+    own = [n for n, e in METHODS.items() if e.method_class.family == family]
+    raise InputError(f"method {name!r} runs on a {entry.method_class.family} model, and this is a {family} model "
+                     f"(its methods: {', '.join(own)})")
 
 
 def _check_counts(**counts: int) -> None:

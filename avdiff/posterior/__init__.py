@@ -9,7 +9,10 @@ published), `udiffse+` (one pass, noise refitted on the way; the default), `dps`
 likelihood's gradient through the network), `diffpir` (the likelihood inside the denoiser,
 any sampler) and `udiffse+lips` (udiffse+ in which the lips' predicted envelope keeps the target
 out of the noise model and the likelihood weighs less where the lips are reliable); the presets
-`udiffse-paper`, `av-udiffse` and `fudiffse-paper` are the published procedures. Importing
+`udiffse-paper`, `av-udiffse` and `fudiffse-paper` are the published procedures. The VAE
+family (`avdiff.posterior.vae_base`), run on a speech VAE instead of a score network: `vae-mcem`
+(Monte-Carlo EM, audio-only or with the lips) and `switching-vae` (frame by frame between the
+audio-visual and the audio-only model). Importing
 the package registers them; a method of your own is one module with a `@register_method` class
 (see `avdiff.posterior.base`). Target-speaker extraction (two sources under one mixture, not a
 registered enhancement method) is `avdiff.posterior.extraction`.
@@ -17,7 +20,15 @@ registered enhancement method) is `avdiff.posterior.extraction`.
 
 from __future__ import annotations
 
-from avdiff.posterior import diffpir, dps, udiffse, udiffse_lips, udiffse_plus  # noqa: F401 - register the methods
+from avdiff.posterior import (  # noqa: F401 - register the methods
+    diffpir,
+    dps,
+    switching_vae,
+    udiffse,
+    udiffse_lips,
+    udiffse_plus,
+    vae_mcem,
+)
 from avdiff.posterior.base import LipEvidence, PosteriorMethod, PosteriorOutput, PosteriorProblem
 from avdiff.posterior.registry import METHODS, MethodEntry, method_entry, register_method, register_preset
 from avdiff.posterior.schedule import PosteriorSchedule, nmf_updates_per_level, posterior_schedule, power

@@ -69,14 +69,17 @@ class PosteriorOutput:
     network_calls: int
 
 
-class PosteriorMethod(ABC):
-    """A registered enhancement method (`avdiff.posterior.registry.register_method`).
+class EnhancementMethod(ABC):
+    """A registered enhancement method (`avdiff.posterior.registry.register_method`) of one model
+    family: `diffusion` methods run on a score network (`PosteriorMethod`), `vae` methods on a
+    speech VAE (`avdiff.posterior.vae_base.VAEMethod`); a pipeline runs the methods of its family.
 
     Subclasses set `settings_class` (a frozen dataclass with a default for every field; see
     avdiff.posterior.settings for the shared groups) and implement `run`.
     """
 
     name: ClassVar[str] = ""  # set by register_method
+    family: ClassVar[str] = "diffusion"
     settings_class: ClassVar[type]
 
     def __init__(self, settings: Any = None) -> None:
@@ -84,6 +87,21 @@ class PosteriorMethod(ABC):
         if not isinstance(self.settings, self.settings_class):
             raise TypeError(f"{type(self).__name__} takes {self.settings_class.__name__}, "
                             f"got {type(self.settings).__name__}")
+
+    @classmethod
+    def cost(cls, settings: Any) -> str:
+        """What one run costs, for people: "12 steps x 2 samples"."""
+        return f"{settings.steps} steps x {settings.num_samples} samples"
+
+    @abstractmethod
+    def run(self, problem: Any) -> Any:
+        """Enhance the problem's noisy input."""
+
+
+class PosteriorMethod(EnhancementMethod):
+    """A diffusion posterior sampling method: a score network's prior and a likelihood of y."""
+
+    family: ClassVar[str] = "diffusion"
 
     @abstractmethod
     def run(self, problem: PosteriorProblem) -> PosteriorOutput:

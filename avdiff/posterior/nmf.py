@@ -69,7 +69,7 @@ def fit_nmf(power: Tensor, model: NoiseModel, iterations: int, weights: Tensor |
         V = (W @ H).clamp_min(FLOOR)
         H = H * (W.transpose(1, 2) @ (power / V**2)) / (W.transpose(1, 2) @ (1.0 / V)).clamp_min(FLOOR)
         H = H.clamp_min(FLOOR)
-        W, H = _normalised(W, H)
+        W, H = normalised(W, H)
     return NoiseModel(W, H)
 
 
@@ -85,11 +85,11 @@ def _fit_weighted(power: Tensor, W: Tensor, H: Tensor, iterations: int, weights:
         V = (W @ H).clamp_min(FLOOR)
         Wt = W.transpose(1, 2)
         H = (H * ratio(Wt @ (weights * power / V**2), Wt @ (weights / V))).clamp_min(FLOOR)
-        W, H = _normalised(W, H)
+        W, H = normalised(W, H)
     return NoiseModel(W, H)
 
 
-def _normalised(W: Tensor, H: Tensor) -> tuple[Tensor, Tensor]:
+def normalised(W: Tensor, H: Tensor) -> tuple[Tensor, Tensor]:
     """W's columns scaled to sum 1, H scaled to keep W H."""
     norm = W.sum(dim=1, keepdim=True)
     return W / norm, H * norm.transpose(1, 2)

@@ -23,7 +23,7 @@ from avdiff.errors import ConfigError
 from avdiff.registry import Registry
 
 if TYPE_CHECKING:
-    from avdiff.posterior.base import PosteriorMethod
+    from avdiff.posterior.base import EnhancementMethod
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class MethodEntry:
     """A registered name: the method class it runs, its settings with this name's defaults, and
     one line for help texts."""
 
-    method_class: type[PosteriorMethod]
+    method_class: type[EnhancementMethod]
     defaults: Any
     summary: str
 
@@ -61,8 +61,8 @@ METHODS: Registry[MethodEntry] = Registry(
 
 
 def register_method(name: str, summary: str = "") -> Callable[[type], type]:
-    """Class decorator: register a `PosteriorMethod` subclass under `name` with its settings
-    class's defaults (the class's `name` is set to it)."""
+    """Class decorator: register an `EnhancementMethod` subclass (`PosteriorMethod`, `VAEMethod`)
+    under `name` with its settings class's defaults (the class's `name` is set to it)."""
 
     def add(method_class: type) -> type:
         method_class.name = name

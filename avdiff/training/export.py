@@ -22,20 +22,34 @@ from avdiff.pipeline.model_folder import TRAINING_CONFIG_NAME as CONFIG_NAME
 from avdiff.pipeline.model_folder import ModelComponents, save_model_folder
 from avdiff.training import checkpoints as ckpt
 from avdiff.training.ema import ExponentialMovingAverage
+from avdiff.pipeline.vae_folder import VAEComponents, save_vae_folder
 from avdiff.training.model import AVDiffusionModel
+from avdiff.training.vae_model import AVVAEModel
 
 logger = logging.getLogger(__name__)
 
 
-def export_model(ema_model: AVDiffusionModel, formulation: DiffusionFormulation, config: AVDiffConfig,
+def training_model(config: AVDiffConfig, formulation: DiffusionFormulation) -> AVDiffusionModel | AVVAEModel:
+    """The model `training.objective` trains: the speech VAE (vae), else the lips and score network."""
+    if config.training.objective == "vae":
+        return AVVAEModel.from_config(config)
+    return AVDiffusionModel.from_config(config, formulation)
+
+
+def export_model(ema_model: AVDiffusionModel | AVVAEModel, formulation: DiffusionFormulation, config: AVDiffConfig,
                  audio_visual: bool, output: Path) -> Path:
-    """Write `ema_model` as a model folder at `output`, with the run's config beside it."""
+    """Write `ema_model` as a model folder at `output` (a VAE folder for a VAE), with the run's config beside it."""
+    def write_config(folder: Path) -> None:
+        save_config(config, folder / CONFIG_NAME, header="resolved config of the training run that made this model")
+
+    if isinstance(ema_model, AVVAEModel):
+        return save_vae_folder(VAEComponents(ema_model.lip_encoder, ema_model.vae, config.spectrogram,
+                                             config.enhancement, config.data.crop_size), output, write_config)
     components = ModelComponents(
         lip_encoder=ema_model.lip_encoder, score_model=ema_model.score_model, formulation=formulation,
         spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size,
         audio_visual=audio_visual, enhancement=config.enhancement)
-    return save_model_folder(components, output, write_extra=lambda folder: save_config(
-        config, folder / CONFIG_NAME, header="resolved config of the training run that made this model"))
+    return save_model_folder(components, output, write_extra=write_config)
 
 
 def export_checkpoint(run_dir: str | Path, checkpoint: str, output: str | Path) -> Path:
@@ -48,7 +62,7 @@ def export_checkpoint(run_dir: str | Path, checkpoint: str, output: str | Path) 
     state = ckpt.read_state(folder)
     audio_visual = _audio_visual(state, folder, config)
     formulation = build_formulation(config.diffusion, sigma_data=state.sigma_data)
-    ema = ExponentialMovingAverage(AVDiffusionModel.from_config(config, formulation), config.training.ema_decay)
+    ema = ExponentialMovingAverage(training_model(config, formulation), config.training.ema_decay)
     ema.load_state_dict(load_file(str(folder / ckpt.EMA_NAME)))
     return export_model(ema.module, formulation, config, audio_visual, Path(output))
 

@@ -110,6 +110,11 @@ class AVDiffusionModel(nn.Module):
     def score_model(self) -> nn.Module:
         return self.denoiser.network
 
+    @property
+    def network(self) -> nn.Module:
+        """The network trained besides the lips (AVVAEModel's is its VAE)."""
+        return self.denoiser.network
+
     def encode_lips(self, video: Tensor, video_valid: Tensor, face_ok: Tensor) -> Tensor | None:
         """Mouth crops (B, T_v, H, W) -> lip embeddings (B, T_v, D), or None when a frozen encoder
         has no usable face to look at (audio-only speech: the condition would be all null anyway).

@@ -44,8 +44,7 @@ from avdiff.errors import AVDiffError, ConfigError
 from avdiff.training import checkpoints as ckpt
 from avdiff.training import safe_state
 from avdiff.training.ema import ExponentialMovingAverage
-from avdiff.training.export import CONFIG_NAME, export_model
-from avdiff.training.model import AVDiffusionModel
+from avdiff.training.export import CONFIG_NAME, export_model, training_model
 from avdiff.training.launcher import follow_launcher
 from avdiff.training.run_lock import RunLock
 from avdiff.training.schedule import lr_multiplier
@@ -290,7 +289,9 @@ class Trainer:
                                            f"same number (now {self.world}) so every rank continues its own data exactly")
             return state
         state = ckpt.TrainerState(world_size=self.world)
-        if self.config.diffusion.sigma_data is not None:
+        if self.config.training.objective == "vae":  # no diffusion: its sigma_data is not used
+            state.sigma_data = 1.0
+        elif self.config.diffusion.sigma_data is not None:
             state.sigma_data = self.config.diffusion.sigma_data
         else:
             state.sigma_data = measure_training_sigma_data(self.accelerator, self.train_set, self.transform, self.config)
@@ -300,11 +301,11 @@ class Trainer:
         """The seeded model, AdamW with its LR schedule, the EMA and this process's noise generator."""
         tc = self.tc
         torch.manual_seed(tc.seed)
-        model = AVDiffusionModel.from_config(self.config, self.formulation)
+        model = training_model(self.config, self.formulation)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
-        logger.info("parameters: lip encoder %.2f M, score network %.2f M, trainable %.2f M",
-                    sum(p.numel() for p in model.lip_encoder.parameters()) / 1e6,
-                    sum(p.numel() for p in model.score_model.parameters()) / 1e6,
+        logger.info("parameters: lip encoder %.2f M, %s %.2f M, trainable %.2f M",
+                    sum(p.numel() for p in model.lip_encoder.parameters()) / 1e6, type(model.network).__name__,
+                    sum(p.numel() for p in model.network.parameters()) / 1e6,
                     sum(p.numel() for p in self.trainable) / 1e6)
         optimizer = torch.optim.AdamW(self.trainable, lr=tc.learning_rate, betas=(tc.adam_beta1, tc.adam_beta2),
                                       weight_decay=tc.weight_decay)
@@ -312,7 +313,7 @@ class Trainer:
             optimizer, lr_multiplier(tc.lr_schedule, tc.warmup_steps, self.max_steps))
         # The scheduler is saved as JSON (safe_state), not registered with Accelerate (a pickle).
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.unwrapped: AVDiffusionModel = self.accelerator.unwrap_model(self.model)
+        self.unwrapped: Any = self.accelerator.unwrap_model(self.model)  # AVDiffusionModel or AVVAEModel
         with full_parameters(self.accelerator, self.model):
             self.ema = ExponentialMovingAverage(self.unwrapped, tc.ema_decay)
         self.generator = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)

@@ -50,6 +50,7 @@ def validation_loss(accelerator: Accelerator, model: AVDiffusionModel, dataset: 
     # sums: AV with lips, AV with the null condition, AV items, audio-only items' loss, audio-only items,
     # the lips' envelope error (weighted by AV items)
     totals = torch.zeros(6, dtype=torch.float64, device=accelerator.device)
+    scored_envelope = False  # a speech VAE reads the lips but scores no envelope
     for start in range(0, len(indices), tc.batch_size):
         batch = collate_crops([dataset[i] for i in indices[start : start + tc.batch_size]])
         args = [batch[k].to(accelerator.device) for k in ("audio", "video", "video_valid", "face_ok", "frame_mask")]
@@ -57,6 +58,7 @@ def validation_loss(accelerator: Accelerator, model: AVDiffusionModel, dataset: 
         with accelerator.autocast():
             out = model(*args, torch.Generator().manual_seed(start), drop_conditions=False)
             with_lips, envelope = out.per_item, out.auxiliary.get("envelope")
+            scored_envelope = scored_envelope or envelope is not None
             args[3] = torch.zeros_like(args[3])  # no usable face anywhere: the audio-only prior
             masked = model(*args, torch.Generator().manual_seed(start), drop_conditions=False).per_item
         totals += torch.stack([with_lips[video].sum(), masked[video].sum(), video.sum(),
@@ -66,7 +68,7 @@ def validation_loss(accelerator: Accelerator, model: AVDiffusionModel, dataset: 
     scalars = {}
     if totals[2] > 0:
         scalars.update({"val/loss_av": totals[0] / totals[2], "val/loss_audio_only": totals[1] / totals[2]})
-        if model.lip_encoder.config.envelope_bands:
+        if model.lip_encoder.config.envelope_bands and scored_envelope:
             scalars["val/envelope"] = totals[5] / totals[2]
     if totals[4] > 0:
         scalars["val/loss_speech"] = totals[3] / totals[4]
@@ -101,8 +103,8 @@ def log_validation(accelerator: Accelerator, model: AVDiffusionModel, dataset: A
     losses = ", ".join(f"{name.removeprefix('val/')} {value:.4f}" for name, value in scalars.items())
     logger.info("step %d: validation %s", step, losses)
     accelerator.log(scalars, step=step)
-    if not accelerator.is_main_process or config.training.validation_samples < 1:
-        return
+    if not accelerator.is_main_process or config.training.validation_samples < 1 or not hasattr(model, "denoiser"):
+        return  # nothing to generate from (a speech VAE enhances, it does not generate)
     with accelerator.autocast():
         reference, generated, spec = generate_examples(model, dataset, config, accelerator.device)
     tracker = accelerator.get_tracker("tensorboard", unwrap=True)

@@ -340,13 +340,13 @@ def summary(numbers: dict, args: argparse.Namespace) -> str:
 def held_out_setup(args: argparse.Namespace) -> tuple[list[dict], "AVDiffusionPipeline"]:
     """`args.clips` test items with new sentences (after the first `args.skip_clips`, where a script
     offers that), and the pipeline of `args.model`."""
-    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+    from avdiff.pipeline.loading import load_pipeline
 
     skip = getattr(args, "skip_clips", 0)
     items = new_sentence_items(args.test, args.train, skip + args.clips)[skip:]
     if not items:
         raise SystemExit(f"{args.test}: no item with a sentence outside the training manifests")
-    return items, AVDiffusionPipeline.from_pretrained(args.model)
+    return items, load_pipeline(args.model)  # a diffusion model, or a speech VAE for enhancement
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,8 @@ corrupted in spans of `SPAN_FRAMES` frames covering 0, 25, 50, 75 and 100 % of t
 - masked: the face is missing there (`face_ok` False, what the front end reports when it finds none);
 - occluded: a dark patch (a hand) covers the middle of the mouth crop;
 - replaced: another held-out speaker's mouth crops (a dubbed or mismatched video).
-At 0 % every kind is the intact video (run once). Each corrupted video enhances the mixture with the model's default method, beside audio-only
+At 0 % every kind is the intact video (run once). Each corrupted video enhances the mixture with the model's default method (or
+`--method`; a VAE model folder works too), beside audio-only
 (the same method without video). Rows: SI-SDR, ESTOI and the share of frames the front end's
 reliability scored usable (`avdiff.mouth.reliability`). Rows go to OUTPUT/rows.jsonl as they come
 (a killed run resumes); OUTPUT/summary.md and OUTPUT/record.json hold the per-share table with
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
     parser.add_argument("--lip-agreement", action="store_true", help="trust the lips only where they agree with the sound")
+    parser.add_argument("--method", default=None, help="enhancement method (default: the model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", type=Path, required=True)
@@ -79,7 +81,8 @@ def corrupted(video, kind: str, share: float, donor: np.ndarray, rng: np.random.
 
 
 def run_one(pipeline, noisy: np.ndarray, video, args: argparse.Namespace) -> tuple[np.ndarray, int]:
-    out = pipeline.enhance(noisy, sample_rate=16000, video=video, seed=args.seed, lip_agreement=args.lip_agreement)
+    out = pipeline.enhance(noisy, sample_rate=16000, video=video, seed=args.seed, lip_agreement=args.lip_agreement,
+                           method=args.method)
     return out.audio, out.network_calls
 
 
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     text = summary(numbers, args)
     (args.output / "summary.md").write_text(text)
     plot(numbers, args.output / "unreliable_lips.png",
-         f"{args.model}, udiffse+lips, {'with' if args.lip_agreement else 'without'} the lips' agreement with the sound")
+         f"{args.model}, {pipeline.enhancement_plan(args.method).method}, {'with' if args.lip_agreement else 'without'} "
+         "the lips' agreement with the sound")
     record(args.output, args, numbers)
     print(text)
 
