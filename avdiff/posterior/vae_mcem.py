@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
@@ -30,6 +30,9 @@ from avdiff.posterior.nmf import FLOOR, NoiseModel, normalised
 from avdiff.posterior.registry import register_method
 from avdiff.posterior.settings import check_settings
 from avdiff.posterior.vae_base import VAEMethod, VAEOutput, VAEProblem
+
+if TYPE_CHECKING:  # annotations only: the registry loads without the networks
+    from avdiff.models.speech_vae import SpeechVAE
 
 
 @dataclass(frozen=True)
@@ -69,17 +72,18 @@ class LatentChain:
     """One Metropolis-Hastings chain of z (T, L), under one branch's prior and decoder (`features`:
     the branch's lip features, None for an audio-only VAE)."""
 
-    def __init__(self, network: object, features: Tensor | None, start: Tensor, generator: torch.Generator,
+    def __init__(self, network: SpeechVAE, features: Tensor | None, start: Tensor, generator: torch.Generator,
                  proposal_std: float) -> None:
         self.network, self.features, self.generator, self.proposal_std = network, features, generator, proposal_std
-        self.prior_mean, self.prior_log_var = network.prior(features, len(start))  # type: ignore[attr-defined]
+        self.prior_mean, self.prior_log_var = network.prior(features, len(start))
         self.calls = 0
         self.z = start
         self.variance = self.decode(start)
+        self.likelihood = self.prior = torch.zeros(len(start))  # of the current state; set by `draw`
 
     def decode(self, z: Tensor) -> Tensor:
         self.calls += 1
-        return self.network.decode(z, self.features)  # type: ignore[attr-defined]
+        return self.network.decode(z, self.features)
 
     def log_prior(self, z: Tensor) -> Tensor:
         """log p(z_t | branch) per frame (T,), with its normalising constant."""
