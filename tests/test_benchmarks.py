@@ -140,6 +140,51 @@ def test_enhance_real_benchmark_scores_held_out_speakers_in_real_noise_and_babbl
     assert again.returncode == 0 and len((out / "rows.jsonl").read_text().splitlines()) == len(rows)
 
 
+def test_enhance_real_benchmark_takes_noise_kinds_by_set_and_clean_input(tmp_path, random_pipeline, grid_dir):
+    """The held-out noise set spelled out into its kinds, rows labelled with their set, clean rows given as is."""
+    from test_speech_data import make_audio_only_corpus  # tests/ is on sys.path
+
+    from benchmarks.common.noises import HELD_OUT_KINDS
+
+    manifest = make_audio_only_corpus(tmp_path / "test", num_items=2, seconds=1.2)
+    model = random_pipeline.save_pretrained(tmp_path / "model")
+    out = tmp_path / "bench"
+    result = run_module("benchmarks.quality.enhance_real", "--model", str(model), "--test", str(manifest), "--snrs",
+                        "5", "--methods", "udiffse+", "--steps", "2", "--seconds", "1", "--noises", "held-out",
+                        "--clean", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert {r["noise"] for r in rows} == {*HELD_OUT_KINDS, "clean"} and len(rows) == 2 * 3 * (len(HELD_OUT_KINDS) + 1)
+    assert {r["set"] for r in rows} == {"held-out", "clean"}
+    assert all(abs(r["si_sdr"] - 5) < 0.5 for r in rows if r["system"] == "noisy" and r["noise"] != "clean")
+    assert all(r["si_sdr"] > 60 for r in rows if r["system"] == "noisy" and r["noise"] == "clean")
+    assert "| held-out | 5.0 | udiffse+ |" in (out / "summary.md").read_text()
+    bad = run_module("benchmarks.quality.enhance_real", "--model", str(model), "--test", str(manifest),
+                     "--noises", "hairdryer", "--output", str(tmp_path / "bad"))
+    assert bad.returncode != 0 and not (tmp_path / "bad" / "rows.jsonl").exists()
+
+
+def test_every_noise_kind_is_unit_power_and_repeatable(grid_dir):
+    import numpy as np
+    import pytest
+
+    from benchmarks.common.noises import KINDS, NoiseMaker
+
+    voices = [np.random.default_rng(k).standard_normal(20000).astype(np.float32) for k in range(5)]
+    maker = NoiseMaker(grid_dir.parent, voices)
+    for kind in KINDS:
+        first, again = (maker.make(kind, 8000, np.random.default_rng(1)) for _ in range(2))
+        assert first.shape == (8000,) and np.isfinite(first).all(), kind
+        assert float(np.mean(first**2)) == pytest.approx(1.0, rel=1e-3) and np.array_equal(first, again), kind
+    with pytest.raises(ValueError, match="unknown noise kind"):
+        maker.make("hairdryer", 100, np.random.default_rng(0))
+    from benchmarks.quality.enhance_real import noise_kinds
+
+    assert noise_kinds(["real", "tuning", "white"]) == ["real", "real1", "real2", "real3", "white", "hum", "crowd"]
+    with pytest.raises(SystemExit, match="unknown noise kind\\(s\\) hairdryer"):
+        noise_kinds(["hairdryer"])
+
+
 def test_quality_vs_calls_budgets_and_paired_tables():
     """Each sampler gets the most levels its budget pays for; tables compare clips every system ran."""
     from benchmarks.common.run_specs import parse_run_spec

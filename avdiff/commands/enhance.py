@@ -92,6 +92,16 @@ def write_switch_report(path: Path, switch: np.ndarray) -> None:
                                 "audio_visual_probability": [round(float(p), 4) for p in switch]}) + "\n")
 
 
+def describe_input_report(report: dict[str, float]) -> str:
+    """One line for people: the input's estimated SNR and what the method chose by it."""
+    parts = [f"input SNR about {report['snr_db']:.0f} dB (frame level {report['frame_snr_db']:.0f} dB)"]
+    if "start_sigma" in report:
+        parts.append(f"started at {report['start_sigma']:.2g} sigma_data")
+    if report.get("input_share"):
+        parts.append(f"{report['input_share']:.0%} of the input given back")
+    return ", ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     from avdiff.pipeline.channels import enhance_channels  # the networks: loaded when the command runs
 
@@ -107,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
                                      chunk_frames=args.chunk_frames, batch_size=args.batch_size,
                                      options=given_method_options(args, method))
 
+    heard: dict[str, dict[str, float]] = {}  # what the method estimated from each input (SNR, start level)
+
     def process(item: BatchItem) -> None:
         video = item.inputs.get("video")
         if "video_dir" in item.inputs:
@@ -121,10 +133,13 @@ def run(args: argparse.Namespace) -> int:
                   f"(switch posterior in {item.output.with_suffix('.switch.json').name})")
         for note in result.notes:
             print(f"note: {item.id}: {note}")
+        if "snr_db" in result.input_report:
+            heard[item.id] = result.input_report
+            print(f"{item.id}: {describe_input_report(result.input_report)}")
         mode = "audio-visual" if video is not None else "audio-only"
         print(f"{item.id}: {plan.method} ({mode}), {result.network_calls} network calls -> {item.output}")
 
     report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
     return finish_batch(report, processes, out_dir, items[0].output, "enhance",
                         {"model": str(args.model), "video": str(args.video) if args.video else None,
-                         "seed": args.seed, "plan": plan.to_dict()})
+                         "seed": args.seed, "plan": plan.to_dict(), **({"inputs": heard} if heard else {})})

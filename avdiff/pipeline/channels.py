@@ -33,14 +33,16 @@ def enhance_channels(pipeline: AVDiffusionPipeline, noisy: str | Path, plan: Enh
     distinct = channels[:1] if (channels == channels[:1]).all() else channels
     notes = [f"{noisy.name}: {len(channels)} identical channels, enhanced once" if len(distinct) == 1
              else f"{noisy.name}: {len(channels)} channels, each enhanced on its own"]
-    outputs, calls = [], 0
+    outputs, calls, reports = [], 0, []
     for channel in distinct:
         result = pipeline.enhance(channel, sample_rate=decoded.sample_rate, plan=plan, **calling)
         outputs.append(result.audio)
         calls += result.network_calls
         notes += [note for note in result.notes if note not in notes]
+        reports.append(result.input_report)
     audio = np.stack(outputs if len(distinct) > 1 else outputs * len(channels), axis=1)
-    return EnhancementOutput(audio, decoded.sample_rate, calls, plan, notes)
+    report = {name: round(float(np.mean([r[name] for r in reports])), 3) for name in reports[0]}
+    return EnhancementOutput(audio, decoded.sample_rate, calls, plan, notes, input_report=report)
 
 
 # `enhance`'s arguments that are not plan overrides.

@@ -51,6 +51,7 @@ from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, sav
 from avdiff.pipeline.plans import EnhancementPlan, GenerationPlan, enhancement_plan, generation_plan
 from avdiff.pipeline.shipped import resolve_model
 from avdiff.posterior import PosteriorMethod, PosteriorProblem, power
+from avdiff.posterior.input_noise import Compression
 
 logger = logging.getLogger("avdiff.pipeline")
 
@@ -78,6 +79,9 @@ class EnhancementOutput:
     notes: list[str] = field(default_factory=list)
     # switching-vae: each STFT frame's posterior probability of the audio-visual branch (None otherwise)
     switch: np.ndarray | None = None
+    # what the method estimated from the input and chose by it, averaged over chunks (e.g. snr_db,
+    # start_sigma, input_share; empty when it estimated nothing)
+    input_report: dict[str, float] = field(default_factory=dict)
 
 
 def item_seed(seed: int, *parts: int) -> int:
@@ -255,19 +259,22 @@ class AVDiffusionPipeline(LipFrontEnd):
             trust = trust * mask
             notes += unreliable_note(mouth)
         y = y / spectrogram_scale  # rebound: the unscaled spectrogram is freed
-        pieces, calls = self._enhance_chunks(y, (cond, mask, trust), chunks, plan, seed, show_progress)
+        pieces, calls, report = self._enhance_chunks(y, (cond, mask, trust), chunks, plan, seed, show_progress)
         del y
         spec = self._join(pieces, chunks, frames, spectrogram_scale)
         del pieces
         enhanced = self.at_source_rate(self.transform.istft(spec, len(audio.samples))[0].cpu().numpy() * peak, audio)
-        return EnhancementOutput(enhanced, audio.source_rate, calls, plan, notes)
+        return EnhancementOutput(enhanced, audio.source_rate, calls, plan, notes, input_report=report)
 
     def _enhance_chunks(self, y: Tensor, lips: tuple[Tensor | None, ...], chunks: list[tuple[int, int]],
-                        plan: EnhancementPlan, seed: int, show_progress: bool) -> tuple[list[Tensor], int]:
+                        plan: EnhancementPlan, seed: int, show_progress: bool) -> tuple[list[Tensor], int, dict]:
         """Posterior sampling of every chunk of y, `plan.batch_size` chunks at a time; `lips`: the
-        condition, its mask and the lips' reliability on y's frames (each None without video)."""
+        condition, its mask and the lips' reliability on y's frames (each None without video).
+        Returns the chunks, the network calls and the method's report averaged over the chunks."""
         method: PosteriorMethod = plan.build_method()
+        compression = Compression(self.transform.config.compression_alpha, self.transform.config.compression_beta)
         pieces: list[Tensor] = []
+        reports: dict[str, list[float]] = {}
         calls = 0
         for first in range(0, len(chunks), plan.batch_size):
             group = chunks[first : first + plan.batch_size]
@@ -284,10 +291,12 @@ class AVDiffusionPipeline(LipFrontEnd):
             evidence = lip_evidence(chunk_cond, chunk_mask, self.lip_encoder.config.envelope_bands, self.transform,
                                     y_chunks.shape[-2], chunk_trust)
             out = method.run(PosteriorProblem(y_chunks, denoiser_for, self.denoiser.formulation, generators,
-                                              show_progress, evidence))
+                                              show_progress, evidence, compression))
             calls += out.network_calls
             pieces.extend(out.sample.float().split(1))
-        return pieces, calls
+            for name, values in out.report.items():
+                reports.setdefault(name, []).extend(values)
+        return pieces, calls, {name: round(float(np.mean(values)), 3) for name, values in reports.items()}
 
 def unreliable_note(mouth: MouthVideo) -> list[str]:
     """A note when some frames with a face have lips too unreliable to condition on (masked there)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from avdiff.posterior.input_noise import Compression
 from avdiff.posterior.nmf import NoiseModel
 
 if TYPE_CHECKING:  # annotations only: the registry (and `avdiff enhance --help`) load without diffusers
@@ -46,7 +47,8 @@ class PosteriorProblem:
     `y`: compressed noisy spectrograms (B, 2, F, T); `denoiser_for(r)` returns the (conditioned)
     denoiser for a batch where every item is repeated r times in a row (parallel samples run as
     one batch); `generators`: one per item; `lips`: what the lips say, when there are lips and
-    the lip encoder predicts an envelope (else None).
+    the lip encoder predicts an envelope (else None); `compression`: how y was compressed from
+    the linear STFT (for methods that look at the input's noise there).
     """
 
     y: Tensor
@@ -55,6 +57,7 @@ class PosteriorProblem:
     generators: Sequence[torch.Generator]
     show_progress: bool = False
     lips: LipEvidence | None = None
+    compression: Compression = field(default_factory=Compression.default)
 
     def progress(self, total: int, name: str) -> tqdm:
         return tqdm(total=total, desc=name, disable=not self.show_progress, leave=False)
@@ -62,11 +65,13 @@ class PosteriorProblem:
 
 @dataclass
 class PosteriorOutput:
-    """The enhanced compressed spectrogram (B, 2, F, T), the noise model and the network calls."""
+    """The enhanced compressed spectrogram (B, 2, F, T), the noise model and the network calls;
+    `report`: what the method decided per item from the input (name -> B values), e.g. its SNR."""
 
     sample: Tensor
     noise: NoiseModel
     network_calls: int
+    report: dict[str, list[float]] = field(default_factory=dict)
 
 
 class EnhancementMethod(ABC):

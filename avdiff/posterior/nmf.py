@@ -28,6 +28,14 @@ class NoiseModel:
         return (self.W @ self.H).clamp_min(FLOOR)
 
     @classmethod
+    def held(cls, variance: Tensor) -> "NoiseModel":
+        """A model whose variance is `variance` (B, F, T) exactly (W the identity, H the variance):
+        a noise estimate made elsewhere, held fixed (never refitted)."""
+        batch, bins, _ = variance.shape
+        eye = torch.eye(bins, dtype=variance.dtype, device=variance.device)
+        return cls(eye.expand(batch, bins, bins).contiguous(), variance.clamp_min(FLOOR))
+
+    @classmethod
     def initial(cls, power: Tensor, rank: int, generators: list[torch.Generator], scaled: bool = True) -> "NoiseModel":
         """Random positive factors from per-item generators.
 

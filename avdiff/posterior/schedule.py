@@ -48,7 +48,10 @@ def nmf_updates_per_level(sigmas: Sequence[float], settings: Any, sigma_data: fl
     """NMF updates at each level (by sigma) where a one-pass method refits its noise model
     (`settings`: `RefitSettings` and `PassSettings`): levels at or below `nmf_refit_below`
     sigma_data where the likelihood runs, the last (to 0) excluded; `nmf_pass_updates` spread
-    evenly over them, earlier levels taking the remainder."""
+    evenly over them, earlier levels taking the remainder. None where the noise model is held
+    (`noise_model: tracked`)."""
+    if getattr(settings, "noise_model", "refit") != "refit":
+        return {}
     limit = math.inf if settings.nmf_refit_below is None else settings.nmf_refit_below * sigma_data
     levels = [sigma for i, sigma in enumerate(sigmas[:-2]) if sigma <= limit and i % settings.likelihood_every == 0]
     if settings.nmf_pass_updates is None:

@@ -62,7 +62,7 @@ class PassSettings:
 
     def __post_init__(self) -> None:
         check_settings(self)
-        for check in ("check_predictor", "check_refit"):  # the groups a method's class combines
+        for check in ("check_predictor", "check_refit", "check_input_noise"):  # the groups a method's class combines
             if hasattr(self, check):
                 getattr(self, check)()
 
@@ -98,6 +98,40 @@ class PullSettings:
     def check_predictor(self) -> None:
         if self.predictor == "euler_maruyama" and getattr(self, "schedule") != "ouve":
             raise ValueError("predictor euler_maruyama integrates the OUVE SDE: set schedule='ouve'")
+
+
+@dataclass(frozen=True)
+class InputNoiseSettings:
+    """What the input's own noise, tracked on y before sampling, decides (issue 26; the defaults are
+    udiffse+ as before, `models/speech-prior` sets the measured choice in its config)."""
+
+    noise_model: Literal["refit", "tracked"] = option(
+        "refit", "the likelihood's noise variance: an NMF refitted from |y - D(x)|^2 during the pass (refit), or "
+        "the noise tracked on y before sampling and held (tracked: it cannot absorb speech the prior has not drawn)")
+    start_noise_multiple: float | None = option(
+        None, "start at this many times the input's tracked noise level (sigma_data units, at most start_sigma): "
+        "a quiet input starts low and is left nearly alone; null = always start_sigma")
+    wiener_output: bool = option(
+        False, "output y through the Wiener filter of the samples' power against the noise variance (y's phase, no "
+        "invented detail) instead of the samples' mean")
+    wiener_keeps_subtraction: bool = option(
+        False, "the Wiener gain is never below magnitude spectral subtraction's sqrt(1 - V / |y|^2): what the "
+        "noise estimate alone leaves as speech is kept where the prior drew less")
+    input_mix_from_db: float | None = option(
+        None, "mix the input back into the output by its frame-level SNR estimate: none at or below this many dB, "
+        "all of it at input_mix_full_db (an input with little noise is given back); null = never")
+    input_mix_full_db: float = option(20.0, "frame-level SNR (dB) at or above which the input is given back whole")
+
+    def needs_input_noise(self) -> bool:
+        """Whether any of these settings looks at the noise tracked on the input."""
+        return (self.noise_model == "tracked" or self.start_noise_multiple is not None or self.wiener_output
+                or self.input_mix_from_db is not None)
+
+    def check_input_noise(self) -> None:
+        if self.start_noise_multiple is not None and self.start_noise_multiple <= 0:
+            raise ValueError(f"posterior setting start_noise_multiple must be > 0, got {self.start_noise_multiple}")
+        if self.input_mix_from_db is not None and self.input_mix_full_db <= self.input_mix_from_db:
+            raise ValueError("posterior setting input_mix_full_db must be above input_mix_from_db")
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,16 @@ used in UDiffSE's closed-form likelihood step.
 A pass spends a fixed number of NMF updates (`nmf_pass_updates`) however many levels it has:
 one update per level under-fits the noise at 12 levels and three per level over-fit it
 (absorbing speech) at 60.
+
+`InputNoiseSettings` (issue 26) let the input's own noise, tracked on y before sampling
+(`avdiff.posterior.input_noise`), replace the refitted NMF in the likelihood, set the start level,
+turn the samples into a Wiener filter of y and give a quiet input back; each item's estimates are
+in the output's `report`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -17,16 +22,22 @@ from tqdm.auto import tqdm
 
 from avdiff.diffusion.samplers import Step
 from avdiff.posterior.base import PosteriorMethod, PosteriorOutput, PosteriorProblem
+from avdiff.posterior.input_noise import InputNoise, input_share, mix_in_input, wiener
 from avdiff.posterior.nmf import NoiseModel
 from avdiff.posterior.passes import PullPass, RefitMixin
 from avdiff.posterior.registry import register_method, register_preset
 from avdiff.posterior.schedule import PosteriorSchedule, posterior_schedule, power
-from avdiff.posterior.settings import CorrectorSettings, PassSettings, PullSettings, RefitSettings
+from avdiff.posterior.settings import (CorrectorSettings, InputNoiseSettings, PassSettings, PullSettings,
+                                      RefitSettings)
+
+# The lowest adaptive start, in sigma_data: below it 12 levels would only polish a clean input.
+LOWEST_ADAPTIVE_START = 0.1
 
 
 @dataclass(frozen=True)
-class UDiffSEPlusSettings(CorrectorSettings, PullSettings, RefitSettings, PassSettings):
-    """udiffse+: one pull pass with the noise model refitted from the denoised estimate."""
+class UDiffSEPlusSettings(CorrectorSettings, PullSettings, RefitSettings, InputNoiseSettings, PassSettings):
+    """udiffse+: one pull pass with the noise model refitted from the denoised estimate (or held
+    at the noise tracked on the input)."""
 
 
 class _TweediePass(RefitMixin, PullPass):
@@ -48,14 +59,51 @@ class UDiffSEPlus(PosteriorMethod):
 
     def run(self, problem: PosteriorProblem) -> PosteriorOutput:
         settings = self.settings
-        schedule = posterior_schedule(problem.formulation, settings)
+        wanted = isinstance(settings, InputNoiseSettings) and settings.needs_input_noise()  # (dps, diffpir: never)
+        heard = InputNoise.of(problem.y, problem.compression) if wanted else None
+        start = self.start_level(problem, heard)
+        schedule = posterior_schedule(problem.formulation, replace(settings, start_sigma=start))
         progress = problem.progress(len(schedule.sigmas) - 1, self.name)
         generators = list(problem.generators)
-        noise = NoiseModel.initial(power(problem.y), settings.nmf_rank, generators, scaled=settings.nmf_init == "scaled")
+        if heard is not None and settings.noise_model == "tracked":  # (heard: the settings have the field)
+            noise = NoiseModel.held(heard.variance)
+        else:
+            noise = NoiseModel.initial(power(problem.y), settings.nmf_rank, generators,
+                                       scaled=settings.nmf_init == "scaled")
         one_pass = self.build_pass(problem, schedule, generators, noise, progress)
         state = one_pass.run()
         progress.close()
-        return PosteriorOutput(sample=one_pass.finish(state), noise=one_pass.noise, network_calls=one_pass.calls)
+        sample, report = self.output(problem, one_pass.finish(state), one_pass.noise, heard)
+        if start is not None:
+            report["start_sigma"] = [start] * len(sample)
+        return PosteriorOutput(sample=sample, noise=one_pass.noise, network_calls=one_pass.calls, report=report)
+
+    def start_level(self, problem: PosteriorProblem, heard: InputNoise | None) -> float | None:
+        """The first noise level in sigma_data: `start_sigma`, or `start_noise_multiple` times the
+        tracked noise level of the noisiest item (no higher than `start_sigma`, no lower than 0.1)."""
+        settings = self.settings
+        if heard is None or settings.start_noise_multiple is None:
+            return settings.start_sigma
+        sigma_data = problem.formulation.sigma_data
+        level = settings.start_noise_multiple * float(heard.level().max()) / sigma_data
+        highest = problem.formulation.sigma_max / sigma_data if settings.start_sigma is None else settings.start_sigma
+        return float(min(highest, max(level, LOWEST_ADAPTIVE_START)))
+
+    def output(self, problem: PosteriorProblem, sample: Tensor, noise: NoiseModel,
+               heard: InputNoise | None) -> tuple[Tensor, dict[str, list[float]]]:
+        """The pass's mean sample as the settings' output (the Wiener filter of y, the input mixed
+        back in) and what was estimated from the input per item."""
+        settings, y = self.settings, problem.y.to(sample)
+        if heard is None:
+            return sample, {}
+        report = {"snr_db": heard.snr_db.tolist(), "frame_snr_db": heard.frame_snr_db.tolist()}
+        if settings.wiener_output:
+            sample = wiener(y, power(sample), noise.variance.to(sample), settings.wiener_keeps_subtraction)
+        if settings.input_mix_from_db is not None:
+            share = input_share(heard.frame_snr_db, settings.input_mix_from_db, settings.input_mix_full_db)
+            sample = mix_in_input(y, sample, share, problem.compression)
+            report["input_share"] = share.tolist()
+        return sample, report
 
     def build_pass(self, problem: PosteriorProblem, schedule: PosteriorSchedule, generators: list[torch.Generator],
                    noise: NoiseModel, progress: tqdm | None) -> _TweediePass:

@@ -2,8 +2,11 @@
 
 Clean clips: `--per-speaker` utterances of every speaker in the test manifests of
 `avdiff split` (speakers the model never trained on), `--seconds` from the middle of each.
-Noise: the real recordings of ../shared/data/noise ("real") and babble ("babble": four
-utterances of other held-out speakers, each at equal power, summed), at every `--snrs` SNR.
+Noise: the real recordings of ../shared/data/noise ("real", one at random per mixture), babble
+("babble": four utterances of other held-out speakers, each at equal power, summed), and any kind
+of `benchmarks/common/noises.py` (`real1`.. `grid`; `tuning` and `held-out` name its two sets:
+settings are chosen on the first and reported on the second), at every `--snrs` SNR; `--clean`
+adds the clean clips themselves as input (rows of noise "clean": an enhancer should give them back).
 Systems: the noisy input, noisereduce, and each `--methods` method of the model. Metrics:
 SI-SDR, PESQ-WB, ESTOI with 95 % intervals; rows are kept in OUTPUT/rows.jsonl, so a killed run
 resumes and a second run with other methods or SNRs adds to the same table (OUTPUT/summary.md;
@@ -39,7 +42,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-speaker", type=int, default=1, help="utterances per held-out speaker")
     parser.add_argument("--seconds", type=float, default=4.0, help="clip length from each utterance's middle")
     parser.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10, 20])
-    parser.add_argument("--noises", nargs="+", choices=("real", "babble"), default=["real", "babble"])
+    parser.add_argument("--noises", nargs="+", default=["real", "babble"], metavar="KIND",
+                        help="real, babble, a kind of benchmarks/common/noises.py, or its set: tuning, held-out")
+    parser.add_argument("--clean", action="store_true", help="also the clean clips as input (noise 'clean')")
+    parser.add_argument("--valid", type=Path, nargs="*", default=[],
+                        help="manifests of speakers never tested on: the voices of the 'crowd' noise")
     parser.add_argument("--methods", nargs="+", default=["udiffse+"], help="enhancement methods to run")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=METHOD[:key=value,...]",
                         help="also run METHOD with changed options under the name NAME (repeatable)")
@@ -97,29 +104,65 @@ def run_systems(pipeline, systems: dict, noisy: np.ndarray, seed: int, steps: in
     return runs
 
 
-def score_all(pipeline, clips, args: argparse.Namespace, rows: Rows) -> None:
-    """Every (noise, SNR, clip, system) not yet in `rows`."""
+def noise_kinds(names: list[str]) -> list[str]:
+    """`--noises` with the set names (tuning, held-out) spelled out, each kind once."""
+    from benchmarks.common.noises import HELD_OUT_KINDS, KINDS, TUNING_KINDS
+
+    sets = {"tuning": TUNING_KINDS, "held-out": HELD_OUT_KINDS}
+    kinds = [kind for name in names for kind in sets.get(name, (name,))]
+    unknown = sorted(set(kinds) - {"real", "babble", *KINDS})
+    if unknown:
+        raise SystemExit(f"unknown noise kind(s) {', '.join(unknown)}; known: real, babble, tuning, held-out, "
+                         f"{', '.join(KINDS)}")
+    return list(dict.fromkeys(kinds))
+
+
+def mixtures(clips, args: argparse.Namespace):
+    """(noise kind, SNR, clip id, noisy, reference) of every mixture the arguments ask for."""
     from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
-    from avdiff.evaluation.metrics import compute_metrics
+    from benchmarks.common.noises import NoiseMaker
 
     bank = NoiseBank(find_noise_dir())
-    systems = parse_variants(args.methods, args.variant)
-    for noise_kind in args.noises:
+    voices = [audio for _, _, audio in held_out_clips(args.valid, 1, args.seconds)] if args.valid else []
+    maker = NoiseMaker(find_noise_dir().parent, voices)
+    for noise_kind in noise_kinds(args.noises):
         for snr in args.snrs:
             for number, (clip_id, speaker, clean) in enumerate(clips):
                 rng = np.random.default_rng([args.seed, int(snr * 10) + 100, number, noise_kind == "babble"])
-                noise = bank.excerpt(len(clean), rng) if noise_kind == "real" else babble(clips, speaker, len(clean), rng)
-                noisy, reference = mix_at_snr(clean, noise, snr)
-                for system, run in run_systems(pipeline, systems, noisy, args.seed, args.steps).items():
-                    key = f"{system}|{noise_kind}|{snr:g}|{clip_id}"
-                    if key in rows.done:
-                        continue
-                    start = time.perf_counter()
-                    estimate, calls = run()
-                    seconds = time.perf_counter() - start
-                    scores = compute_metrics(reference, estimate, metrics=METRICS).values
-                    rows.add({"key": key, "system": system, "noise": noise_kind, "snr": snr, "item": clip_id,
-                              "calls": calls, "seconds": seconds, "audio_seconds": len(clean) / 16000, **scores})
+                if noise_kind in ("real", "babble"):
+                    noise = bank.excerpt(len(clean), rng) if noise_kind == "real" else babble(clips, speaker, len(clean), rng)
+                else:
+                    noise = maker.make(noise_kind, len(clean), rng)
+                yield (noise_kind, snr, clip_id, *mix_at_snr(clean, noise, snr))
+    if args.clean:
+        for clip_id, _, clean in clips:
+            yield "clean", float("inf"), clip_id, clean, clean
+
+
+def score_all(pipeline, clips, args: argparse.Namespace, rows: Rows) -> None:
+    """Every (noise, SNR, clip, system) not yet in `rows`."""
+    from avdiff.evaluation.metrics import compute_metrics
+
+    systems = parse_variants(args.methods, args.variant)
+    for noise_kind, snr, clip_id, noisy, reference in mixtures(clips, args):
+        for system, run in run_systems(pipeline, systems, noisy, args.seed, args.steps).items():
+            key = f"{system}|{noise_kind}|{snr:g}|{clip_id}"
+            if key in rows.done:
+                continue
+            start = time.perf_counter()
+            estimate, calls = run()
+            seconds = time.perf_counter() - start
+            scores = compute_metrics(reference, estimate, metrics=METRICS).values
+            rows.add({"key": key, "system": system, "noise": noise_kind, "snr": snr, "item": clip_id,
+                      "set": noise_set(noise_kind), "calls": calls, "seconds": seconds,
+                      "audio_seconds": len(reference) / 16000, **scores})
+
+
+def noise_set(kind: str) -> str:
+    """Which set a noise kind belongs to: tuning, held-out, or the older real / babble / clean rows."""
+    from benchmarks.common.noises import HELD_OUT_KINDS, TUNING_KINDS
+
+    return "tuning" if kind in TUNING_KINDS else "held-out" if kind in HELD_OUT_KINDS else kind
 
 
 def paired(rows: list[dict], system: str, other: str, snr: float, metric: str) -> list[float]:
@@ -150,6 +193,7 @@ def summary_numbers(rows: list[dict], clips: list, args: argparse.Namespace) -> 
     return {"clips": len(clips), "speakers": len({speaker for _, speaker, _ in clips}),
             "by_noise_and_snr": grouped_summary(rows, ("noise", "snr", "system"), METRICS),
             "by_snr": grouped_summary(rows, ("snr", "system"), METRICS),
+            "by_set_and_snr": grouped_summary([r for r in rows if "set" in r], ("set", "snr", "system"), METRICS),
             "paired_targets": target_summary(rows, args.default_method),
             "median_real_time": float(np.median(real_time)) if real_time else None}
 
@@ -161,6 +205,8 @@ def summary(numbers: dict, args: argparse.Namespace) -> str:
         f"{numbers['clips']} clips of {args.seconds:g} s from {numbers['speakers']} held-out speakers; model {args.model}",
         "## By noise and SNR\n\n" + summary_table(numbers["by_noise_and_snr"], ("noise", "snr", "system"), METRICS),
         "## All noises, by SNR\n\n" + summary_table(numbers["by_snr"], ("snr", "system"), METRICS),
+        "## By noise set (tuning: settings were chosen there; held-out: never) and SNR\n\n"
+        + summary_table(numbers["by_set_and_snr"], ("set", "snr", "system"), METRICS),
         f"## {args.default_method} minus the baselines (paired, all noises)\n\n" + targets_table(numbers["paired_targets"]),
         f"{args.default_method}: median wall-clock / audio duration in this run {real_time:.2f}" if real_time else "",
     ]

@@ -1,0 +1,116 @@
+"""What the input's own noise says before and after a prior is asked (issue 26).
+
+A posterior pass works on compressed spectrograms c = beta |X|^alpha e^{i angle X}. This module
+links it to the linear STFT the noise lives in:
+- `InputNoise.of(y, compression)`: the noise power tracked on y alone
+  (`avdiff.posterior.noise_tracking`), as the compressed domain's complex variance V (a bin of
+  noise alone with linear power N has E|c|^2 = beta^2 Gamma(1 + alpha) N^alpha), the input's SNR
+  (from the tracker, for reports and the start level) and its frame-level SNR (the frames' total
+  power against the mean of the quietest tenth of frames: unbiased at high SNR, where the tracker
+  takes weak speech for noise);
+- `wiener(y, speech_power, variance)`: the Wiener filter of y with the posterior's speech power
+  and the noise's variance (the VAE methods' output is one too), optionally never below what
+  magnitude spectral subtraction of the same noise keeps;
+- `input_share(snr_db, low, high)`: how much of the input to give back where the frame-level SNR
+  says there is little to do (0 at or below `low` dB, 1 at or above `high`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from avdiff.posterior.noise_tracking import FLOOR, estimate_snr_db, quiet_start, track_noise_power
+
+
+@dataclass(frozen=True)
+class Compression:
+    """The amplitude compression of the model's spectrograms (`spectrogram.compression_*`)."""
+
+    alpha: float
+    beta: float
+
+    @classmethod
+    def default(cls) -> "Compression":
+        """The spectrogram config's defaults (what every shipped model uses)."""
+        from avdiff.config.schema import SpectrogramConfig
+
+        config = SpectrogramConfig()
+        return cls(config.compression_alpha, config.compression_beta)
+
+    def compressed(self, linear: Tensor) -> Tensor:
+        """(B, 2, F, T) linear real view -> compressed: beta |X|^alpha e^{i angle X}."""
+        magnitude = linear.to(torch.float32).square().sum(1, keepdim=True).sqrt()
+        return linear * (self.beta * magnitude.clamp_min(FLOOR).pow(self.alpha - 1.0))
+
+    def linear(self, spec: Tensor) -> Tensor:
+        """(B, 2, F, T) compressed real view -> linear: (|c| / beta)^(1/alpha) e^{i angle c}."""
+        magnitude = spec.to(torch.float32).square().sum(1, keepdim=True).sqrt().clamp_min(FLOOR)
+        return spec * ((magnitude / self.beta).pow(1.0 / self.alpha) / magnitude)
+
+    def linear_power(self, spec: Tensor) -> Tensor:
+        """(B, 2, F, T) compressed real view -> (B, F, T) linear power |X|^2."""
+        magnitude = spec.to(torch.float32).square().sum(1).sqrt()
+        return (magnitude / self.beta).pow(2.0 / self.alpha)
+
+    def noise_variance(self, linear_noise: Tensor) -> Tensor:
+        """E|c|^2 in the compressed domain of bins of noise alone with linear power `linear_noise`."""
+        return self.beta**2 * math.gamma(1 + self.alpha) * linear_noise.pow(self.alpha)
+
+
+@dataclass
+class InputNoise:
+    """The noise of each item of y (B items): `variance` (B, F, T) in y's compressed domain,
+    `snr_db` (B,) from the tracker, `frame_snr_db` (B,) from the quietest frames."""
+
+    variance: Tensor
+    snr_db: Tensor
+    frame_snr_db: Tensor
+
+    @classmethod
+    def of(cls, y: Tensor, compression: Compression) -> "InputNoise":
+        power = compression.linear_power(y)
+        noise = track_noise_power(power)
+        return cls(compression.noise_variance(noise).clamp_min(FLOOR), estimate_snr_db(power, noise),
+                   frame_snr_db(power))
+
+    def level(self) -> Tensor:
+        """(B,) the noise's std per real component in compressed units, sqrt(mean V / 2)."""
+        return (self.variance.flatten(1).mean(1) / 2).sqrt()
+
+
+def frame_snr_db(power: Tensor, quantile: float = 0.1) -> Tensor:
+    """(B,) 10 log10((mean E - E_quiet) / E_quiet), E the frames' total power (B, F, T) -> (B, T) and
+    E_quiet the mean of the quietest `quantile` of frames (the pauses between words)."""
+    energy = power.sum(1)
+    count = max(1, int(math.ceil(quantile * energy.shape[-1])))
+    quiet = energy.sort(dim=-1).values[..., :count].mean(-1).clamp_min(FLOOR)
+    return 10 * torch.log10((energy.mean(-1) - quiet).clamp_min(FLOOR) / quiet)
+
+
+def wiener(y: Tensor, speech_power: Tensor, variance: Tensor, keep_subtraction: bool = False) -> Tensor:
+    """y (B, 2, F, T) times the gain S / (S + V) per bin (S, V: (B, F, T) powers in y's domain);
+    `keep_subtraction`: the gain is at least magnitude subtraction's sqrt(max(1 - V / |y|^2, 0))."""
+    gain = speech_power / (speech_power + variance).clamp_min(FLOOR)
+    if keep_subtraction:
+        observed = y.to(torch.float32).square().sum(1)
+        gain = torch.maximum(gain, (1 - variance / observed.clamp_min(FLOOR)).clamp_min(0).sqrt())
+    return y * gain.unsqueeze(1)
+
+
+def input_share(snr_db: Tensor, low: float, high: float) -> Tensor:
+    """(B,) the share of the input to mix back: 0 at or below `low` dB, 1 at or above `high`, linear between."""
+    return ((snr_db - low) / max(high - low, 1e-6)).clamp(0.0, 1.0)
+
+
+def mix_in_input(y: Tensor, estimate: Tensor, share: Tensor, compression: Compression) -> Tensor:
+    """share y + (1 - share) estimate per item, mixed in the linear STFT (as waveforms mix), recompressed."""
+    share = share.to(y).view(-1, 1, 1, 1)
+    mixed = share * compression.linear(y) + (1 - share) * compression.linear(estimate)
+    return compression.compressed(mixed)
+
+
+__all__ = ["Compression", "InputNoise", "frame_snr_db", "input_share", "quiet_start", "wiener"]

@@ -1,0 +1,137 @@
+"""What udiffse+ takes from the input's own noise (issue 26): the held noise model, the Wiener
+output, the input given back, the adaptive start and its record, and a clean input left alone."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from avdiff.audio.spectrogram import SpectrogramTransform
+from avdiff.cli import main
+from avdiff.diffusion import EDMFormulation, make_generators
+from avdiff.posterior import PosteriorProblem, method_entry
+from avdiff.posterior.input_noise import Compression, InputNoise, input_share, mix_in_input, wiener
+
+SD = 0.1
+FORMULATION = EDMFormulation(sigma_data=SD)
+
+
+def exact_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return SD**2 / (SD**2 + sigma.view(-1, 1, 1, 1) ** 2) * x
+
+
+def noisy_batch(noise_std: float, seed: int = 0) -> torch.Tensor:
+    """(2, 2, 16, 64): Gaussian 'speech' of std SD on half the frames plus noise of `noise_std`."""
+    generator = torch.Generator().manual_seed(seed)
+    speech = torch.randn(2, 2, 16, 64, generator=generator) * SD
+    speech[..., ::2] = 0.0
+    return speech + torch.randn(2, 2, 16, 64, generator=generator) * noise_std
+
+
+def run_udiffse_plus(y: torch.Tensor, **options):
+    entry = method_entry("udiffse+")
+    problem = PosteriorProblem(y, lambda repeats: exact_denoiser, FORMULATION, make_generators([0, 1]))
+    return entry.method_class(entry.settings({"steps": 4, **options})).run(problem)
+
+
+def test_compression_round_trips_and_matches_the_transform() -> None:
+    transform = SpectrogramTransform()
+    compression = Compression.default()
+    y = transform.encode(torch.randn(1, 8000) * 0.1)
+    linear = transform.decompress(transform.to_complex(y))
+    assert torch.allclose(compression.linear_power(y), linear.abs().square(), rtol=1e-4, atol=1e-9)
+    assert torch.allclose(compression.compressed(compression.linear(y)), y, atol=1e-5)
+
+
+def test_input_share_and_mixing_give_the_input_back_above_the_threshold() -> None:
+    assert input_share(torch.tensor([0.0, 8.0, 13.0, 18.0, 40.0]), 8.0, 18.0).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    y, estimate = torch.randn(2, 2, 4, 5), torch.randn(2, 2, 4, 5)
+    mixed = mix_in_input(y, estimate, torch.tensor([1.0, 0.0]), Compression.default())
+    assert torch.allclose(mixed[0], y[0], atol=1e-5) and torch.allclose(mixed[1], estimate[1], atol=1e-5)
+
+
+def test_the_wiener_gain_kept_at_subtraction_never_lowers_it() -> None:
+    y = torch.randn(1, 2, 8, 10)
+    speech, variance = torch.rand(1, 8, 10) * 0.1, torch.rand(1, 8, 10)
+    plain, kept = wiener(y, speech, variance), wiener(y, speech, variance, keep_subtraction=True)
+    assert (kept.square().sum(1) >= plain.square().sum(1) - 1e-7).all()
+    assert (kept.square().sum(1) <= y.square().sum(1) + 1e-6).all()  # a gain, never above 1
+    assert not torch.allclose(kept, plain)
+
+
+def test_tracked_noise_is_held_and_reported() -> None:
+    y = noisy_batch(0.05)
+    out = run_udiffse_plus(y, noise_model="tracked")
+    heard = InputNoise.of(y, Compression.default())
+    assert torch.allclose(out.noise.variance, heard.variance, rtol=1e-5)
+    assert set(out.report) >= {"snr_db", "frame_snr_db", "start_sigma"} and len(out.report["snr_db"]) == 2
+    refitted = run_udiffse_plus(y)
+    assert not torch.allclose(refitted.noise.variance, heard.variance, rtol=0.1)
+    assert "snr_db" not in refitted.report
+
+
+def test_adaptive_start_is_lower_for_a_quieter_input() -> None:
+    loud, quiet = (run_udiffse_plus(noisy_batch(std), start_noise_multiple=2.0) for std in (0.2, 0.002))
+    loud_start, quiet_start = loud.report["start_sigma"][0], quiet.report["start_sigma"][0]
+    assert quiet_start < loud_start <= 10.0 and quiet_start >= 0.1
+    fixed = run_udiffse_plus(noisy_batch(0.002))
+    assert fixed.report["start_sigma"] == [10.0, 10.0]
+
+
+def test_a_clean_input_is_given_back_and_a_noisy_one_is_enhanced() -> None:
+    clean = noisy_batch(1e-5)
+    out = run_udiffse_plus(clean, input_mix_from_db=8.0, input_mix_full_db=18.0)
+    assert out.report["input_share"] == [1.0, 1.0]
+    assert torch.allclose(out.sample, clean, atol=1e-5)
+    noisy = run_udiffse_plus(noisy_batch(0.1), input_mix_from_db=8.0, input_mix_full_db=18.0)
+    assert max(noisy.report["input_share"]) < 1.0 and not torch.allclose(noisy.sample, noisy_batch(0.1), atol=1e-3)
+
+
+def test_bad_input_noise_settings_are_refused() -> None:
+    from avdiff.errors import ConfigError
+
+    entry = method_entry("udiffse+")
+    with pytest.raises(ConfigError, match="input_mix_full_db must be above"):
+        entry.settings({"input_mix_from_db": 20.0, "input_mix_full_db": 10.0})
+    with pytest.raises(ConfigError, match="start_noise_multiple must be > 0"):
+        entry.settings({"start_noise_multiple": 0.0})
+    with pytest.raises(ConfigError):
+        entry.settings({"noise_model": "oracle"})
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    scale = float(estimate @ reference) / float(reference @ reference)
+    error = estimate - scale * reference
+    return 10 * math.log10(float((scale * reference) @ (scale * reference)) / max(float(error @ error), 1e-20))
+
+
+def test_the_shipped_default_gives_a_clean_recording_back(grid_audio, tmp_path) -> None:
+    """A clean GRID recording through `avdiff enhance` with no --model: within 0.5 dB of itself
+    (SI-SDR of the output against the input of at least 30 dB), the decision in the settings file."""
+    clean = 0.5 * grid_audio[0][:24000]  # (the GRID clip touches full scale)
+    sf.write(tmp_path / "clean.wav", clean, 16000, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    assert main(["enhance", "--noisy", str(tmp_path / "clean.wav"), "--output", str(out), "--steps", "2"]) == 0
+    assert si_sdr(clean, sf.read(out, dtype="float32")[0]) > 30.0
+    heard = yaml.safe_load(out.with_suffix(".settings.yaml").read_text())["inputs"]["clean"]
+    assert heard["input_share"] == 1.0 and heard["frame_snr_db"] > 18.0
+
+
+def test_the_adaptive_start_is_recorded_in_the_run_settings(random_pipeline, tmp_path, capsys) -> None:
+    model = random_pipeline.save_pretrained(tmp_path / "model")
+    rng = np.random.default_rng(3)
+    (tmp_path / "in").mkdir()
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000) * (np.arange(16000) % 4000 < 2000)
+    for name, level in (("quiet", 0.001), ("loud", 0.3)):
+        sf.write(tmp_path / "in" / f"{name}.wav", (tone + level * rng.standard_normal(16000)).astype(np.float32), 16000)
+    assert main(["enhance", "--model", str(model), "--noisy", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
+                 "--device", "cpu", "--steps", "2", "--noise-model", "tracked", "--start-noise-multiple", "3"]) == 0
+    inputs = yaml.safe_load((tmp_path / "out" / "enhance_settings.yaml").read_text())["inputs"]
+    assert inputs["quiet"]["start_sigma"] < inputs["loud"]["start_sigma"]
+    assert inputs["quiet"]["snr_db"] > inputs["loud"]["snr_db"] + 10
+    assert "input SNR about" in capsys.readouterr().out
