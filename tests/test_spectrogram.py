@@ -8,6 +8,7 @@ import torch
 
 from avdiff.audio import SpectrogramTransform
 from avdiff.config import SpectrogramConfig
+from avdiff.errors import InputError
 
 
 def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
@@ -86,7 +87,7 @@ def test_rejects_complex_or_wrong_channel_inputs():
     transform = SpectrogramTransform()
     with pytest.raises(ValueError, match="real waveform"):
         transform.stft(torch.randn(1, 100, dtype=torch.complex64))
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(InputError, match="too short"):  # a file's fault: batch commands say so plainly
         transform.stft(torch.randn(1, 255))
     with pytest.raises(ValueError, match="2 channels"):
         transform.to_complex(torch.randn(1, 3, 256, 10))

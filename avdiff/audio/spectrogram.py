@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from avdiff.config.schema import SpectrogramConfig
+from avdiff.errors import InputError
 
 # Frames compressed at a time by `encode` (16 s at 125 frames/s): bounds its temporaries on long inputs.
 ENCODE_SEGMENT_FRAMES = 2048
@@ -70,7 +71,7 @@ class SpectrogramTransform:
             raise ValueError(f"expected a real waveform (..., samples), got {tuple(waveform.shape)}")
         shortest = self.config.n_fft // 2 + 1 if self.config.center else self.config.n_fft
         if waveform.shape[-1] < shortest:
-            raise ValueError(
+            raise InputError(  # a file's fault, reported as such by batch commands
                 f"audio too short for the STFT: {waveform.shape[-1]} samples, need at least {shortest} "
                 f"({1000 * shortest / self.config.sample_rate:.0f} ms)"
             )
