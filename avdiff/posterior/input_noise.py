@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
+from avdiff.audio.spectrogram import SpectrogramTransform
+from avdiff.config.schema import SpectrogramConfig
 from avdiff.posterior.noise_tracking import FLOOR, estimate_snr_db, quiet_start, track_noise_power
 
 
 @dataclass(frozen=True)
 class Compression:
-    """The amplitude compression of the model's spectrograms (`spectrogram.compression_*`)."""
+    """The amplitude compression of the model's spectrograms (`spectrogram.compression_*`), on the
+    real views posterior methods hold; the maths is `SpectrogramTransform`'s."""
 
     alpha: float
     beta: float
@@ -36,25 +40,24 @@ class Compression:
     @classmethod
     def default(cls) -> "Compression":
         """The spectrogram config's defaults (what every shipped model uses)."""
-        from avdiff.config.schema import SpectrogramConfig
-
         config = SpectrogramConfig()
         return cls(config.compression_alpha, config.compression_beta)
 
+    @cached_property
+    def transform(self) -> SpectrogramTransform:
+        return SpectrogramTransform(SpectrogramConfig(compression_alpha=self.alpha, compression_beta=self.beta))
+
     def compressed(self, linear: Tensor) -> Tensor:
         """(B, 2, F, T) linear real view -> compressed: beta |X|^alpha e^{i angle X}."""
-        magnitude = linear.to(torch.float32).square().sum(1, keepdim=True).sqrt()
-        return linear * (self.beta * magnitude.clamp_min(FLOOR).pow(self.alpha - 1.0))
+        return self.transform.to_real(self.transform.compress(self.transform.to_complex(linear)))
 
     def linear(self, spec: Tensor) -> Tensor:
         """(B, 2, F, T) compressed real view -> linear: (|c| / beta)^(1/alpha) e^{i angle c}."""
-        magnitude = spec.to(torch.float32).square().sum(1, keepdim=True).sqrt().clamp_min(FLOOR)
-        return spec * ((magnitude / self.beta).pow(1.0 / self.alpha) / magnitude)
+        return self.transform.to_real(self.transform.decompress(self.transform.to_complex(spec)))
 
     def linear_power(self, spec: Tensor) -> Tensor:
         """(B, 2, F, T) compressed real view -> (B, F, T) linear power |X|^2."""
-        magnitude = spec.to(torch.float32).square().sum(1).sqrt()
-        return (magnitude / self.beta).pow(2.0 / self.alpha)
+        return self.transform.decompress(self.transform.to_complex(spec)).abs().square()
 
     def noise_variance(self, linear_noise: Tensor) -> Tensor:
         """E|c|^2 in the compressed domain of bins of noise alone with linear power `linear_noise`."""
