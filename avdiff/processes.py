@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,11 @@ def launched_processes() -> Processes:
     process group it set up (gloo on CPUs, NCCL on GPUs) through Accelerate."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
+    # Several processes share one stdout: one write per line (atomic on a pipe), so their lines
+    # never break into each other as block-buffered chunks do.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     import torch
     from accelerate import PartialState
 
