@@ -8,30 +8,16 @@ import sys
 from collections.abc import Sequence
 
 from avdiff import __version__
+from avdiff.commands import COMMANDS
 from avdiff.errors import AVDiffError
 from avdiff.plugins import load_plugins
 
-# Sub-command modules, in the order `avdiff --help` lists them. Each has `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = (
-    "avdiff.commands.config",
-    "avdiff.commands.prepare",
-    "avdiff.commands.synth",
-    "avdiff.commands.split",
-    "avdiff.commands.train",
-    "avdiff.commands.export",
-    "avdiff.commands.generate",
-    "avdiff.commands.enhance",
-    "avdiff.commands.extract",
-    "avdiff.commands.evaluate",
-    "avdiff.commands.demo",
-    "avdiff.commands.serve",
-    "avdiff.commands.env",
-)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered sub-command; the plug-ins load first, so the
-    choices it lists (samplers, methods, layouts, ...) include theirs."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command, or (`command` given) with that one's full
+    parser and a one-line entry for each other, so a run imports only its own command's module
+    (`avdiff --help` none: no torch). The plug-ins load first, so the choices it lists (samplers,
+    methods, layouts, ...) include theirs."""
     load_plugins()
     parser = argparse.ArgumentParser(
         prog="avdiff",
@@ -39,14 +25,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"avdiff {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for name, (module_name, summary) in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(module_name).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
+
+
+def chosen_command(argv: Sequence[str]) -> str:
+    """The sub-command `argv` runs: its first word that is not an option (the top-level options
+    take no values); "" when there is none (`avdiff --help`, `avdiff --version`)."""
+    return next((word for word in argv if not word.startswith("-")), "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the chosen command, and turn avdiff errors into one clear line."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(chosen_command(argv)).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except AVDiffError as error:

@@ -23,6 +23,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "accelerate": ("accelerate",), "numpy": ("numpy",), "safetensors": ("safetensors",),
     "gradio": ("gradio",), "pocketsphinx": ("pocketsphinx",), "faster-whisper": ("faster-whisper",),
     "face-alignment": ("face-alignment", "face_alignment"), "dlib": ("dlib", "dlib-bin"),
+    "onnxruntime": ("onnxruntime",), "onnx": ("onnx",),
 }
 NOT_INSTALLED = "not installed"
 
@@ -54,9 +55,16 @@ def machine() -> dict[str, Any]:
 def device_and_threads() -> dict[str, Any]:
     import torch
 
+    from avdiff.inference import AUTO
+    from avdiff.inference.runtime import choose_backend, default_dtype
+
     cuda = torch.cuda.is_available()
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
+    device = torch.device("cuda" if cuda else "cpu")
+    engine = choose_backend(AUTO, device, default_dtype(device))
     return {"cuda_available": cuda, "cuda_build": torch.version.cuda, "gpus": gpus,
+            "default_dtype": str(default_dtype(device)).removeprefix("torch."),
+            "score_network_engine": engine.name + (f" ({engine.note})" if engine.note else ""),
             "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
 
@@ -98,8 +106,10 @@ def caches() -> dict[str, str]:
         from huggingface_hub.constants import HF_HUB_CACHE
     except ImportError:
         HF_HUB_CACHE = NOT_INSTALLED
+    from avdiff.inference.onnx_export import cache_folder
+
     return {"huggingface_hub": str(HF_HUB_CACHE), "torch_hub": torch.hub.get_dir(),
-            "face_alignment_weights": str(default_weights_dir())}
+            "face_alignment_weights": str(default_weights_dir()), "exported_networks": str(cache_folder())}
 
 
 SECTIONS = {"versions": versions, "machine": machine, "device": device_and_threads, "components": components,

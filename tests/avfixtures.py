@@ -9,6 +9,8 @@ import av
 import numpy as np
 import pytest
 
+from avdiff.media.writing import write_video  # noqa: F401  (the tests import it from here)
+
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 GRID_DIR = DATA_DIR / "grid"
 GRID_CLIPS = sorted(GRID_DIR.glob("*.mpg")) if GRID_DIR.is_dir() else []
@@ -16,42 +18,6 @@ GRID_CLIPS = sorted(GRID_DIR.glob("*.mpg")) if GRID_DIR.is_dir() else []
 requires_grid = pytest.mark.skipif(
     not GRID_CLIPS, reason=f"real GRID clips not found in {GRID_DIR} (the shared data folder "
     "../shared/data/grid beside the repository); skipping tests on real video")
-
-
-def write_video(path: Path, frames: np.ndarray | None, fps: Fraction | int = 25,
-                audio: np.ndarray | None = None, sample_rate: int = 16000, codec: str = "mpeg4") -> Path:
-    """Write RGB frames (T, H, W, 3) and/or mono float audio to a container with PyAV."""
-    with av.open(str(path), mode="w") as container:
-        vstream = astream = None
-        if frames is not None:
-            vstream = container.add_stream(codec, rate=Fraction(fps))
-            vstream.width, vstream.height = frames.shape[2], frames.shape[1]
-            vstream.pix_fmt = "yuv420p"
-            if codec == "mpeg4":
-                vstream.bit_rate = 4_000_000
-            else:
-                vstream.options = {"crf": "12"}
-        if audio is not None:
-            astream = container.add_stream("aac", rate=sample_rate)
-            astream.layout = "mono"
-        if vstream is not None:
-            for image in frames:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                container.mux(vstream.encode(frame))
-            container.mux(vstream.encode(None))
-        if astream is not None:
-            frame_size = astream.codec_context.frame_size or 1024
-            samples = audio.astype(np.float32)
-            pts = 0
-            for start in range(0, samples.size, frame_size):
-                chunk = samples[start:start + frame_size][None, :]
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="fltp", layout="mono")
-                frame.sample_rate = sample_rate
-                frame.pts = pts
-                pts += chunk.shape[1]
-                container.mux(astream.encode(frame))
-            container.mux(astream.encode(None))
-    return path
 
 
 def decode_native(path: Path) -> tuple[list[float], list[np.ndarray]]:

@@ -48,6 +48,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0))  # stable: order within a file kept
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Path:
+    """AVDIFF_CACHE (exported score networks, avdiff.inference) in the session's temporary folder,
+    never the user's ~/.cache; the processes tests start inherit it."""
+    folder = tmp_path_factory.mktemp("avdiff-cache")
+    previous = os.environ.get("AVDIFF_CACHE")
+    os.environ["AVDIFF_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("AVDIFF_CACHE", None)
+    else:
+        os.environ["AVDIFF_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def grid_dir() -> Path:
     """../shared/data/grid (six real GRID clips); tests using it skip when it is absent."""

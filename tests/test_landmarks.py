@@ -64,6 +64,30 @@ def test_unknown_backend() -> None:
 
 
 @requires_grid
+def test_dlib_detecting_every_third_frame_finds_the_same_landmarks_and_follows_a_jump() -> None:
+    pytest.importorskip("dlib")
+    from avdiff.landmarks.dlib_backend import DlibLandmarkDetector
+    from avdiff.media import read_video
+
+    frames = read_video(GRID_CLIPS[0]).frames[:24].copy()
+    frames[13:] = np.roll(frames[13:], (30, 50), axis=(1, 2))  # the face jumps between two detections
+    every_frame = DlibLandmarkDetector(detect_every=1).detect(frames)
+    detector = DlibLandmarkDetector(detect_every=3)
+    calls = []
+    boxes = detector._boxes
+    detector._boxes = lambda gray: calls.append(1) or boxes(gray)
+    sparse = detector.detect(frames)
+    assert sparse.found.all() and every_frame.found.all()
+    difference = np.abs(sparse.points - every_frame.points)  # pixels
+    assert difference[:, 48:68].max() <= 2.0 and difference.mean() <= 0.5  # the mouth's points, all points
+    assert 8 <= len(calls) < 24  # a detection every third frame, and one more where the face jumped
+    blank = frames.copy()
+    blank[5:] = 0  # the face goes: noticed at the next detection, at most two frames late
+    lost = DlibLandmarkDetector(detect_every=3).detect(blank)
+    assert lost.found[:5].all() and not lost.found[7:].any()
+
+
+@requires_grid
 def test_dlib_finds_the_face_in_every_grid_frame() -> None:
     pytest.importorskip("dlib")
     from avdiff.media import read_video

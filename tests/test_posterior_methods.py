@@ -127,10 +127,12 @@ def test_model_folders_written_before_keep_loading_with_what_they_recorded(folde
     recorded = index["enhancement"]["posterior"]
     options = dataclasses.asdict(plan.settings)
     assert plan.method == index["enhancement"]["method"]
-    legacy_era = {k: v for k, v in options.items() if k not in INPUT_NOISE_FIELDS}  # (newer fields: below)
-    assert {k: v for k, v in recorded.items() if k in options} == legacy_era  # every value it runs, as recorded
     newer = index["enhancement"].get("options", {})  # options recorded beside the flat section win
-    assert {k: options[k] for k in INPUT_NOISE_FIELDS} == {**dataclasses.asdict(InputNoiseSettings()), **newer}
+    legacy_era = {k: v for k, v in options.items() if k not in INPUT_NOISE_FIELDS and k not in newer}
+    assert {k: v for k, v in recorded.items() if k in legacy_era} == legacy_era  # every value it runs, as recorded
+    assert {k: options[k] for k in newer} == newer
+    newer_noise = {k: v for k, v in newer.items() if k in INPUT_NOISE_FIELDS}
+    assert {k: options[k] for k in INPUT_NOISE_FIELDS} == {**dataclasses.asdict(InputNoiseSettings()), **newer_noise}
 
 
 def test_the_legacy_section_defaults_are_the_built_in_methods_defaults():

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from avdiff.errors import InputError
+from avdiff.inference.choices import AUTO as AUTO_ENGINE, BACKEND_CHOICES as ENGINE_CHOICES
 from avdiff.landmarks import BACKEND_CHOICES, DEFAULT_BACKEND
 
 
@@ -76,6 +77,10 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
                         help="score network dtype (default: bfloat16 on GPUs and on CPUs with native bfloat16, "
                         "avx512_bf16 or AMX, where it halves the time at the same quality; float32 elsewhere)")
+    parser.add_argument("--backend", choices=ENGINE_CHOICES, default=AUTO_ENGINE,
+                        help="engine of the score network: torch, or onnxruntime (float32 on the CPU; 1.6-1.9x "
+                        "faster there); auto: onnxruntime on CPUs without native bfloat16 where it is installed, "
+                        "torch elsewhere")
     parser.add_argument("--landmarks", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,
                         help="landmark backend for video files (as in avdiff prepare; auto: face-alignment where its "
                         "weights are at hand, dlib otherwise, said in one line)")
@@ -87,10 +92,18 @@ def open_pipeline(args: argparse.Namespace) -> Any:
     --device with --dtype, compiled with --compile."""
     from avdiff.pipeline.loading import load_pipeline
 
-    pipeline = load_pipeline(args.model, device=args.device, dtype=args.dtype)
+    pipeline = load_pipeline(args.model, device=args.device, dtype=args.dtype, backend=args.backend)
     if args.compile:
         pipeline.compile()
     return pipeline
+
+
+def engine_settings(pipeline: Any) -> dict[str, str]:
+    """Where a model ran, for the run's settings file: device, the score network's dtype and engine
+    (torch or onnxruntime: their outputs differ in the last bits, BENCHMARKS.md "Real time on every CPU")."""
+    backend = getattr(pipeline, "backend", None)  # a VAE runs in torch
+    return {"device": str(pipeline.device), "dtype": str(pipeline.dtype).removeprefix("torch."),
+            "engine": backend.name if backend is not None else "torch"}
 
 
 def write_run_settings(path: Path, settings: dict[str, Any]) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avdiff.commands import summary
 from avdiff.config import AVDiffConfig, dump_yaml, load_config, packaged_configs, read_config_chain, save_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "config",
-        help="validate a config and print it resolved (every key, with its comment)",
+        help=summary("config"),
         description="Load CONFIG (or the defaults) with its chain of `base:` configs, apply --set overrides, "
         "check every key and type, and print the resolved config. Unknown keys and wrong types are errors "
         f"naming the key and its file. Packaged recipes: {', '.join(packaged_configs())}.",

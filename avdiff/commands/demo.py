@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from avdiff.commands import summary
 from avdiff.demo.settings import NO_SHIPPED_MODEL, DemoSettings
 from avdiff.posterior.registry import METHODS
 
@@ -15,8 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """The `demo` sub-command; its defaults are DemoSettings'."""
     default = DemoSettings(output=Path("."))
     parser = subparsers.add_parser(
-        "demo", help="synthetic corpus -> shipped model and a short training -> video-to-speech and enhancement "
-        "-> metrics -> report",
+        "demo", help=summary("demo"),
         description="Run the whole pipeline on the embedded synthetic corpus: the shipped model and a model "
         "trained here for a fixed number of steps, side by side, in DIR/report.md and DIR/report.html. "
         "Re-running the same command continues where it stopped.")

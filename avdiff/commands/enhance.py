@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avdiff.commands import summary
 from avdiff.commands.common import (
     add_lip_agreement_argument,
     add_model_arguments,
     check_landmark_backend,
+    engine_settings,
     finish_batch,
     open_pipeline,
     positive_int,
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "enhance", help="enhance noisy speech by diffusion posterior sampling or a VAE speech model (with or without video)",
+        "enhance", help=summary("enhance"),
         description="Enhance a noisy recording (any rate or channel count; the output has its rate, "
         "length and channels, each channel enhanced on its own), or every audio file of a folder. With --video (a file, or a folder matched by file "
         "stem) the lips condition the speech prior; frames without a face fall back to the audio-only prior. "
@@ -142,4 +144,5 @@ def run(args: argparse.Namespace) -> int:
     report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
     return finish_batch(report, processes, out_dir, items[0].output, "enhance",
                         {"model": str(args.model), "video": str(args.video) if args.video else None,
-                         "seed": args.seed, "plan": plan.to_dict(), **({"inputs": heard} if heard else {})})
+                         "seed": args.seed, "plan": plan.to_dict(), "runtime": engine_settings(pipeline),
+                         **({"inputs": heard} if heard else {})})

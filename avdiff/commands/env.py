@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from avdiff.commands import summary
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "env",
-        help="print versions, device, threads, registered components, plug-ins, models and caches (for bug reports)",
+        help=summary("env"),
         description="Print what a bug report needs: the versions of Python, avdiff and its main libraries, the "
         "platform and CPU (with native bfloat16 or not), CUDA and the GPUs, torch's threads, every registered "
         "sampler, backbone, formulation, posterior method, landmark backend and layout, the avdiff.plugins "

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from avdiff.commands import summary
 from avdiff.commands.common import require_writable_folder
 from avdiff.errors import InputError
 from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS
@@ -13,7 +14,7 @@ from avdiff.evaluation.signals import DEFAULT_LENGTH_TOLERANCE_MS
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="SI-SDR, PESQ, STOI/ESTOI, LSD (and WER) of estimates against references",
+        "evaluate", help=summary("evaluate"),
         description="Score every audio file of --estimate against the file of --reference with the same "
         "relative path (extension ignored), at 16 kHz mono: SI-SDR, PESQ wide-band and narrow-band (8 kHz), "
         "STOI, ESTOI, log-spectral distance, and WER when --asr names an ASR model available offline. "

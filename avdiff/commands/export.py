@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avdiff.commands import summary
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export", help="write a model folder from a training checkpoint (EMA weights)",
+        "export", help=summary("export"),
         description="Rebuild the model of RUN (its config.yaml), load the EMA weights of a checkpoint and write "
         "the same model folder `avdiff train` writes when it finishes: to ship or evaluate a long run's progress.")
     parser.add_argument("--run", type=Path, required=True, help="training run folder (avdiff train --output)")

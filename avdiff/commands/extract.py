@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avdiff.commands import summary
 from avdiff.commands.common import (
     add_lip_agreement_argument,
     add_model_arguments,
     check_landmark_backend,
+    engine_settings,
     finish_batch,
     open_pipeline,
     positive_int,
@@ -29,7 +31,7 @@ OPTION_PREFIX = "extraction_option_"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "extract", help="extract the talker whose lips a video shows from a mixture of talkers and noise",
+        "extract", help=summary("extract"),
         description="Target-speaker extraction without training on mixtures: the target from the lip-conditioned "
         "speech prior and the interfering talker from the same prior with the lips masked (or conditioned on its "
         "own video, --interferer-video) are sampled jointly under mixture = target + interferer + noise. --mixture "
@@ -113,4 +115,4 @@ def run(args: argparse.Namespace) -> int:
     return finish_batch(report, processes, out_dir, items[0].output, "extract",
                         {"model": str(args.model), "video": str(args.video),
                          "interferer_video": str(args.interferer_video) if args.interferer_video else None,
-                         "seed": args.seed, "plan": plan.to_dict()})
+                         "seed": args.seed, "plan": plan.to_dict(), "runtime": engine_settings(pipeline)})

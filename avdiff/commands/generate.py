@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.commands import summary
 from avdiff.commands.common import (
     add_model_arguments,
     check_landmark_backend,
+    engine_settings,
     finish_batch,
     open_pipeline,
     positive_int,
@@ -28,7 +30,7 @@ from avdiff.processes import launched_processes
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "generate", help="generate speech from silent video (video-to-speech)",
+        "generate", help=summary("generate"),
         description="Generate speech for a talking-face video file, a mouth-crop .npy, a folder of them, "
         "or a manifest (.jsonl). Outputs are 16 kHz WAVs of exactly the video's duration; existing "
         "outputs are skipped, failed items reported in failures.jsonl.")
@@ -102,4 +104,5 @@ def run(args: argparse.Namespace) -> int:
 
     report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
     return finish_batch(report, processes, out_dir, items[0].output, "generate",
-                        {"model": str(args.model), "seed": args.seed, "plan": plan.to_dict()})
+                        {"model": str(args.model), "seed": args.seed, "plan": plan.to_dict(),
+                         "runtime": engine_settings(pipeline)})

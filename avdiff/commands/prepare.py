@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from avdiff.commands import summary
 from avdiff.commands.common import choose_landmark_backend, require_writable_folder
 from avdiff.errors import InputError
 from avdiff.landmarks import BACKEND_CHOICES, check_backend
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = PrepareSettings()
     parser = subparsers.add_parser(
         "prepare",
-        help="turn a raw talking-face corpus (or clean speech) into mouth ROIs + 16 kHz audio + manifest.jsonl",
+        help=summary("prepare"),
         description="Decode each video (resampled to 25 fps) and its audio (16 kHz mono, 640 samples a "
         "frame), find face landmarks, crop the mouth (aligned to a reference face, grayscale), and "
         "write OUTPUT/items/<id>.wav, OUTPUT/items/<id>.npy (uint8 T x S x S) and OUTPUT/manifest.jsonl. "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from avdiff.commands import summary
 from avdiff.commands.common import add_runtime_arguments
 from avdiff.errors import InputError
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER, DEFAULT_GENERATOR
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "serve", help="a web page to try the models: speech from lip video, enhancement of noisy speech",
+        "serve", help=summary("serve"),
         description="Serve a Gradio page with two tabs: video-to-speech (upload or record a talking-face video, "
         "or upload mouth crops) and enhancement (noisy speech, optionally with lip video), with players, "
         "spectrograms and the sampling settings. Each model is loaded on first use. Needs the serve extra: "
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         if not resolve_model(model).is_dir():  # a wrong name or path fails now, not on the first request
             raise InputError(f"{flag} {model}: no such model folder")
     settings = ServeSettings(generator=args.model, enhancer=args.enhancer_model, device=args.device,
-                             dtype=args.dtype, landmarks=args.landmarks, landmark_weights=args.landmark_weights)
+                             dtype=args.dtype, backend=args.backend, landmarks=args.landmarks,
+                             landmark_weights=args.landmark_weights)
     print(f"avdiff serve: http://{args.host}:{args.port} (Ctrl+C stops it)")
     build_app(settings).launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
     return 0

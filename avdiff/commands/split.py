@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avdiff.commands import summary
 from avdiff.data.manifest import read_manifest
 from avdiff.data.splits import split_manifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "split", help="split a prepared manifest by speaker into train / valid / test",
+        "split", help=summary("split"),
         description="Hold out whole speakers (drawn with --seed from the sorted speaker list) and write "
         "train.jsonl, valid.jsonl and test.jsonl beside MANIFEST.")
     parser.add_argument("--manifest", type=Path, required=True, help="prepared manifest.jsonl")

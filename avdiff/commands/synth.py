@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from avdiff.commands import summary
 from avdiff.errors import InputError
 
 
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "synth",
-        help="make a synthetic audio-visual speech corpus (espeak-ng speech + rendered mouth video)",
+        help=summary("synth"),
         description="Speak random GRID sentences (\"bin blue at f two now\") with espeak-ng in several voices "
         "and render an 88 x 88 grayscale mouth video at 25 fps from the phoneme timings, in the layout of "
         "`avdiff prepare`: OUTPUT/items/<id>.wav (16 kHz, 640 samples a frame), OUTPUT/items/<id>.npy (uint8 "

@@ -17,6 +17,7 @@ import argparse
 import os
 from pathlib import Path
 
+from avdiff.commands import summary
 from avdiff.commands.common import positive_float, positive_int
 from avdiff.config import AVDiffConfig, load_config
 
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `avdiff train` to the command line."""
     parser = subparsers.add_parser(
-        "train", help="train the lip encoder and score network (one CPU, GPUs or machines via accelerate launch)",
+        "train", help=summary("train"),
         description="Train on the manifests the config names (data.train_manifest, data.valid_manifest) and "
         "export the EMA weights to OUTPUT/model. Run it under `accelerate launch -m avdiff train ...` or "
         "`torchrun ... -m avdiff train ...` for several processes. Exit code 3: interrupted, checkpoint saved.")

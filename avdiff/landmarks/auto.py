@@ -34,11 +34,13 @@ def face_alignment_missing(weights_dir: Path | None) -> str | None:
     """Why face-alignment cannot run here without downloading, or None if it can."""
     from avdiff.landmarks.fa_backend import default_weights_dir, expected_weight_files
 
+    folder = weights_dir or default_weights_dir()
+    if not folder.is_dir() or not any(folder.iterdir()):  # said without importing face_alignment (0.5 s)
+        return f"its weights are not in {folder} (no files there)"
     try:
         files = expected_weight_files()  # imports face_alignment
     except LandmarkBackendError as error:
         return str(error)
-    folder = weights_dir or default_weights_dir()
     missing = [name for name in files.values() if not (folder / name).is_file()]
     return f"its weights {', '.join(missing)} are not in {folder}" if missing else None
 

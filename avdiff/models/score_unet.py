@@ -171,6 +171,17 @@ class ScoreUNet(LeanModelMixin, ConfigMixin):
         cond_mask: Tensor | None = None,
     ) -> Tensor:
         """sample (B, 2, F, T), noise_level c_noise (B,), cond (B, D, T), cond_mask (B, T) bool."""
+        height, width = sample.shape[-2:]
+        return self.body(*self.body_inputs(sample, noise_level, cond, cond_mask))[:, :, :height, :width]
+
+    def body_inputs(self, sample: Tensor, noise_level: Tensor, cond: Tensor | None = None,
+                    cond_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """What `body` reads, padded to the UNet's multiple: the input channels (B, C, F', T'), the
+        condition's per-frame features (B, H, T') and the noise-level embedding (B, E).
+
+        Every shape-dependent step (padding, the fixed frequency channels, the condition's maps)
+        happens here, so `body` is one fixed graph over inputs of any padded size: what an
+        exported backend (`avdiff.inference`) runs in its place."""
         batch, _, height, width = sample.shape
         nulled = self.condition.apply_null(cond, cond_mask, batch, width)
         cond_features = self.condition.features(nulled)
@@ -185,13 +196,17 @@ class ScoreUNet(LeanModelMixin, ConfigMixin):
             cond_features = torch.cat([cond_features, null_features], dim=-1) if pad_w else cond_features
 
         temb = self.time_embedding(self.time_proj(noise_level.reshape(-1).to(torch.float32)).to(self.dtype))
-        sample = torch.cat([
+        inputs = torch.cat([
             sample,
             self.frequency_features(batch, height, sample.shape[-2], sample.shape[-1], sample),
             self.spectral_map(cond_features, height, sample.shape[-2]).to(sample.dtype),
             F.pad(envelope, (0, pad_w, 0, pad_h)).to(sample.dtype),
         ], 1)
-        hidden = self.conv_in(sample.to(self.dtype))
+        return inputs.to(self.dtype), cond_features, temb
+
+    def body(self, inputs: Tensor, cond_features: Tensor, temb: Tensor) -> Tensor:
+        """The UNet proper on `body_inputs`' padded tensors -> (B, 2, F', T')."""
+        hidden = self.conv_in(inputs)
         skips: tuple[Tensor, ...] = (hidden,)
         for film, block in zip(self.down_film, self.down_blocks):
             hidden, outputs = block(film(hidden, cond_features), temb)
@@ -204,8 +219,7 @@ class ScoreUNet(LeanModelMixin, ConfigMixin):
             skips = skips[: -len(block.resnets)]
             hidden = block(film(hidden, cond_features), block_skips, temb)
 
-        hidden = self.conv_out(F.silu(self.norm_out(hidden)))
-        return hidden[:, :, :height, :width]
+        return self.conv_out(F.silu(self.norm_out(hidden)))
 
 
 # Its entry in the registry of score networks (avdiff.models.backbones.BACKBONES, as "unet"): built as

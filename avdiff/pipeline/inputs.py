@@ -158,7 +158,7 @@ def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_
             reason = "not a plain array: it would need unpickling" if "pickle" in str(error) else str(error)
             raise InputError(f"{path}: cannot read mouth crops ({reason})") from error
         return mouth_video_from_array(rois, crop_size, name=str(path))
-    from avdiff.landmarks import create_detector
+    from avdiff.landmarks import shared_detector
     from avdiff.media.video import read_video
     from avdiff.mouth.extract import extract_mouth_rois
     from avdiff.prepare.settings import PrepareSettings
@@ -166,7 +166,7 @@ def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_
     settings = PrepareSettings(landmarks=landmarks, landmark_weights=str(landmark_weights) if landmark_weights else None,
                                device=device)
     video = read_video(path, max_side=settings.max_side)  # silent videos are fine: no audio is read
-    detector = create_detector(settings.landmarks, device=settings.device, weights=settings.landmark_weights)
+    detector = shared_detector(settings.landmarks, device=settings.device, weights=settings.landmark_weights)
     rois = extract_mouth_rois(video.frames, detector, size=settings.roi_size, crop_side=settings.crop_side,
                               max_gap=settings.max_gap, smooth_window=settings.smooth_window, name=str(path))
     return mouth_video_from_array(rois.rois, crop_size, rois.face_ok, name=str(path), found=rois.landmarks.found)

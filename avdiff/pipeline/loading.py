@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from avdiff.inference import AUTO
 from avdiff.pipeline.model_folder import pipeline_class_name
 from avdiff.pipeline.pipeline import AVDiffusionPipeline
 from avdiff.pipeline.shipped import resolve_model
@@ -15,9 +16,10 @@ from avdiff.pipeline.vae_pipeline import VAEPipeline
 
 
 def load_pipeline(model: str | Path, device: str | torch.device | None = "cpu",
-                  dtype: torch.dtype | str | None = None) -> AVDiffusionPipeline | VAEPipeline:
-    """The pipeline of a model folder or shipped model name (arguments as `from_pretrained`'s)."""
+                  dtype: torch.dtype | str | None = None, backend: str = AUTO) -> AVDiffusionPipeline | VAEPipeline:
+    """The pipeline of a model folder or shipped model name (arguments as `from_pretrained`'s;
+    `backend` is the score network's engine, which a VAE, run in torch, does not have)."""
     path = resolve_model(model)
     if pipeline_class_name(path) == VAE_PIPELINE:
         return VAEPipeline.from_pretrained(path, device=device, dtype=dtype)
-    return AVDiffusionPipeline.from_pretrained(path, device=device, dtype=dtype)
+    return AVDiffusionPipeline.from_pretrained(path, device=device, dtype=dtype, backend=backend)

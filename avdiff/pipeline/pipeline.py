@@ -40,6 +40,8 @@ from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
 from avdiff.diffusion.noise import make_generators
 from avdiff.diffusion.samplers import sample_from_noise
 from avdiff.errors import InputError
+from avdiff.inference import AUTO, TORCH, BackendChoice, choose_backend, score_network_for
+from avdiff.inference.runtime import default_dtype
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.timegrid import SAMPLES_PER_FRAME
 from avdiff.mouth.reliability import USABLE_SCORE
@@ -93,33 +95,43 @@ class AVDiffusionPipeline(LipFrontEnd):
     """A trained avdiff model, ready to generate or enhance; see the module docstring."""
 
     def __init__(self, components: ModelComponents, device: str | torch.device = "cpu",
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, backend: str = AUTO) -> None:
         self.components = components
         self.device = torch.device(device)
         self.dtype = dtype or default_dtype(self.device)
         self.transform = SpectrogramTransform(components.spectrogram)
-        self.denoiser = Denoiser(components.score_model, components.formulation).to(self.device).eval()
+        network, self.backend = score_network_for(components.score_model.to(self.device).eval(),
+                                                  choose_backend(backend, self.device, self.dtype))
+        if self.backend.note:
+            logger.warning(self.backend.note)
+        self.denoiser = Denoiser(network, components.formulation).to(self.device).eval()
         self.lip_encoder = components.lip_encoder.to(self.device).eval()
 
     # ------------------------------------------------------------------ folders
     @classmethod
     def from_pretrained(cls, model: str | Path, device: str | torch.device | None = "cpu",
-                        dtype: torch.dtype | str | None = None) -> "AVDiffusionPipeline":
+                        dtype: torch.dtype | str | None = None, backend: str = AUTO) -> "AVDiffusionPipeline":
         """Load a model folder (see `avdiff.pipeline.model_folder`) or a shipped model by name
         (`avdiff.pipeline.shipped`); device None: cuda where there is one, else cpu (the CLI's
-        default); dtype None: `default_dtype(device)`, or a name ("float32")."""
+        default); dtype None: `default_dtype(device)`, or a name ("float32"); backend: the score
+        network's engine (`avdiff.inference`: auto, torch or onnxruntime)."""
         device = resolve_device(device)
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        return cls(load_model_folder(resolve_model(model)), device=device, dtype=dtype)
+        return cls(load_model_folder(resolve_model(model)), device=device, dtype=dtype, backend=backend)
 
     def save_pretrained(self, path: str | Path) -> Path:
         return save_model_folder(self.components, path)
 
     def compile(self, mode: str | None = None) -> None:
         """torch.compile the score network: on GPUs autotuned without CUDA graphs, on CPUs torch's
-        default mode (autotuning there costs minutes for little)."""
+        default mode (autotuning there costs minutes for little). Compiling means torch: an ONNX
+        Runtime backend gives way to it."""
         mode = mode or ("max-autotune-no-cudagraphs" if self.device.type == "cuda" else "default")
-        self.denoiser.network = torch.compile(self.denoiser.network, mode=mode, dynamic=False)
+        if self.backend.name != TORCH:
+            logger.warning("--compile compiles the torch network: the score network runs in torch, not %s",
+                           self.backend.name)
+            self.backend = BackendChoice(TORCH)
+        self.denoiser.network = torch.compile(self.components.score_model, mode=mode, dynamic=False)
 
     def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float) -> DenoiserFn:
         """The guided denoiser of a batch (item i conditioned on cond[i]), under autocast.
@@ -325,14 +337,6 @@ def plan_or_overrides(plan: Any, overrides: dict[str, Any], make_plan: Any) -> A
     if overrides:
         raise TypeError(f"give a plan or overrides, not both (got a plan and {', '.join(sorted(overrides))})")
     return plan
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    """The score network's dtype: bfloat16 on GPUs and on CPUs with native bfloat16 (half the
-    time at the same quality there: BENCHMARKS.md, "Quality against network calls"), else float32."""
-    from avdiff.cpu import cpu_has_native_bf16
-
-    return torch.bfloat16 if device.type == "cuda" or cpu_has_native_bf16() else torch.float32
 
 
 def _keep_known(denoise: DenoiserFn, known: Tensor, frames: int) -> DenoiserFn:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from avdiff.errors import AVDiffError, InputError
+from avdiff.inference.choices import AUTO
 from avdiff.media.files import MOUTH_ARRAY_SUFFIX
 from avdiff.pipeline.shipped import DEFAULT_ENHANCER, DEFAULT_GENERATOR
 
@@ -38,6 +39,7 @@ class ServeSettings:
     enhancer: str = DEFAULT_ENHANCER  # enhancement model
     device: str | None = None  # None: cuda if available
     dtype: str | None = None  # "float32" / "bfloat16"; None: the pipeline's default
+    backend: str = AUTO  # the score network's engine (avdiff.inference)
     landmarks: str | None = None  # landmark backend for video files; None: the pipeline's default
     landmark_weights: str | None = None
 
@@ -73,7 +75,7 @@ class Pipelines:
         with self._lock:
             if model not in self._loaded:
                 self._loaded[model] = AVDiffusionPipeline.from_pretrained(
-                    model, device=self.settings.device, dtype=self.settings.dtype)
+                    model, device=self.settings.device, dtype=self.settings.dtype, backend=self.settings.backend)
             return self._loaded[model]
 
     def loaded(self) -> list[str]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common.engines import PipelinesByEngine, pop_engine
 from benchmarks.common.record import record
 from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
 from benchmarks.quality.diffusion_settings import known_settings, parse_variants
@@ -55,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips (trial runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--backend", default="torch", help="the score network's engine for systems whose spec "
+                        "does not say (backend=NAME in a --variant spec; default: %(default)s)")
     parser.add_argument("--output", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -90,15 +93,18 @@ def babble(clips: list[tuple[str, str, np.ndarray]], speaker: str, length: int, 
     return mixture
 
 
-def run_systems(pipeline, systems: dict, noisy: np.ndarray, seed: int, steps: int | None) -> dict:
-    """system -> a function giving (estimate, network calls); `systems`: name -> (method, setting changes)."""
+def run_systems(pipelines: PipelinesByEngine, systems: dict, noisy: np.ndarray, args: argparse.Namespace) -> dict:
+    """system -> a function giving (estimate, network calls); `systems`: name -> (method, setting changes,
+    `backend=` among them choosing the engine)."""
     from avdiff.evaluation.baselines import noisereduce_file
 
     runs = {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0)}
     for name, (method, changes) in systems.items():
         def enhance(method: str = method, changes: dict = changes) -> tuple[np.ndarray, int]:
+            engine, changes = pop_engine(changes, args.backend)
             base, settings = known_settings(method, changes)
-            out = pipeline.enhance(noisy, sample_rate=16000, method=base, seed=seed, steps=steps, options=settings)
+            out = pipelines.get(engine).enhance(noisy, sample_rate=16000, method=base, seed=args.seed,
+                                                steps=args.steps, options=settings)
             return out.audio, out.network_calls
         runs[name] = enhance
     return runs
@@ -139,13 +145,13 @@ def mixtures(clips, args: argparse.Namespace):
             yield "clean", float("inf"), clip_id, clean, clean
 
 
-def score_all(pipeline, clips, args: argparse.Namespace, rows: Rows) -> None:
+def score_all(pipelines: PipelinesByEngine, clips, args: argparse.Namespace, rows: Rows) -> None:
     """Every (noise, SNR, clip, system) not yet in `rows`."""
     from avdiff.evaluation.metrics import compute_metrics
 
     systems = parse_variants(args.methods, args.variant)
     for noise_kind, snr, clip_id, noisy, reference in mixtures(clips, args):
-        for system, run in run_systems(pipeline, systems, noisy, args.seed, args.steps).items():
+        for system, run in run_systems(pipelines, systems, noisy, args).items():
             key = f"{system}|{noise_kind}|{snr:g}|{clip_id}"
             if key in rows.done:
                 continue
@@ -217,12 +223,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from avdiff.pipeline.pipeline import AVDiffusionPipeline
-
     clips = held_out_clips(args.test, args.per_speaker, args.seconds)
     clips = clips[: args.limit] if args.limit else clips
     rows = Rows(args.output / "rows.jsonl")
-    score_all(AVDiffusionPipeline.from_pretrained(args.model), clips, args, rows)
+    score_all(PipelinesByEngine(args.model), clips, args, rows)
     numbers = summary_numbers(rows.rows, clips, args)
     text = summary(numbers, args)
     (args.output / "summary.md").write_text(text)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.common.engines import PipelinesByEngine, pop_engine
 from benchmarks.common.record import record
 from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
 from benchmarks.common.run_specs import parse_run_spec
@@ -57,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                         help="the score network's dtype (autocast; the pipeline's scalings stay float32)")
+    parser.add_argument("--backend", default="torch", help="the score network's engine for systems whose spec does "
+                        "not say (backend=NAME among a system's options; default: %(default)s)")
     parser.add_argument("--reference", type=reference_spec, default={"generate": "predictor_corrector@60",
                         "enhance": "udiffse+:nmf_pass_updates=none,nmf_refit_below=3@60"}, metavar="PART=SYSTEM@CALLS;...",
                         help="systems the paired tables compare with (default: the previous defaults)")
@@ -90,14 +93,14 @@ def levels_for(sampler: str, options: dict, calls: int) -> int:
 
 def score_generation(args: argparse.Namespace, rows: Rows) -> None:
     """Video-to-speech rows of every (sampler, budget, clip) not yet in `rows`."""
-    from avdiff.pipeline.pipeline import AVDiffusionPipeline
-
-    pipeline = AVDiffusionPipeline.from_pretrained(args.v2s_model, dtype=getattr(torch, args.dtype))
+    pipelines = PipelinesByEngine(args.v2s_model, getattr(torch, args.dtype))
     scorer = Scorer(None)
     for item in shard(new_sentence_items(args.v2s_test, args.v2s_train, args.clips), args.shard):
         clean, video = clip_inputs(args.v2s_test, item)
         for spec in args.samplers:
             sampler, options = parse_run_spec(spec)
+            engine, options = pop_engine(options, args.backend)
+            pipeline = pipelines.get(engine)
             for budget in args.calls:
                 steps = levels_for(sampler, options, budget)
                 key = f"generate|{spec}|{budget}|{item['id']}"
@@ -119,9 +122,7 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
     """Enhancement rows of every (SNR, clip, method, budget) not yet in `rows`."""
     from avdiff.demo.mixing import NoiseBank, find_noise_dir, mix_at_snr
     from avdiff.evaluation.metrics import compute_metrics
-    from avdiff.pipeline.pipeline import AVDiffusionPipeline
-
-    pipeline = AVDiffusionPipeline.from_pretrained(args.prior_model, dtype=getattr(torch, args.dtype))
+    pipelines = PipelinesByEngine(args.prior_model, getattr(torch, args.dtype))
     clips = held_out_clips(args.speech_test, 1, args.seconds)[: args.speech_clips]
     bank = NoiseBank(find_noise_dir())
     for snr in args.snrs:
@@ -130,6 +131,8 @@ def score_enhancement(args: argparse.Namespace, rows: Rows) -> None:
             noisy, reference = mix_at_snr(clean, bank.excerpt(len(clean), rng), snr)
             for spec in ["noisy", *args.enhancers]:
                 method, changes = parse_run_spec(spec)
+                engine, changes = pop_engine(changes, args.backend)
+                pipeline = pipelines.get(engine)
                 for budget in [0] if spec == "noisy" else args.calls:
                     key = f"enhance|{spec}|{budget}|{snr:g}|{clip_id}"
                     if key in rows.done:

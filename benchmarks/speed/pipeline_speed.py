@@ -14,7 +14,8 @@ which reports its peak resident set size (CPU) or peak allocated GPU memory.
 `--jobs` times named variants side by side instead, in rounds (every job once per round, so a
 busier moment of the machine hits them all): `generate[:sampler=NAME,steps=N,guidance_scale=W,
 num_samples=K,OPTION=V]` (K samples of the clip in one batch: RTF per second of audio made) or
-`METHOD[:POSTERIOR_SETTING=V,...]`; `dtype=bfloat16` in either runs the score network in bf16, e.g. a model's defaults against the previous ones:
+`METHOD[:POSTERIOR_SETTING=V,...]`; `dtype=bfloat16` in either runs the score network in bf16 and
+`backend=torch|onnxruntime` on that engine (`avdiff.inference`; default: the pipeline's, auto), e.g. a model's defaults against the previous ones:
 
     .venv/bin/python -m benchmarks.speed.pipeline_speed --model v2s --seconds 3 --repeats 5 --memory-seconds \
         --jobs generate:sampler=predictor_corrector,steps=30 generate
@@ -62,8 +63,10 @@ def build_model_folder(config_path: Path, overrides: list[str], folder: Path) ->
 def job_runner(pipeline, spec: str, video: np.ndarray, noisy: np.ndarray, calls: list[int]):
     """A function running the job `spec` once (see the module docstring), appending its network calls."""
     name, changes = parse_run_spec(spec)
-    if "dtype" in changes:  # the same model with the score network in another dtype (autocast)
-        pipeline = type(pipeline)(pipeline.components, pipeline.device, getattr(torch, changes.pop("dtype")))
+    if "dtype" in changes or "backend" in changes:  # the same model in another dtype (autocast) or engine
+        dtype = getattr(torch, changes.pop("dtype")) if "dtype" in changes else pipeline.dtype
+        pipeline = type(pipeline)(pipeline.components, pipeline.device, dtype,
+                                  backend=changes.pop("backend", pipeline.backend.name))
     if name == "generate":
         fixed = {key: changes.pop(key) for key in ("sampler", "steps", "guidance_scale", "num_samples") if key in changes}
         return lambda: calls.append(pipeline.generate(video, sampler_options=changes, **fixed).network_calls)
