@@ -78,7 +78,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score network dtype (default: bfloat16 on GPUs and on CPUs with native bfloat16, "
                         "avx512_bf16 or AMX, where it halves the time at the same quality; float32 elsewhere)")
     parser.add_argument("--backend", choices=ENGINE_CHOICES, default=AUTO_ENGINE,
-                        help="engine of the score network: torch, or onnxruntime (float32 on the CPU; 1.6-1.9x "
+                        help="engine of the score network: torch, or onnxruntime (float32 on the CPU; 1.4-1.6x "
                         "faster there); auto: onnxruntime on CPUs without native bfloat16 where it is installed, "
                         "torch elsewhere")
     parser.add_argument("--landmarks", choices=BACKEND_CHOICES, default=DEFAULT_BACKEND,

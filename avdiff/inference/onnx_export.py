@@ -10,7 +10,6 @@ Export takes about 2 s on 2 cores; later runs read the file. Nothing is download
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -83,7 +82,7 @@ def export_body(network: nn.Module, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = temporary_path(path)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on Python-side shape arithmetic
             torch.onnx.export(_Body(float_network), example_inputs(float_network), str(partial),
                               input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME], dynamic_axes=dynamic,

@@ -1,7 +1,7 @@
 """Which engine runs the score network: torch (the reference) or ONNX Runtime (made for CPUs).
 
 `choose_backend` resolves `auto`: ONNX Runtime on CPUs without native bfloat16, where it ran
-the shipped networks 1.6-1.9x faster than torch in float32 (BENCHMARKS.md, "Real time on every
+the shipped networks 1.4-1.6x faster than torch in float32 (BENCHMARKS.md, "Real time on every
 CPU"), and torch everywhere else (GPUs; CPUs with native bfloat16, where torch's bf16 autocast
 is the measured choice). Asking for ONNX Runtime where it is not installed falls back to torch
 with one line saying so. `OnnxScoreNetwork` stands in for the score network inside the
@@ -12,7 +12,6 @@ call that needs a gradient (`dps`) runs the torch network, so every method works
 from __future__ import annotations
 
 import importlib.util
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +19,6 @@ import torch
 from torch import Tensor, nn
 
 from avdiff.inference.choices import BACKEND_CHOICES, ONNXRUNTIME, TORCH
-
-logger = logging.getLogger("avdiff.inference")
 
 INSTALL_HINT = "pip install 'avdiff[cpu]'"
 
@@ -89,10 +86,6 @@ class OnnxScoreNetwork(nn.Module):
         super().__init__()
         self.network = network
         self.session = open_session(str(exported_body(network)), threads or torch.get_num_threads())
-
-    @property
-    def config(self):
-        return self.network.config
 
     def forward(self, sample: Tensor, noise_level: Tensor, cond: Tensor | None = None,
                 cond_mask: Tensor | None = None) -> Tensor:
