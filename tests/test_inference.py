@@ -73,6 +73,9 @@ def test_export_is_cached_by_the_weights(tiny_unet, monkeypatch):
     changed = onnx_export.exported_body(tiny_unet)
     assert changed != first and len(exports) == 2 and first.parent == changed.parent
     assert not list(first.parent.glob(".*.tmp*"))  # written atomically, nothing half-written left
+    changed.write_bytes(b"not a graph")  # a damaged cache file is exported again, not an error
+    exported = runtime.OnnxScoreNetwork(tiny_unet, threads=1)
+    assert len(exports) == 3 and changed.stat().st_size > 1000 and exported.session is not None
 
 
 def test_auto_picks_onnxruntime_only_for_float32_on_the_cpu(monkeypatch):

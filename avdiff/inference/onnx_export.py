@@ -93,7 +93,8 @@ def export_body(network: nn.Module, path: Path) -> Path:
     return path
 
 
-def exported_body(network: nn.Module) -> Path:
-    """The cached ONNX graph of `network`'s body, exported first when it is not there yet."""
+def exported_body(network: nn.Module, fresh: bool = False) -> Path:
+    """The cached ONNX graph of `network`'s body, exported first when it is not there yet (or, with
+    `fresh`, again: the cached file could not be read)."""
     path = cache_folder() / f"score-body-{network_fingerprint(network)}.onnx"
-    return path if path.is_file() else export_body(network, path)
+    return path if path.is_file() and not fresh else export_body(network, path)

@@ -85,7 +85,11 @@ class OnnxScoreNetwork(nn.Module):
 
         super().__init__()
         self.network = network
-        self.session = open_session(str(exported_body(network)), threads or torch.get_num_threads())
+        threads = threads or torch.get_num_threads()
+        try:
+            self.session = open_session(str(exported_body(network)), threads)
+        except Exception:  # noqa: BLE001 - a damaged cached graph (ONNX Runtime's own errors): export it again
+            self.session = open_session(str(exported_body(network, fresh=True)), threads)
 
     def forward(self, sample: Tensor, noise_level: Tensor, cond: Tensor | None = None,
                 cond_mask: Tensor | None = None) -> Tensor:
