@@ -92,6 +92,12 @@ def test_generate_command_on_a_manifest(tmp_path, random_pipeline):
             audio, rate = sf.read(out / f"{item}_s{k}.wav")
             assert rate == 16000 and len(audio) == 10 * 640
     assert "model:" in (out / "generate_settings.yaml").read_text()
+    written = (out / "generate_settings.yaml").read_text()
+    (out / "generate_settings.yaml").unlink()  # as a run killed after its last output, before its end
+    argv = ["generate", "--model", str(model), "--video", str(manifest), "--output", str(out), "--num-samples", "2",
+            "--steps", "2"]
+    assert main(argv) == 0  # every output there: skipped, and the settings written again
+    assert (out / "generate_settings.yaml").read_text() == written
 
 
 def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path, random_pipeline):

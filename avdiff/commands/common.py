@@ -115,11 +115,13 @@ def write_run_settings(path: Path, settings: dict[str, Any]) -> None:
 def finish_batch(report: Any, processes: Any, out_dir: Path | None, first_output: Path, command: str,
                  settings: dict[str, Any]) -> int:
     """The end of a batch command: on the main process, the settings the outputs were made with
-    (`<command>_settings.yaml` in the folder, or `<output>.settings.yaml` for one file; only when
-    something was written) and the report's summary; the exit code (1 if any item failed)."""
+    (`<command>_settings.yaml` in the folder, or `<output>.settings.yaml` for one file; when
+    something was written, or when a re-run finds every output there but not the settings, as
+    after a run killed between its last output and its end) and the report's summary; the exit
+    code (1 if any item failed)."""
     if processes.is_main:
-        if report.done:
-            path = (out_dir / f"{command}_settings.yaml") if out_dir else first_output.with_suffix(".settings.yaml")
+        path = (out_dir / f"{command}_settings.yaml") if out_dir else first_output.with_suffix(".settings.yaml")
+        if report.done or (report.skipped and not report.failed and not path.exists()):
             write_run_settings(path, {"command": command, **settings})
         print(report.summary())
     return 1 if report.failed else 0
