@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from avdiff import __version__
-from avdiff.commands import COMMANDS
+from avdiff.commands import COMMANDS, COMMANDS_WITH_VIDEO
 from avdiff.errors import AVDiffError
 from avdiff.plugins import load_plugins
 
@@ -42,12 +42,22 @@ def chosen_command(argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the chosen command, and turn avdiff errors into one clear line."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(chosen_command(argv)).parse_args(argv)
+    command = chosen_command(argv)
+    prefetch = None
+    if command in COMMANDS_WITH_VIDEO:  # first, before torch loads: a one-video job's front-end runs beside its start
+        from avdiff.commands.common import start_mouth_prefetch
+
+        prefetch = start_mouth_prefetch(command, argv[argv.index(command) + 1 :])
     try:
+        args = build_parser(command).parse_args(argv)
+        args.mouth_prefetch = prefetch
         return int(args.func(args) or 0)
     except AVDiffError as error:
         print(f"avdiff {args.command}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if prefetch is not None:
+            prefetch.close()
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def models() -> dict[str, Any]:
 
 
 def caches() -> dict[str, str]:
-    from avdiff.landmarks.fa_backend import default_weights_dir
+    from avdiff.landmarks.hub import default_weights_dir
     import torch
 
     try:

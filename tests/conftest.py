@@ -40,7 +40,7 @@ FILE_SECONDS = {
     "test_envelope.py": 6, "test_two_stage.py": 5, "test_evaluate.py": 4, "test_serve_examples.py": 4,
     "test_resume_and_export.py": 4, "test_recognisers.py": 3, "test_metrics.py": 3, "test_code_structure.py": 2,
     "test_posterior.py": 2, "test_media.py": 2, "test_udiffse_lips.py": 5, "test_input_noise.py": 8,
-    "test_noise_tracking.py": 2, "test_inference.py": 20,
+    "test_noise_tracking.py": 2, "test_inference.py": 20, "test_guidance_distillation.py": 35, "test_mouth_prefetch.py": 26,
 }
 
 

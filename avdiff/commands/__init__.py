@@ -35,6 +35,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Commands whose --video may be one video file: its mouth front-end starts before the command's
+# imports (`avdiff.commands.common.start_mouth_prefetch`, from `avdiff.cli`).
+COMMANDS_WITH_VIDEO = ("generate", "enhance")
+
+
 def summary(name: str) -> str:
     """The one-line summary of command `name` (its `help` in `avdiff --help`)."""
     return COMMANDS[name][1]

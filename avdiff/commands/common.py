@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from avdiff.errors import InputError
@@ -145,16 +144,52 @@ def require_writable_folder(folder: Path, flag: str = "--output") -> None:
 
 def check_landmark_backend(args: argparse.Namespace, inputs: Iterable[Path | None]) -> None:
     """Load the landmark backend once, up front, when any input is a video file (not mouth crops):
-    a missing package or a bad --landmark-weights file is one error, not one per item."""
+    a missing package or a bad --landmark-weights file is one error, not one per item (where the
+    front-end already runs in a prefetch process, its load is the check)."""
     from avdiff.media.files import MOUTH_ARRAY_SUFFIX
 
     if not any(path is not None and Path(path).suffix.lower() != MOUTH_ARRAY_SUFFIX for path in inputs):
         return
+    import torch
+
     from avdiff.landmarks import check_backend
 
     choose_landmark_backend(args)
+    prefetch = getattr(args, "mouth_prefetch", None)  # the front-end already running (avdiff.pipeline.mouth_prefetch)
+    if prefetch is not None and prefetch.check_backend():
+        return
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     check_backend(args.landmarks, device="cuda" if device.startswith("cuda") else "cpu", weights=args.landmark_weights)
+
+
+def start_mouth_prefetch(command: str, argv: list[str]) -> Any:
+    """The mouth front-end of `argv`'s --video (`avdiff.pipeline.mouth_prefetch`), started before
+    the command's imports when `command` reads one video file with dlib; else None. Only --video
+    and the runtime flags are read here: a bad command line is the command's parser's to report."""
+    from avdiff.commands import COMMANDS_WITH_VIDEO
+    from avdiff.pipeline.mouth_prefetch import prefetch_video
+
+    if command not in COMMANDS_WITH_VIDEO:
+        return None
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument("--video", type=Path, default=None)
+    add_runtime_arguments(parser)
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except (SystemExit, argparse.ArgumentError):
+        return None
+    return prefetch_video(args.video, args.landmarks, args.landmark_weights)
+
+
+def prefetched_video(args: argparse.Namespace, video: Any, pipeline: Any) -> Any:
+    """`video`, or its mouth crops when the prefetch process made them (`avdiff.pipeline.mouth_prefetch`)
+    and the model reads lips (an audio-only prior ignores the video: its errors must not fail the item)."""
+    prefetch = getattr(args, "mouth_prefetch", None)
+    reads_lips = getattr(getattr(pipeline, "components", None), "audio_visual", False) and hasattr(pipeline, "crop_size")
+    if prefetch is None or video is None or not reads_lips:
+        return video
+    taken = prefetch.take(video, pipeline.crop_size)
+    return video if taken is None else taken
 
 
 def choose_landmark_backend(args: argparse.Namespace) -> None:

@@ -16,6 +16,7 @@ from avdiff.commands.common import (
     finish_batch,
     open_pipeline,
     positive_int,
+    prefetched_video,
     require_writable_folder,
 )
 from avdiff.commands.method_options import add_method_option_flags, given_method_options
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         video = item.inputs.get("video")
         if "video_dir" in item.inputs:
             video = match_video(item.inputs["video_dir"], item.inputs["stem"])
+        video = prefetched_video(args, video, pipeline)
         result = enhance_channels(pipeline, item.inputs["noisy"], plan=plan, video=video, seed=args.seed,
                                   show_progress=args.progress, landmarks=args.landmarks,
                                   landmark_weights=args.landmark_weights, lip_agreement=args.lip_agreement)

@@ -15,6 +15,7 @@ from avdiff.commands.common import (
     finish_batch,
     open_pipeline,
     positive_int,
+    prefetched_video,
     require_writable_folder,
 )
 from avdiff.pipeline.shipped import DEFAULT_GENERATOR
@@ -92,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         if item.inputs.get("face_ok") is not None:
             rois = np.load(video, allow_pickle=False)
             video = MouthVideo(rois, np.asarray(item.inputs["face_ok"], dtype=bool))
+        else:
+            video = prefetched_video(args, video, pipeline)
         result = pipeline.generate(video, plan, seed=args.seed, show_progress=args.progress,
                                    landmarks=args.landmarks, landmark_weights=args.landmark_weights)
         base = item.inputs["base"]

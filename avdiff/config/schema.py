@@ -322,10 +322,15 @@ class TrainingConfig:
     envelope_loss_weight: float = option(
         1.0, "weight of the lip envelope loss (mean squared error of the lips' log-mel envelope, "
         "when lip_encoder.envelope_bands > 0) added to the denoising loss")
-    objective: Literal["joint", "lips", "vae"] = option(
+    objective: Literal["joint", "lips", "vae", "guided"] = option(
         "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
         "envelope loss, the score network untouched (the first stage of a two-stage recipe); vae: the speech VAE "
-        "of the `vae` section instead of a score network (its ELBO; with lips from a frozen lip_encoder.pretrained)")
+        "of the `vae` section instead of a score network (its ELBO; with lips from a frozen lip_encoder.pretrained); "
+        "guided: guidance distillation, the score network (started from the teacher's) learns in one pass what "
+        "the `teacher` model's classifier-free guidance gives in two, reading the teacher's frozen lips")
+    teacher: str | None = option(
+        None, "training.objective guided: the model folder (or shipped name) whose guided denoiser is distilled")
+    teacher_guidance: float = option(2.0, "training.objective guided: the teacher's guidance weight w")
     envelope_noise_std: float = option(
         0.0, "Gaussian noise added to the lips' envelope channels before the score network reads them, in "
         "training only (so it reads an envelope that errs as the lips do on new sentences); 0 = none")
@@ -404,6 +409,9 @@ class AVDiffConfig:
             raise ValueError("training.objective 'lips' trains the lip encoder on its envelope: it needs "
                              f"lip_encoder.envelope_bands > 0 (got {bands}) and lip_encoder.train true")
         self._check_enhancement_family()
+        if self.training.objective == "guided" and (not self.training.teacher or self.training.teacher_guidance <= 0):
+            raise ValueError("training.objective 'guided' distils a teacher's guidance: set training.teacher (a model "
+                             f"folder) and a positive training.teacher_guidance (got {self.training.teacher_guidance})")
         if self.training.objective == "vae" and self.vae.audio_visual and not self.lip_encoder.pretrained:
             raise ValueError("an audio-visual VAE (training.objective vae, vae.audio_visual true) reads a trained "
                              "lip encoder: set lip_encoder.pretrained (e.g. models/v2s)")

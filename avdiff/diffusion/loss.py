@@ -26,7 +26,8 @@ class DenoisingScoreMatchingLoss:
     """E_sigma,n [ lambda(sigma) |D(x0 + sigma n; sigma, cond) - x0|^2 ].
 
     sigma is drawn from the formulation's training distribution, lambda is its weighting.
-    `frame_mask` (B, T) excludes padded spectrogram frames from the average.
+    `frame_mask` (B, T) excludes padded spectrogram frames from the average. `target(x, sigma)`,
+    when given, replaces x0 as what D must give (guidance distillation: a teacher's guided D).
     """
 
     def __init__(self, formulation: DiffusionFormulation) -> None:
@@ -40,14 +41,16 @@ class DenoisingScoreMatchingLoss:
         cond_mask: Tensor | None = None,
         frame_mask: Tensor | None = None,
         generator: torch.Generator | None = None,
+        target: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> LossOutput:
         x0 = x0.to(torch.float32)
         sigma = self.formulation.sample_training_sigmas(x0.shape[0], device=x0.device, generator=generator)
         gen_device = generator.device if generator is not None else x0.device
         noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=torch.float32).to(x0.device)
         noisy = x0 + sigma.view(-1, *([1] * (x0.dim() - 1))) * noise
+        wanted = x0 if target is None else target(noisy, sigma).to(torch.float32)
         denoised = denoiser(noisy, sigma, cond=cond, cond_mask=cond_mask)
-        squared = (denoised.to(torch.float32) - x0).square()
+        squared = (denoised.to(torch.float32) - wanted).square()
         if frame_mask is None:
             per_item = squared.flatten(1).mean(1)
         else:

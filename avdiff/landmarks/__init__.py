@@ -15,7 +15,6 @@ from typing import Any
 from avdiff.errors import InputError
 from avdiff.landmarks.auto import AUTO, BackendChoice, choose_backend
 from avdiff.landmarks.base import MOUTH, NUM_LANDMARKS, LandmarkBackendError, LandmarkDetector, Landmarks
-from avdiff.landmarks.tracking import TrackedLandmarks, fill_gaps, smooth, track
 from avdiff.registry import Registry, RegistryError
 
 # (device, weights or None, batch_size or None) -> a detector that loads nothing heavy before its first frames
@@ -38,11 +37,19 @@ def _dlib(device: str, weights: str | Path | None, batch_size: int | None) -> La
     return DlibLandmarkDetector(predictor_path=weights, batch_size=batch_size or 16)
 
 
+_TRACKING = ("TrackedLandmarks", "fill_gaps", "smooth", "track")  # loaded on first use: scipy.ndimage is 0.2 s
+
+
 def __getattr__(name: str) -> Any:
     """`BACKEND_CHOICES`: what --landmarks takes, `auto` (the default; avdiff.landmarks.auto picks
-    one of the built-in backends) and every registered backend, plug-ins' included, as of now."""
+    one of the built-in backends) and every registered backend, plug-ins' included, as of now; the
+    tracking names of `avdiff.landmarks.tracking`, imported when first asked for."""
     if name == "BACKEND_CHOICES":
         return (AUTO, *BACKENDS)
+    if name in _TRACKING:
+        from avdiff.landmarks import tracking
+
+        return getattr(tracking, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avdiff.landmarks.base import LandmarkBackendError
+from avdiff.landmarks.hub import default_weights_dir
 
 AUTO = "auto"
 
@@ -32,11 +33,11 @@ class BackendChoice:
 
 def face_alignment_missing(weights_dir: Path | None) -> str | None:
     """Why face-alignment cannot run here without downloading, or None if it can."""
-    from avdiff.landmarks.fa_backend import default_weights_dir, expected_weight_files
-
     folder = weights_dir or default_weights_dir()
-    if not folder.is_dir() or not any(folder.iterdir()):  # said without importing face_alignment (0.5 s)
+    if not folder.is_dir() or not any(folder.iterdir()):  # said without importing face_alignment (0.5 s) or torch
         return f"its weights are not in {folder} (no files there)"
+    from avdiff.landmarks.fa_backend import expected_weight_files
+
     try:
         files = expected_weight_files()  # imports face_alignment
     except LandmarkBackendError as error:
@@ -68,8 +69,6 @@ def choose_backend(name: str, weights: str | Path | None = None) -> BackendChoic
         return BackendChoice("face-alignment", weights_text, f"weights from {weights}")
     fa_reason = face_alignment_missing(None)
     if fa_reason is None:
-        from avdiff.landmarks.fa_backend import default_weights_dir
-
         return BackendChoice("face-alignment", None, f"weights found in {default_weights_dir()}")
     dlib_reason = dlib_missing()
     if dlib_reason is None:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from avdiff.landmarks.hub import default_weights_dir
 from avdiff.landmarks.base import NUM_LANDMARKS, LandmarkBackendError, LandmarkDetector, Landmarks, pick_face
 
 
@@ -46,11 +47,6 @@ def expected_weight_files() -> dict[str, str]:
     fan_url = face_alignment.api.models_urls["2DFAN-4"]
     s3fd_url = sfd.models_urls["s3fd"]
     return {"fan": Path(urlparse(fan_url).path).name, "s3fd": Path(urlparse(s3fd_url).path).name}
-
-
-def default_weights_dir() -> Path:
-    """face-alignment's cache: torch hub's checkpoints folder (follows $TORCH_HOME)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 @contextlib.contextmanager

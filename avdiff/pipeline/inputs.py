@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -20,8 +21,10 @@ from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import decode_audio, resample
 from avdiff.media.files import soundfile_format
-from avdiff.mouth.crop import center_crop
 from avdiff.mouth.reliability import frame_reliability
+
+if TYPE_CHECKING:  # the crops' modules import scipy: loaded where video is read
+    from avdiff.mouth.extract import MouthROIs
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 SILENCE_PEAK = 1e-5  # a peak below this is treated as silence
@@ -131,6 +134,8 @@ def mouth_video_from_array(rois: np.ndarray, crop_size: int, face_ok: np.ndarray
                            name: str = "video", found: np.ndarray | None = None) -> MouthVideo:
     """Check and centre-crop prepared mouth crops, and score each frame's reliability (`found`: which
     faces were detected rather than filled in, when known)."""
+    from avdiff.mouth.crop import center_crop
+
     rois = np.asarray(rois)
     if rois.ndim != 3 or rois.dtype != np.uint8:
         raise InputError(f"{name}: expected uint8 mouth crops (frames, height, width), got {rois.dtype} {rois.shape}")
@@ -158,15 +163,12 @@ def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_
             reason = "not a plain array: it would need unpickling" if "pickle" in str(error) else str(error)
             raise InputError(f"{path}: cannot read mouth crops ({reason})") from error
         return mouth_video_from_array(rois, crop_size, name=str(path))
-    from avdiff.landmarks import shared_detector
-    from avdiff.media.video import read_video
-    from avdiff.mouth.extract import extract_mouth_rois
-    from avdiff.prepare.settings import PrepareSettings
+    from avdiff.mouth.from_file import mouth_rois_from_file
 
-    settings = PrepareSettings(landmarks=landmarks, landmark_weights=str(landmark_weights) if landmark_weights else None,
-                               device=device)
-    video = read_video(path, max_side=settings.max_side)  # silent videos are fine: no audio is read
-    detector = shared_detector(settings.landmarks, device=settings.device, weights=settings.landmark_weights)
-    rois = extract_mouth_rois(video.frames, detector, size=settings.roi_size, crop_side=settings.crop_side,
-                              max_gap=settings.max_gap, smooth_window=settings.smooth_window, name=str(path))
-    return mouth_video_from_array(rois.rois, crop_size, rois.face_ok, name=str(path), found=rois.landmarks.found)
+    rois = mouth_rois_from_file(path, landmarks, landmark_weights, device)
+    return mouth_video_from_rois(rois, crop_size, str(path))
+
+
+def mouth_video_from_rois(rois: MouthROIs, crop_size: int, name: str) -> MouthVideo:
+    """The MouthVideo of a video file's front-end output (`avdiff.mouth.from_file`) at the model's crop size."""
+    return mouth_video_from_array(rois.rois, crop_size, rois.face_ok, name=name, found=rois.landmarks.found)

@@ -1,11 +1,28 @@
 """`avdiff prepare`: raw talking-face corpora -> mouth ROIs + 16 kHz audio + a JSONL manifest;
-clean-speech corpora (audio only) -> 16 kHz utterances + a manifest."""
+clean-speech corpora (audio only) -> 16 kHz utterances + a manifest.
 
-from avdiff.prepare.item import prepare_item
-from avdiff.prepare.layouts import LAYOUTS, SourceItem, discover, grid_sentence
-from avdiff.prepare.runner import MANIFEST_NAME, REJECTS_NAME, PrepareReport, prepare_corpus
-from avdiff.prepare.settings import PrepareSettings
-from avdiff.prepare import speech_layouts  # noqa: F401  (registers the audio-only layouts)
+The names below load on first use (PEP 562), so `avdiff.prepare.settings` (the front-end's
+settings, which inference reads too) imports without the corpus runner and its audio stack.
+"""
 
-__all__ = ["LAYOUTS", "MANIFEST_NAME", "REJECTS_NAME", "PrepareReport", "PrepareSettings", "SourceItem",
-           "discover", "grid_sentence", "prepare_corpus", "prepare_item"]
+from __future__ import annotations
+
+from avdiff.lazy import lazy_exports
+from avdiff.prepare import speech_layouts  # noqa: F401  (registers the audio-only layouts; light)
+
+_EXPORTS = {
+    "LAYOUTS": "avdiff.prepare.layouts",
+    "MANIFEST_NAME": "avdiff.prepare.runner",
+    "PrepareReport": "avdiff.prepare.runner",
+    "PrepareSettings": "avdiff.prepare.settings",
+    "REJECTS_NAME": "avdiff.prepare.runner",
+    "SourceItem": "avdiff.prepare.layouts",
+    "discover": "avdiff.prepare.layouts",
+    "grid_sentence": "avdiff.prepare.layouts",
+    "prepare_corpus": "avdiff.prepare.runner",
+    "prepare_item": "avdiff.prepare.item",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

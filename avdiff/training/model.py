@@ -24,6 +24,7 @@ from avdiff.models.lip_encoder import LipEncoder, lips_to_condition
 from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
 from avdiff.training.condition_dropout import drop_condition
 from avdiff.training.envelope_corruption import corrupt_envelope
+from avdiff.training.guidance_distillation import Teacher, load_teacher, start_from_teacher
 
 
 def check_registered(config: AVDiffConfig) -> None:
@@ -82,6 +83,7 @@ class AVDiffusionModel(nn.Module):
         formulation: DiffusionFormulation,
         transform: SpectrogramTransform,
         training: TrainingConfig | None = None,
+        teacher: Teacher | None = None,
     ) -> None:
         super().__init__()
         self.lip_encoder = lip_encoder
@@ -89,22 +91,24 @@ class AVDiffusionModel(nn.Module):
         self.transform = transform
         self.loss = DenoisingScoreMatchingLoss(formulation)
         self.training_config = training or TrainingConfig()
+        # training.objective guided: in a tuple, so the frozen teacher is neither a parameter (optimised,
+        # checkpointed, synchronised) nor part of the exported model
+        self.teacher_holder: tuple[Teacher, ...] = (teacher,) if teacher is not None else ()
 
     @classmethod
     def from_config(cls, config: AVDiffConfig, formulation: DiffusionFormulation) -> "AVDiffusionModel":
         """The model a config describes, after checking the names it gives the registries."""
         check_registered(config)
-        lip_encoder = build_lip_encoder(config.lip_encoder)  # first: the seed's draws stay in their order
+        teacher = load_teacher(config) if config.training.objective == "guided" else None
+        # first: the seed's draws stay in their order; a student reads its teacher's frozen lips
+        lip_encoder = build_lip_encoder(config.lip_encoder) if teacher is None else teacher.lip_encoder
         score_model = build_backbone(config.score_model)
         if config.training.objective == "lips":  # the first stage: only the lips train
             score_model.requires_grad_(False)
-        return cls(
-            lip_encoder,
-            score_model,
-            formulation,
-            SpectrogramTransform(config.spectrogram),
-            config.training,
-        )
+        if teacher is not None:
+            start_from_teacher(score_model, formulation, teacher)
+        return cls(lip_encoder, score_model, formulation, SpectrogramTransform(config.spectrogram), config.training,
+                   teacher)
 
     @property
     def score_model(self) -> nn.Module:
@@ -182,7 +186,8 @@ class AVDiffusionModel(nn.Module):
         """The loss of one batch; `generator` draws noise levels, noise, condition dropout and the
         envelope's corruption (`drop_conditions`: training). With lip envelope channels, their
         weighted error is added to `loss` and reported in `auxiliary["envelope"]`; with
-        training.objective 'lips' it is the whole loss (`lips_only_loss`)."""
+        training.objective 'lips' it is the whole loss (`lips_only_loss`); with 'guided' the
+        denoiser's target is the teacher's guided estimate for the same lips and mask."""
         spec = self.transform.encode(audio)
         embeddings = self.encode_lips(video, video_valid, face_ok)
         config = self.training_config
@@ -196,7 +201,9 @@ class AVDiffusionModel(nn.Module):
         if drop_conditions:
             cond_mask = drop_condition(cond_mask, generator, config.cond_drop_prob, config.cond_span_drop_prob,
                                        config.cond_span_max_frames)
-        out = self.loss(self.denoiser, spec, cond=cond, cond_mask=cond_mask, frame_mask=frame_mask, generator=generator)
+        target = self.teacher_holder[0].target(cond, cond_mask) if self.teacher_holder else None
+        out = self.loss(self.denoiser, spec, cond=cond, cond_mask=cond_mask, frame_mask=frame_mask,
+                        generator=generator, target=target)
         envelope = self.envelope_loss(spec, embeddings, face_ok & video_valid, frame_mask)
         if envelope is not None:
             out.loss = out.loss + self.training_config.envelope_loss_weight * envelope

@@ -45,6 +45,7 @@ from avdiff.training import checkpoints as ckpt
 from avdiff.training import safe_state
 from avdiff.training.ema import ExponentialMovingAverage
 from avdiff.training.export import CONFIG_NAME, export_model, training_model
+from avdiff.training.guidance_distillation import teacher_sigma_data
 from avdiff.training.launcher import follow_launcher
 from avdiff.training.run_lock import RunLock
 from avdiff.training.schedule import lr_multiplier
@@ -291,6 +292,8 @@ class Trainer:
         state = ckpt.TrainerState(world_size=self.world)
         if self.config.training.objective == "vae":  # no diffusion: its sigma_data is not used
             state.sigma_data = 1.0
+        elif self.config.training.objective == "guided":  # the student denoises on its teacher's scale
+            state.sigma_data = teacher_sigma_data(self.config)
         elif self.config.diffusion.sigma_data is not None:
             state.sigma_data = self.config.diffusion.sigma_data
         else:

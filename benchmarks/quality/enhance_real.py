@@ -34,6 +34,7 @@ from benchmarks.quality.diffusion_settings import known_settings, parse_variants
 
 METRICS = ("si_sdr", "pesq_wb", "estoi")
 BASELINES = ("noisy", "noisereduce")
+PLAN_KEYS = ("chunk_frames", "batch_size")  # plan settings a --variant may change besides the method's options
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="manifests of speakers never tested on: the voices of the 'crowd' noise")
     parser.add_argument("--methods", nargs="+", default=["udiffse+"], help="enhancement methods to run")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=METHOD[:key=value,...]",
-                        help="also run METHOD with changed options under the name NAME (repeatable)")
+                        help="also run METHOD with changed options (or plan settings: chunk_frames, batch_size) "
+                        "under the name NAME (repeatable)")
     parser.add_argument("--default-method", default="udiffse+", help="the method the targets are checked for")
     parser.add_argument("--steps", type=int, default=None, help="noise levels (default: each method's)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N clips (trial runs)")
@@ -102,9 +104,10 @@ def run_systems(pipelines: PipelinesByEngine, systems: dict, noisy: np.ndarray, 
     for name, (method, changes) in systems.items():
         def enhance(method: str = method, changes: dict = changes) -> tuple[np.ndarray, int]:
             engine, changes = pop_engine(changes, args.backend)
+            plan = {key: int(changes.pop(key)) for key in PLAN_KEYS if key in changes}
             base, settings = known_settings(method, changes)
             out = pipelines.get(engine).enhance(noisy, sample_rate=16000, method=base, seed=args.seed,
-                                                steps=args.steps, options=settings)
+                                                steps=args.steps, options=settings, **plan)
             return out.audio, out.network_calls
         runs[name] = enhance
     return runs

@@ -23,9 +23,13 @@ METRICS = ("si_sdr", "pesq_wb", "estoi", "wer_grid")
 
 
 def system_rows(folder: Path, system: str) -> dict[tuple, dict]:
-    """(noise, snr, item) -> the row of `system` in FOLDER/rows.jsonl."""
+    """(noise, snr, item) -> the row of `system` in FOLDER/rows.jsonl; `NAME|field=value` keeps only
+    the rows of NAME with that value (a run with several budgets: `dpmpp_2m|budget=8`)."""
+    name, _, where = system.partition("|")
+    field, _, value = where.partition("=")
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
-    return {tuple(row.get(k) for k in (*GROUPS, "item")): row for row in rows if row.get("system") == system}
+    return {tuple(row.get(k) for k in (*GROUPS, "item")): row for row in rows
+            if row.get("system") == name and (not field or str(row.get(field)) == value)}
 
 
 def paired_differences(a: dict[tuple, dict], b: dict[tuple, dict], metrics: tuple[str, ...]) -> list[dict]:
