@@ -54,6 +54,9 @@ def test_it_starts_only_for_one_video_file_read_with_dlib(clip: Path, tmp_path: 
                           ("generate", ["--video", str(clip), "--landmarks", "nonsense"]), ("generate", ["--video"])):
         assert start_mouth_prefetch(command, argv) is None, (command, argv)
     assert capsys.readouterr().err == ""  # a bad command line is the command's parser's to report
+    extraction = start_mouth_prefetch("extract", ["--mixture", "mix.wav", "--video", str(clip), "--landmarks", "dlib"])
+    assert isinstance(extraction, MouthPrefetch)  # the target's video; the interferer's is read by the job
+    extraction.close()
 
 
 def test_errors_reach_the_job_as_they_would_have(tmp_path: Path, clip: Path):

@@ -225,3 +225,30 @@ def test_guided_denoiser_combines_conditional_and_null_branches(tiny_unet):
     torch.testing.assert_close(guided, d_null + 2.5 * (d_cond - d_null), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="needs a condition"):
         guided_denoiser(denoiser, None, guidance_scale=2.0)
+
+
+def test_guidance_in_a_limited_interval_runs_one_pass_below_it(tiny_unet):
+    """Below `min_sigma` the guided denoiser is the conditional one, in one pass of the batch's size;
+    at or above it, guidance as before."""
+    denoiser = unet_denoiser(tiny_unet)
+    x, cond = torch.randn(2, 2, 16, 13), condition(2, 13)
+    mask = torch.ones(2, 13, dtype=torch.bool)
+    batches = []
+    hook = tiny_unet.register_forward_hook(lambda module, inputs, output: batches.append(inputs[0].shape[0]))
+    guided = guided_denoiser(denoiser, cond, mask, guidance_scale=2.5, min_sigma=1.0)
+    with torch.no_grad():
+        low, high = torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0])
+        torch.testing.assert_close(guided(x, low), denoiser(x, low, cond=cond, cond_mask=mask))
+        everywhere = guided_denoiser(denoiser, cond, mask, guidance_scale=2.5)
+        torch.testing.assert_close(guided(x, high), everywhere(x, high))
+    hook.remove()
+    assert batches == [2, 2, 4, 4]  # low: one pass (and its reference); high: doubled, both times
+
+
+def test_the_generation_plan_carries_the_guidance_interval(random_pipeline):
+    plan = random_pipeline.generation_plan(guidance_scale=2.0, guidance_min_sigma=5.0)
+    assert plan.sampler.guidance_min_sigma == 5.0 and plan.to_dict()["guidance_min_sigma"] == 5.0
+    assert plan.describe().endswith("guidance 2 at sigma >= 5 sigma_data")
+    assert random_pipeline.generation_plan().sampler.guidance_min_sigma == 0.0  # every level, as before
+    with pytest.raises(ValueError, match="guidance_min_sigma"):
+        random_pipeline.generation_plan(guidance_min_sigma=-1.0)

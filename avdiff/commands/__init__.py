@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 # Commands whose --video may be one video file: its mouth front-end starts before the command's
 # imports (`avdiff.commands.common.start_mouth_prefetch`, from `avdiff.cli`).
-COMMANDS_WITH_VIDEO = ("generate", "enhance")
+COMMANDS_WITH_VIDEO = ("generate", "enhance", "extract")
 
 
 def summary(name: str) -> str:

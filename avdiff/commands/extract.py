@@ -14,6 +14,7 @@ from avdiff.commands.common import (
     finish_batch,
     open_pipeline,
     positive_int,
+    prefetched_video,
     require_writable_folder,
 )
 from avdiff.commands.enhance import match_video
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     def process(item: BatchItem) -> None:
         video, interferer_video = _videos(item)
+        video = prefetched_video(args, video, pipeline)
         result = extract(pipeline, item.inputs["mixture"], video, interferer_video=interferer_video, plan=plan,
                          seed=args.seed, show_progress=args.progress, landmarks=args.landmarks,
                          landmark_weights=args.landmark_weights, lip_agreement=args.lip_agreement)

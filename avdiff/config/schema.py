@@ -174,6 +174,9 @@ class SamplerConfig:
                         "2/level, Heun 2/level - 1); dpmpp_2m at 8 is chosen in BENCHMARKS.md, 'Quality against "
                         "network calls'")
     guidance_scale: float = option(1.0, "classifier-free guidance w: 1 = plain conditional sampling")
+    guidance_min_sigma: float = option(
+        0.0, "guidance only at noise levels of at least this many sigma_data, plain conditional below (guidance "
+        "in a limited interval: one network pass instead of two at those levels); 0 = at every level")
     options: dict[str, Any] = option(
         {}, "the sampler's own settings, e.g. {eta: 1.0} (dpmpp_2m), {snr: 0.5, corrector_steps: 1} "
         "(predictor_corrector) or {churn: 0.0} (edm_stochastic); unset ones take the sampler's defaults")
@@ -181,6 +184,7 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         check_finite(self)
         check_at_least(self, 1, "steps")
+        check_at_least(self, 0.0, "guidance_min_sigma")
         check_registered(self, "name", "samplers")
 
 

@@ -53,12 +53,15 @@ def guided_denoiser(
     cond: Tensor | None,
     cond_mask: Tensor | None = None,
     guidance_scale: float = 1.0,
+    min_sigma: float = 0.0,
 ) -> DenoiserFn:
     """Bind a condition and classifier-free guidance: D_null + w (D_cond - D_null).
 
     w = 1 is plain conditional sampling (one network call per step). Otherwise the
     conditional and null branches run as one doubled batch, the null branch with every
-    frame masked so the learned null embedding replaces the condition.
+    frame masked so the learned null embedding replaces the condition; at noise levels below
+    `min_sigma` only the conditional branch runs (guidance in a limited interval: Kynkäänniemi
+    et al., "Applying guidance in a limited interval improves sample and distribution quality", 2024).
     """
     if cond is None and guidance_scale != 1.0:
         raise ValueError("classifier-free guidance (guidance_scale != 1) needs a condition")
@@ -75,6 +78,8 @@ def guided_denoiser(
     both_mask = torch.cat([valid, torch.zeros_like(valid)])
 
     def guided(x: Tensor, sigma: Tensor) -> Tensor:
+        if float(sigma.max()) < min_sigma:
+            return denoiser(x, sigma, cond=cond, cond_mask=valid)
         both = denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=both_cond, cond_mask=both_mask)
         d_cond, d_null = both.chunk(2)
         return d_null + guidance_scale * (d_cond - d_null)

@@ -1,16 +1,15 @@
 """The mouth crops of a one-video job, made in a second process while the job starts.
 
 A job's start (importing torch, opening the model: about 4 s on a 2-core CPU) and its video's
-front-end (dlib's model, decoding, landmarks: about 2 s for 6 s of video) do not depend on each
-other and each keeps one core busy. So `avdiff generate --video FILE` and `avdiff enhance --video
-FILE` start the front-end of their one video file in a spawned process before anything heavy is
-imported (`prefetch_video`, from `avdiff.cli` through `avdiff.commands.common.start_mouth_prefetch`),
-and take the crops when the model is ready.
-The crops are those the job would have made itself (the same function, `mouth_rois_from_file`),
-and errors reach the job as they would have: a landmark backend that cannot run is the job's
-error (`check_backend`), a video that cannot be read or shows no face the item's (`take`). If the
-process dies, the job makes the crops itself. Only dlib on the CPU is prefetched (face-alignment
-would load torch and its network a second time).
+front-end (dlib's model, decoding, landmarks: about 3.5 s for 6 s of video) do not depend on each
+other and each keeps one core busy. So `avdiff generate`, `enhance` and `extract` given one video
+file with `--video` start its front-end in a spawned process before anything heavy is imported
+(`prefetch_video`, from `avdiff.cli` through `avdiff.commands.common.start_mouth_prefetch`) and
+take the crops when the model is ready. The crops are those the job would have made itself (the
+same function, `mouth_rois_from_file`), and errors reach the job as they would have: a landmark
+backend that cannot run is the job's error (`check_backend`), a video that cannot be read or shows
+no face the item's (`take`). If the process dies, the job makes the crops itself. Only dlib on the
+CPU is prefetched (face-alignment would load torch and its network a second time).
 """
 
 from __future__ import annotations

@@ -133,8 +133,10 @@ class AVDiffusionPipeline(LipFrontEnd):
             self.backend = BackendChoice(TORCH)
         self.denoiser.network = torch.compile(self.components.score_model, mode=mode, dynamic=False)
 
-    def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float) -> DenoiserFn:
-        """The guided denoiser of a batch (item i conditioned on cond[i]), under autocast.
+    def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float,
+                      guidance_min_sigma: float = 0.0) -> DenoiserFn:
+        """The guided denoiser of a batch (item i conditioned on cond[i]), under autocast; guidance
+        only at noise levels of at least `guidance_min_sigma` sigma_data.
 
         On the CPU it runs one item at a time (each with its conditional and null branches): CPU
         convolutions round differently for different batch sizes, so batched calls would make a
@@ -144,7 +146,8 @@ class AVDiffusionPipeline(LipFrontEnd):
         on two: 0.25 s and 0.38 s; best of 6). GPUs run the batch at once.
         """
         def bind(c: Tensor | None, m: Tensor | None) -> DenoiserFn:
-            guided = guided_denoiser(self.denoiser, c, m, guidance_scale)
+            guided = guided_denoiser(self.denoiser, c, m, guidance_scale,
+                                     guidance_min_sigma * self.denoiser.formulation.sigma_data)
 
             def run(x: Tensor, sigma: Tensor) -> Tensor:
                 with self._autocast():
@@ -214,7 +217,8 @@ class AVDiffusionPipeline(LipFrontEnd):
             generators = make_generators([item_seed(seed, j, index) for j in range(num_samples)], self.device)
             chunk_cond = cond[..., start:end].expand(num_samples, -1, -1)
             chunk_mask = mask[..., start:end].expand(num_samples, -1)
-            denoise = self._denoiser_for(chunk_cond, chunk_mask, plan.sampler.guidance_scale)
+            denoise = self._denoiser_for(chunk_cond, chunk_mask, plan.sampler.guidance_scale,
+                                         plan.sampler.guidance_min_sigma)
             if index > 0:
                 known_end = chunks[index - 1][1] - start
                 denoise = _keep_known(denoise, pieces[-1][..., start - chunks[index - 1][0] :], known_end)

@@ -42,12 +42,15 @@ class GenerationPlan:
         return samplers.network_calls_per_run(self.sampler)
 
     def describe(self) -> str:
-        """One line for people: sampler, steps, guidance."""
-        return f"sampler {self.sampler.name}, {self.sampler.steps} steps, guidance {self.sampler.guidance_scale:g}"
+        """One line for people: sampler, steps, guidance (and where it stops)."""
+        below = (f" at sigma >= {self.sampler.guidance_min_sigma:g} sigma_data"
+                 if self.sampler.guidance_min_sigma > 0 and self.sampler.guidance_scale != 1 else "")
+        return f"sampler {self.sampler.name}, {self.sampler.steps} steps, guidance {self.sampler.guidance_scale:g}{below}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.name, "steps": self.sampler.steps,
-                "guidance_scale": self.sampler.guidance_scale, "sampler_options": dict(self.sampler.options),
+                "guidance_scale": self.sampler.guidance_scale, "guidance_min_sigma": self.sampler.guidance_min_sigma,
+                "sampler_options": dict(self.sampler.options),
                 "num_samples": self.num_samples, "chunk_frames": self.chunk_frames,
                 "overlap_frames": self.overlap_frames}
 
@@ -91,7 +94,8 @@ class EnhancementPlan:
 def generation_plan(defaults: SamplerConfig, sampler: str | None = None, steps: int | None = None,
                     guidance_scale: float | None = None, sampler_options: Mapping[str, Any] | None = None,
                     num_samples: int = 1, chunk_frames: int = GENERATION_CHUNK_FRAMES,
-                    overlap_frames: int = GENERATION_OVERLAP_FRAMES) -> GenerationPlan:
+                    overlap_frames: int = GENERATION_OVERLAP_FRAMES,
+                    guidance_min_sigma: float | None = None) -> GenerationPlan:
     """The model's sampler `defaults` with the overrides given; another sampler starts from its
     own default options. Bad values (0 steps, NaN guidance, an option the sampler lacks) raise."""
     config = defaults
@@ -100,7 +104,8 @@ def generation_plan(defaults: SamplerConfig, sampler: str | None = None, steps: 
     options = {**config.options, **(sampler_options or {})}
     config = replace(config, options=samplers.sampler_options(config.name, options),  # every option, defaults filled in
                      steps=config.steps if steps is None else steps,
-                     guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale)
+                     guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale,
+                     guidance_min_sigma=config.guidance_min_sigma if guidance_min_sigma is None else guidance_min_sigma)
     _check_counts(num_samples=num_samples, chunk_frames=chunk_frames)
     if not 0 <= overlap_frames < chunk_frames:
         raise ValueError(f"overlap_frames must be in 0 .. chunk_frames - 1, got {overlap_frames}")

@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="new-sentence clips passed over first (those a setting was tuned on)")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0], help="guidance weights of 'lips'")
     parser.add_argument("--steps", type=int, default=None, help="sampler levels (default: the model's)")
+    parser.add_argument("--guidance-min-sigma", type=float, default=None, metavar="S",
+                        help="guidance of 'lips' only at noise levels >= S sigma_data (default: the model's)")
     parser.add_argument("--envelope-encoder", type=Path, default=None, metavar="DIR",
                         help="a lip encoder folder (benchmarks/quality/envelope_probe.py's OUTPUT/lip_encoder) whose "
                         "envelope replaces the lips' at the first --guidance: a separately trained "
@@ -183,7 +185,8 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
     from avdiff.pipeline.inputs import MouthVideo
 
     def run(mouth: MouthVideo, w: float) -> tuple[np.ndarray, int]:
-        out = pipeline.generate(mouth, steps=args.steps, guidance_scale=w, seed=args.seed)
+        out = pipeline.generate(mouth, steps=args.steps, guidance_scale=w, seed=args.seed,
+                                guidance_min_sigma=args.guidance_min_sigma)
         return out.audio[0], out.network_calls
 
     systems = {f"lips w={w:g}": (lambda w=w: run(video, w)) for w in args.guidance}
