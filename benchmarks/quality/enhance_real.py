@@ -222,14 +222,15 @@ def summary(numbers: dict, args: argparse.Namespace) -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, pipelines: PipelinesByEngine | None = None) -> None:
+    """The benchmark; `pipelines`: the model's pipeline per engine (a harness may add engines of its own)."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     clips = held_out_clips(args.test, args.per_speaker, args.seconds)
     clips = clips[: args.limit] if args.limit else clips
     rows = Rows(args.output / "rows.jsonl")
-    score_all(PipelinesByEngine(args.model), clips, args, rows)
+    score_all(pipelines or PipelinesByEngine(args.model), clips, args, rows)
     numbers = summary_numbers(rows.rows, clips, args)
     text = summary(numbers, args)
     (args.output / "summary.md").write_text(text)
