@@ -150,14 +150,14 @@ def check_landmark_backend(args: argparse.Namespace, inputs: Iterable[Path | Non
 
     if not any(path is not None and Path(path).suffix.lower() != MOUTH_ARRAY_SUFFIX for path in inputs):
         return
-    import torch
-
-    from avdiff.landmarks import check_backend
-
     choose_landmark_backend(args)
     prefetch = getattr(args, "mouth_prefetch", None)  # the front-end already running (avdiff.pipeline.mouth_prefetch)
     if prefetch is not None and prefetch.check_backend():
         return
+    import torch
+
+    from avdiff.landmarks import check_backend
+
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     check_backend(args.landmarks, device="cuda" if device.startswith("cuda") else "cpu", weights=args.landmark_weights)
 
