@@ -185,7 +185,10 @@ def test_the_pipeline_hands_the_lips_to_the_method_and_the_shipped_v2s_uses_it(t
     frames = pipeline.transform.num_frames(len(noisy))
     reliability = evidence.reliability[0, :frames]
     assert reliability[: 5 * 7 - 1].eq(1).all() and reliability[5 * 7 + 1 :].eq(0).all()  # 5 STFT frames a video frame
-    assert AVDiffusionPipeline.from_pretrained("v2s", device="cpu").enhancement_plan().method == "udiffse+lips"
+    shipped = AVDiffusionPipeline.from_pretrained("v2s", device="cpu").enhancement_plan()
+    assert shipped.method == "udiffse+lips" and shipped.settings.refit_on_lip_frames
+    assert shipped.settings.noise_model == "tracked"  # audio-only input: issue 26's recipe
+    assert shipped.settings.noisy_lips_likelihood_weight == 0.25
 
 
 def test_a_weight_that_follows_presence_lies_between_the_lips_weight_and_the_full_one():
@@ -197,3 +200,55 @@ def test_a_weight_that_follows_presence_lies_between_the_lips_weight_and_the_ful
     lips = regression(run("udiffse+lips", lips_problem(y, 1.0, seeds), weight_follows_presence=False), y)
     follows = regression(run("udiffse+lips", lips_problem(y, 1.0, seeds)), y)  # the default
     assert lips + 0.01 < follows < plus - 0.01, (lips, follows, plus)
+
+
+TRACKED_RECIPE = {"noise_model": "tracked", "wiener_output": True, "wiener_keeps_subtraction": True,
+                  "input_mix_from_db": 8.0, "input_mix_full_db": 18.0}
+
+
+def test_refit_on_lip_frames_gives_lip_frames_the_refit_and_the_rest_the_tracked_recipe():
+    """refit_on_lip_frames: audio-only input is udiffse+ with the tracked-noise recipe sample for
+    sample, and so are lips trusted nowhere; lips trusted everywhere give udiffse+lips with the
+    refitted noise and the sample as output (the same estimate up to the order of its noise
+    draws); half and half follows each recipe on its own frames."""
+    _, y = gaussian_pair(5)
+    y, seeds = y[:16], range(16)
+    hybrid = {**TRACKED_RECIPE, "refit_on_lip_frames": True}
+    tracked = run("udiffse+", blind_problem(y, seeds), **TRACKED_RECIPE)
+    assert torch.equal(tracked, run("udiffse+lips", blind_problem(y, seeds), **hybrid))
+    assert torch.allclose(tracked, run("udiffse+lips", lips_problem(y, 0.0, seeds), **hybrid), atol=1e-5)
+    refitted = run("udiffse+lips", lips_problem(y, 1.0, seeds))
+    trusted = run("udiffse+lips", lips_problem(y, 1.0, seeds), **hybrid)  # the same, its noise drawn in another order
+    assert regression(trusted, y) == pytest.approx(regression(refitted, y), abs=0.02)
+    assert regression(trusted, y) < regression(tracked, y) - 0.1  # the two recipes differ on this input
+    half = SHAPE[3] // 2
+    reliability = torch.cat([torch.ones(half), torch.zeros(SHAPE[3] - half)])
+    mixed = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid)
+    assert (mixed[..., :half] - refitted[..., :half]).abs().mean() < (mixed[..., :half] - tracked[..., :half]).abs().mean()
+    assert (mixed[..., half:] - tracked[..., half:]).abs().mean() < (mixed[..., half:] - refitted[..., half:]).abs().mean()
+
+
+def test_the_lips_weight_follows_the_tracked_snr_when_asked():
+    """noisy_lips_likelihood_weight: the weight at or below noisy_snr_db, the usual one at or above
+    quiet_snr_db, linear between; an input below the range is enhanced exactly as with that weight
+    throughout, one above it exactly as without the option; the weight used is reported."""
+    from avdiff.posterior.udiffse_lips import LipWeightedSettings
+
+    settings = LipWeightedSettings(noisy_lips_likelihood_weight=0.25, noisy_snr_db=5.0, quiet_snr_db=10.0)
+    assert settings.lips_weight(torch.tensor([-5.0, 5.0, 7.5, 10.0, 30.0])).tolist() == [0.25, 0.25, 0.5, 0.75, 0.75]
+    assert settings.needs_input_noise() and not LipWeightedSettings().needs_input_noise()
+    with pytest.raises(ValueError, match="quiet_snr_db"):
+        LipWeightedSettings(noisy_snr_db=10.0, quiet_snr_db=5.0)
+    _, y = gaussian_pair(6)
+    y, seeds = y[:16], range(16)
+    low = run("udiffse+lips", lips_problem(y, 1.0, seeds), lips_likelihood_weight=0.25)
+    noisy = run("udiffse+lips", lips_problem(y, 1.0, seeds), noisy_lips_likelihood_weight=0.25,
+                noisy_snr_db=200.0, quiet_snr_db=210.0)  # every input counts as noisy
+    assert torch.allclose(low, noisy, atol=1e-6)
+    usual = run("udiffse+lips", lips_problem(y, 1.0, seeds))
+    entry = method_entry("udiffse+lips")
+    quiet = entry.method_class(entry.settings({"noisy_lips_likelihood_weight": 0.25, "noisy_snr_db": -210.0,
+                                               "quiet_snr_db": -200.0})).run(lips_problem(y, 1.0, seeds))
+    assert torch.allclose(usual, quiet.sample, atol=1e-6)
+    assert quiet.report["lips_likelihood_weight"] == [0.75] * 16
+    assert regression(low, y) < regression(usual, y) - 0.05  # the weight matters on this input

@@ -102,6 +102,8 @@ def describe_input_report(report: dict[str, float]) -> str:
         parts.append(f"started at {report['start_sigma']:.2g} sigma_data")
     if report.get("input_share"):
         parts.append(f"{report['input_share']:.0%} of the input given back")
+    if "lips_likelihood_weight" in report:
+        parts.append(f"the lips' likelihood weight {report['lips_likelihood_weight']:.2g}")
     return ", ".join(parts)
 
 

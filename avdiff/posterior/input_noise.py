@@ -110,8 +110,10 @@ def input_share(snr_db: Tensor, low: float, high: float) -> Tensor:
 
 
 def mix_in_input(y: Tensor, estimate: Tensor, share: Tensor, compression: Compression) -> Tensor:
-    """share y + (1 - share) estimate per item, mixed in the linear STFT (as waveforms mix), recompressed."""
-    share = share.to(y).view(-1, 1, 1, 1)
+    """share y + (1 - share) estimate, mixed in the linear STFT (as waveforms mix), recompressed;
+    `share` is one number per item (B,) or one per item and frame (B, T)."""
+    share = share.to(y)
+    share = share.view(share.shape[0], 1, 1, -1)
     mixed = share * compression.linear(y) + (1 - share) * compression.linear(estimate)
     return compression.compressed(mixed)
 

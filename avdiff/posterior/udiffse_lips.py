@@ -17,11 +17,23 @@ where the lips are reliable and nowhere else:
   already clean is left about as it is (at 20 dB the fixed lower weight cost 3.7 dB SI-SDR).
 Without lip evidence (audio-only, or an encoder without an envelope) it is udiffse+ with the same
 settings, sample for sample.
+
+With `refit_on_lip_frames` the two kinds of frame get the recipe that was measured best for each:
+frames without reliable lips (and audio-only input) keep the settings' input-noise recipe (issue
+26: the noise tracked on y and held, the Wiener output, a quiet input given back), which never
+went far below the input; frames with reliable lips use the presence-weighted NMF refitted during
+the pass and give the posterior sample itself, because a noise estimate made from y alone takes
+babble for speech and leaves the lips nothing to do (BENCHMARKS.md, "The two-stage `v2s` in
+audio-visual enhancement"). Both are mixed frame by frame by the reliability.
+
+With `noisy_lips_likelihood_weight` the lips' weight also follows the input's SNR as tracked on y:
+lower where the mixture is noisy (the lips overrule it more), back to `lips_likelihood_weight`
+where it is nearly clean (a low weight there redraws speech the input already gives).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -29,9 +41,10 @@ from tqdm.auto import tqdm
 
 from avdiff.config.loader import option
 from avdiff.posterior.base import LipEvidence, PosteriorProblem
+from avdiff.posterior.input_noise import InputNoise, mix_in_input
 from avdiff.posterior.nmf import FLOOR, NoiseModel, fit_nmf
 from avdiff.posterior.registry import register_method
-from avdiff.posterior.schedule import PosteriorSchedule, power
+from avdiff.posterior.schedule import PosteriorSchedule, nmf_updates_per_level, power
 from avdiff.posterior.udiffse_plus import UDiffSEPlus, UDiffSEPlusSettings, _TweediePass
 
 
@@ -46,23 +59,69 @@ class LipWeightedSettings(UDiffSEPlusSettings):
     weight_follows_presence: bool = option(
         True, "on lip frames, lambda rises from lips_likelihood_weight to likelihood_weight with the lips' speech "
         "presence in each bin (from the first refit on), so bins the target dominates keep the full pull")
+    noisy_lips_likelihood_weight: float | None = option(
+        None, "lambda on lip frames of a noisy input (the SNR tracked on y at or below noisy_snr_db), rising linearly "
+        "to lips_likelihood_weight at quiet_snr_db: the lips overrule a noisy mixture more and leave a clean one "
+        "alone; null = lips_likelihood_weight at every SNR")
+    noisy_snr_db: float = option(5.0, "tracked input SNR (dB) at or below which noisy_lips_likelihood_weight holds")
+    quiet_snr_db: float = option(10.0, "tracked input SNR (dB) at or above which lips_likelihood_weight holds")
+    refit_on_lip_frames: bool = option(
+        False, "frames with reliable lips use the presence-weighted NMF refitted during the pass and give the "
+        "sample itself, whatever noise_model, wiener_output and input_mix_from_db say (those then hold for the "
+        "frames without reliable lips and for audio-only input); mixed frame by frame by the reliability")
+
+    def needs_input_noise(self) -> bool:
+        return super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
+
+    def check_input_noise(self) -> None:
+        super().check_input_noise()
+        if self.quiet_snr_db <= self.noisy_snr_db:
+            raise ValueError("posterior setting quiet_snr_db must be above noisy_snr_db")
+
+    def lips_weight(self, snr_db: Tensor | None) -> float | Tensor:
+        """The lips' lambda: lips_likelihood_weight, or per item (B,) by the tracked SNR `snr_db` when
+        noisy_lips_likelihood_weight is set."""
+        if self.noisy_lips_likelihood_weight is None or snr_db is None:
+            return self.lips_likelihood_weight
+        rise = ((snr_db - self.noisy_snr_db) / (self.quiet_snr_db - self.noisy_snr_db)).clamp(0, 1)
+        return self.noisy_lips_likelihood_weight + (self.lips_likelihood_weight - self.noisy_lips_likelihood_weight) * rise
 
 
 class _LipWeightedPass(_TweediePass):
     """udiffse+'s pass with the lips' per-frame likelihood weight and presence-weighted refits."""
 
-    def __init__(self, *args, lips: LipEvidence, **kwargs) -> None:  # noqa: ANN002, ANN003 - ReversePass's
+    def __init__(self, *args, lips: LipEvidence, refitted: NoiseModel | None = None,  # noqa: ANN002, ANN003
+                 heard: InputNoise | None = None, **kwargs) -> None:
+        self.refitted = refitted  # the lip frames' own NMF beside a held noise model (refit_on_lip_frames)
         super().__init__(*args, **kwargs)
         self.speech = lips.speech_power.to(self.y).clamp_min(0)  # (B, F, T)
         self.reliability = lips.reliability.to(self.y).clamp(0, 1).unsqueeze(1)  # (B, 1, T)
-        self.frame_weight = self.mixed_weight(self.settings.lips_likelihood_weight)
+        lips_weight = self.settings.lips_weight(None if heard is None else heard.snr_db.to(self.y))
+        self.lips_weight = lips_weight.view(-1, 1, 1) if isinstance(lips_weight, Tensor) else lips_weight  # (B, 1, 1)
+        self.frame_weight = self.mixed_weight(self.per_row(self.lips_weight))
+        if refitted is not None:
+            self.held = self.noise
+            self.noise = self.blended()
+
+    def refit_plan(self) -> dict[float, int]:
+        settings = self.settings if self.refitted is None else replace(self.settings, noise_model="refit")
+        return nmf_updates_per_level(self.schedule.sigmas, settings, self.sigma_data)
+
+    def blended(self) -> NoiseModel:
+        """The held noise on frames without reliable lips, the refitted NMF on lip frames (by reliability)."""
+        r = self.reliability
+        return NoiseModel.held(r * self.refitted.variance + (1 - r) * self.held.variance)
 
     def likelihood_weight(self) -> Tensor:
         return self.frame_weight  # (B*R, 1, 1, T), or per bin (B*R, 1, F, T) once it follows the presence
 
+    def per_row(self, value: float | Tensor) -> float | Tensor:
+        """A number, or a per-item (B, ...) tensor repeated for each item's samples as (B*R, 1, ...)."""
+        return value.repeat_interleave(self.repeats, dim=0).unsqueeze(1) if isinstance(value, Tensor) else value
+
     def mixed_weight(self, lips_weight: float | Tensor) -> Tensor:
         """r * lips_weight + (1 - r) * likelihood_weight per frame (r the reliability), (B*R, 1, ., T)."""
-        r = self.reliability.repeat_interleave(self.repeats, dim=0).unsqueeze(1)  # (B*R, 1, 1, T)
+        r = self.per_row(self.reliability)  # (B*R, 1, 1, T)
         return r * lips_weight + (1 - r) * self.settings.likelihood_weight
 
     def refit(self, sigma: float, denoised: Tensor) -> None:
@@ -72,11 +131,14 @@ class _LipWeightedPass(_TweediePass):
         settings = self.settings
         presence = self.presence(denoised) if settings.weight_follows_presence or settings.presence_weighting else None
         if settings.weight_follows_presence:
-            rise = (settings.likelihood_weight - settings.lips_likelihood_weight) * presence
             self.frame_weight = self.mixed_weight(
-                settings.lips_likelihood_weight + rise.repeat_interleave(self.repeats, dim=0).unsqueeze(1))
+                self.per_row(self.lips_weight + (settings.likelihood_weight - self.lips_weight) * presence))
         weights = self.fit_weights(denoised, presence) if settings.presence_weighting else None
-        self.noise = fit_nmf(self.residual_power(denoised), self.noise, updates, weights)
+        if self.refitted is None:
+            self.noise = fit_nmf(self.residual_power(denoised), self.noise, updates, weights)
+            return
+        self.refitted = fit_nmf(self.residual_power(denoised), self.refitted, updates, weights)
+        self.noise = self.blended()
 
     def presence(self, denoised: Tensor) -> Tensor:
         """(B, F, T) P = S / (S + V): the lips' speech power S, scaled to the denoised estimate's
@@ -102,9 +164,36 @@ class UDiffSELips(UDiffSEPlus):
     settings_class = LipWeightedSettings
 
     def build_pass(self, problem: PosteriorProblem, schedule: PosteriorSchedule, generators: list[torch.Generator],
-                   noise: NoiseModel, progress: tqdm | None) -> _TweediePass:
+                   noise: NoiseModel, progress: tqdm | None, heard: InputNoise | None = None) -> _TweediePass:
         if problem.lips is None:
-            return super().build_pass(problem, schedule, generators, noise, progress)
-        return _LipWeightedPass(problem.denoiser_for(self.settings.num_samples), problem.y.to(torch.float32),
-                                schedule, self.settings, generators, problem.formulation.sigma_data, noise, progress,
-                                lips=problem.lips)
+            return super().build_pass(problem, schedule, generators, noise, progress, heard)
+        settings = self.settings
+        refitted = None
+        if settings.refit_on_lip_frames and settings.noise_model != "refit":
+            refitted = NoiseModel.initial(power(problem.y.to(torch.float32)), settings.nmf_rank, _copies(generators),
+                                          scaled=settings.nmf_init == "scaled")  # (copies: frames without lips
+            # then draw exactly what the tracked recipe alone draws)
+        return _LipWeightedPass(problem.denoiser_for(settings.num_samples), problem.y.to(torch.float32),
+                                schedule, settings, generators, problem.formulation.sigma_data, noise, progress,
+                                lips=problem.lips, refitted=refitted, heard=heard)
+
+    def output(self, problem: PosteriorProblem, sample: Tensor, noise: NoiseModel,
+               heard: InputNoise | None) -> tuple[Tensor, dict[str, list[float]]]:
+        """udiffse+'s output; with `refit_on_lip_frames`, the sample itself on reliable lip frames."""
+        estimate, report = super().output(problem, sample, noise, heard)
+        if problem.lips is not None and heard is not None and self.settings.noisy_lips_likelihood_weight is not None:
+            report["lips_likelihood_weight"] = self.settings.lips_weight(heard.snr_db).tolist()
+        if problem.lips is None or not self.settings.refit_on_lip_frames or estimate is sample:
+            return estimate, report
+        reliability = problem.lips.reliability.to(sample).clamp(0, 1)
+        return mix_in_input(sample, estimate, reliability, problem.compression), report
+
+
+def _copies(generators: list[torch.Generator]) -> list[torch.Generator]:
+    """Generators in the same state as `generators`, drawn from without advancing them."""
+    copies = []
+    for generator in generators:
+        copy = torch.Generator(device=generator.device)
+        copy.set_state(generator.get_state())
+        copies.append(copy)
+    return copies

@@ -70,7 +70,7 @@ class UDiffSEPlus(PosteriorMethod):
         else:
             noise = NoiseModel.initial(power(problem.y), settings.nmf_rank, generators,
                                        scaled=settings.nmf_init == "scaled")
-        one_pass = self.build_pass(problem, schedule, generators, noise, progress)
+        one_pass = self.build_pass(problem, schedule, generators, noise, progress, heard)
         state = one_pass.run()
         progress.close()
         sample, report = self.output(problem, one_pass.finish(state), one_pass.noise, heard)
@@ -106,8 +106,9 @@ class UDiffSEPlus(PosteriorMethod):
         return sample, report
 
     def build_pass(self, problem: PosteriorProblem, schedule: PosteriorSchedule, generators: list[torch.Generator],
-                   noise: NoiseModel, progress: tqdm | None) -> _TweediePass:
-        """The pass over `problem` (a subclass may build its own, e.g. with the lips' evidence)."""
+                   noise: NoiseModel, progress: tqdm | None, heard: InputNoise | None = None) -> _TweediePass:
+        """The pass over `problem` (a subclass may build its own, e.g. with the lips' evidence and
+        what was `heard` of the input's noise)."""
         return self.pass_class(problem.denoiser_for(self.settings.num_samples), problem.y.to(torch.float32), schedule,
                                self.settings, generators, problem.formulation.sigma_data, noise, progress)
 
