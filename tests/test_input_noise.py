@@ -92,6 +92,29 @@ def test_a_clean_input_is_given_back_and_a_noisy_one_is_enhanced() -> None:
     assert max(noisy.report["input_share"]) < 1.0 and not torch.allclose(noisy.sample, noisy_batch(0.1), atol=1e-3)
 
 
+def test_the_input_mix_snr_is_not_fooled_by_low_frequency_noise() -> None:
+    """Brown noise at 0 dB: the frame-level SNR reads a quiet input (over 8 dB, so some of the noisy
+    input would be given back); the lower of it and the tracker's + 8 dB gives none back. At 20 dB
+    both give the input back whole. The tracker is consulted only where it reads low."""
+    from test_noise_tracking import mixture  # tests/ is on sys.path
+
+    transform, compression = SpectrogramTransform(), Compression.default()
+    for seed in (1, 2):
+        low, high = (InputNoise.of(transform.encode(torch.from_numpy(mixture(snr, 2.0, seed)[0])[None]), compression)
+                     for snr in (0.0, 20.0))
+        assert float(low.mix_snr_db("frame", 8.0)[0]) > 10.0
+        assert float(low.mix_snr_db("frame_or_tracker", 8.0)[0]) < 8.0
+        assert torch.equal(low.mix_snr_db("frame_or_tracker", 8.0),
+                           torch.minimum(low.frame_snr_db, low.snr_db + 8.0))
+        assert float(input_share(high.mix_snr_db("frame_or_tracker", 8.0), 8.0, 18.0)[0]) == 1.0
+        # a tracker reading above the trusted range is not consulted: the frame-level SNR alone
+        assert torch.equal(low.mix_snr_db("frame_or_tracker", 8.0, float(low.snr_db[0]) - 0.1), low.frame_snr_db)
+        assert torch.equal(low.mix_snr_db("frame_or_tracker", 8.0, float(low.snr_db[0]) + 0.1),
+                           low.mix_snr_db("frame_or_tracker", 8.0))
+    with pytest.raises(ValueError, match="unknown input mix SNR"):
+        low.mix_snr_db("oracle", 8.0)
+
+
 def test_bad_input_noise_settings_are_refused() -> None:
     from avdiff.errors import ConfigError
 
@@ -102,6 +125,8 @@ def test_bad_input_noise_settings_are_refused() -> None:
         entry.settings({"start_noise_multiple": 0.0})
     with pytest.raises(ConfigError):
         entry.settings({"noise_model": "oracle"})
+    with pytest.raises(ConfigError):
+        entry.settings({"input_mix_by": "oracle"})
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -120,6 +145,23 @@ def test_the_shipped_default_gives_a_clean_recording_back(grid_audio, tmp_path) 
     assert si_sdr(clean, sf.read(out, dtype="float32")[0]) > 30.0
     heard = yaml.safe_load(out.with_suffix(".settings.yaml").read_text())["inputs"]["clean"]
     assert heard["input_share"] == 1.0 and heard["frame_snr_db"] > 18.0
+
+
+def test_the_shipped_default_enhances_low_frequency_noise_its_frame_snr_reads_as_quiet(tmp_path) -> None:
+    """Brown noise at 0 dB through `avdiff enhance` with no --model: the frame-level SNR reads a
+    quiet input, but the shipped mix SNR (the tracker reads low, so the lower of the two, the
+    tracker's + 8 dB) gives almost nothing back, so the noise is taken off (issue 26, second round)."""
+    from test_noise_tracking import mixture  # tests/ is on sys.path
+
+    noisy, noise = mixture(0.0, 2.0, seed=1)
+    scale = 0.5 / float(np.abs(noisy).max())
+    sf.write(tmp_path / "brown.wav", noisy * scale, 16000, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    assert main(["enhance", "--noisy", str(tmp_path / "brown.wav"), "--output", str(out), "--steps", "2"]) == 0
+    heard = yaml.safe_load(out.with_suffix(".settings.yaml").read_text())["inputs"]["brown"]
+    assert heard["frame_snr_db"] > 10.0 and heard["input_share"] < 0.2
+    speech = (noisy - noise) * scale
+    assert si_sdr(speech, sf.read(out, dtype="float32")[0]) > si_sdr(speech, noisy * scale) + 7.0  # (first round: +5.4)
 
 
 def test_the_adaptive_start_is_recorded_in_the_run_settings(random_pipeline, tmp_path, capsys) -> None:

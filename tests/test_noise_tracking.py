@@ -21,20 +21,26 @@ def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
     return (voice * envelope).astype(np.float32)
 
 
-def mixture_power(snr_db: float, colour: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Linear STFT power of speech + coloured noise at `snr_db`, and the noise's own power."""
+def mixture(snr_db: float, colour: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Speech-like sound + coloured noise (power 1 / f**colour) at `snr_db`, and the noise alone (4 s)."""
     rng = np.random.default_rng(seed)
     speech = speech_like(4.0, rng)
     spectrum = np.fft.rfft(rng.standard_normal(len(speech)))
     spectrum /= np.maximum(np.arange(len(spectrum)), 1) ** (colour / 2)
     noise = np.fft.irfft(spectrum, n=len(speech))
     noise *= np.sqrt(np.mean(speech**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
+    return (speech + noise).astype(np.float32), noise.astype(np.float32)
+
+
+def mixture_power(snr_db: float, colour: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Linear STFT power of speech + coloured noise at `snr_db`, and the noise's own power."""
+    noisy, noise = mixture(snr_db, colour, seed)
     transform = SpectrogramTransform()
 
     def stft_power(x: np.ndarray) -> torch.Tensor:
         return transform.stft(torch.from_numpy(x.astype(np.float32))[None]).abs().square()
 
-    return stft_power(speech + noise), stft_power(noise)
+    return stft_power(noisy), stft_power(noise)
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 5.0, 10.0])

@@ -118,9 +118,19 @@ class InputNoiseSettings:
         False, "the Wiener gain is never below magnitude spectral subtraction's sqrt(1 - V / |y|^2): what the "
         "noise estimate alone leaves as speech is kept where the prior drew less")
     input_mix_from_db: float | None = option(
-        None, "mix the input back into the output by its frame-level SNR estimate: none at or below this many dB, "
-        "all of it at input_mix_full_db (an input with little noise is given back); null = never")
-    input_mix_full_db: float = option(20.0, "frame-level SNR (dB) at or above which the input is given back whole")
+        None, "mix the input back into the output by its SNR estimate (input_mix_by): none at or below this many "
+        "dB, all of it at input_mix_full_db (an input with little noise is given back); null = never")
+    input_mix_full_db: float = option(20.0, "SNR (dB) at or above which the input is given back whole")
+    input_mix_by: Literal["frame", "frame_or_tracker"] = option(
+        "frame", "the SNR estimate the input mix follows: the frame-level one (frame: right at high SNR, but reads "
+        "bursty or low-frequency noise as speech), or, where the tracker's SNR is at most tracker_trusted_below_db, "
+        "the lower of the frame-level one and the tracker's plus tracker_snr_bias_db (frame_or_tracker)")
+    tracker_snr_bias_db: float = option(
+        8.0, "how many dB the tracker's SNR reads low at high SNR (it takes weak speech for noise); added to it "
+        "where input_mix_by is frame_or_tracker")
+    tracker_trusted_below_db: float = option(
+        5.0, "frame_or_tracker consults the tracker only where it reads at most this SNR (dB): above it, some clean "
+        "recordings read 12 dB low and would lose their detail")
 
     def needs_input_noise(self) -> bool:
         """Whether any of these settings looks at the noise tracked on the input."""

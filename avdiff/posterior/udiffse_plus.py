@@ -100,7 +100,9 @@ class UDiffSEPlus(PosteriorMethod):
         if settings.wiener_output:
             sample = wiener(y, power(sample), noise.variance.to(sample), settings.wiener_keeps_subtraction)
         if settings.input_mix_from_db is not None:
-            share = input_share(heard.frame_snr_db, settings.input_mix_from_db, settings.input_mix_full_db)
+            snr_db = heard.mix_snr_db(settings.input_mix_by, settings.tracker_snr_bias_db,
+                                      settings.tracker_trusted_below_db)
+            share = input_share(snr_db, settings.input_mix_from_db, settings.input_mix_full_db)
             sample = mix_in_input(y, sample, share, problem.compression)
             report["input_share"] = share.tolist()
         return sample, report

@@ -4,10 +4,10 @@ Clean clips: `--per-speaker` utterances of every speaker in the test manifests o
 `avdiff split` (speakers the model never trained on), `--seconds` from the middle of each.
 Noise: the real recordings of ../shared/data/noise ("real", one at random per mixture), babble
 ("babble": four utterances of other held-out speakers, each at equal power, summed), and any kind
-of `benchmarks/common/noises.py` (`real1`.. `grid`; `tuning` and `held-out` name its two sets:
-settings are chosen on the first and reported on the second), at every `--snrs` SNR; `--clean`
-adds the clean clips themselves as input (rows of noise "clean": an enhancer should give them back).
-Systems: the noisy input, noisereduce, and each `--methods` method of the model. Metrics:
+of `benchmarks/common/noises.py` (`real1`.. `wind`; `tuning`, `held-out`, `unseen` and `unseen-2`
+name its sets: settings are chosen on the first and reported on a later one), at every `--snrs`
+SNR; `--clean` adds the clean clips themselves as input (rows of noise "clean": an enhancer
+should give them back). Systems: the noisy input, noisereduce, and each `--methods` method of the model. Metrics:
 SI-SDR, PESQ-WB, ESTOI with 95 % intervals; rows are kept in OUTPUT/rows.jsonl, so a killed run
 resumes and a second run with other methods or SNRs adds to the same table (OUTPUT/summary.md;
 OUTPUT/record.json: the same numbers with the run's provenance).
@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=4.0, help="clip length from each utterance's middle")
     parser.add_argument("--snrs", type=float, nargs="+", default=[-5, 0, 5, 10, 20])
     parser.add_argument("--noises", nargs="+", default=["real", "babble"], metavar="KIND",
-                        help="real, babble, a kind of benchmarks/common/noises.py, or its set: tuning, held-out")
+                        help="real, babble, a kind of benchmarks/common/noises.py, or its set: tuning, held-out, "
+                        "unseen, unseen-2")
     parser.add_argument("--clean", action="store_true", help="also the clean clips as input (noise 'clean')")
     parser.add_argument("--valid", type=Path, nargs="*", default=[],
                         help="manifests of speakers never tested on: the voices of the 'crowd' noise")
@@ -114,14 +115,13 @@ def run_systems(pipelines: PipelinesByEngine, systems: dict, noisy: np.ndarray, 
 
 
 def noise_kinds(names: list[str]) -> list[str]:
-    """`--noises` with the set names (tuning, held-out) spelled out, each kind once."""
-    from benchmarks.common.noises import HELD_OUT_KINDS, KINDS, TUNING_KINDS
+    """`--noises` with the set names (`noises.SETS`) spelled out, each kind once."""
+    from benchmarks.common.noises import KINDS, SETS
 
-    sets = {"tuning": TUNING_KINDS, "held-out": HELD_OUT_KINDS}
-    kinds = [kind for name in names for kind in sets.get(name, (name,))]
+    kinds = [kind for name in names for kind in SETS.get(name, (name,))]
     unknown = sorted(set(kinds) - {"real", "babble", *KINDS})
     if unknown:
-        raise SystemExit(f"unknown noise kind(s) {', '.join(unknown)}; known: real, babble, tuning, held-out, "
+        raise SystemExit(f"unknown noise kind(s) {', '.join(unknown)}; known: real, babble, {', '.join(SETS)}, "
                          f"{', '.join(KINDS)}")
     return list(dict.fromkeys(kinds))
 
@@ -168,10 +168,10 @@ def score_all(pipelines: PipelinesByEngine, clips, args: argparse.Namespace, row
 
 
 def noise_set(kind: str) -> str:
-    """Which set a noise kind belongs to: tuning, held-out, or the older real / babble / clean rows."""
-    from benchmarks.common.noises import HELD_OUT_KINDS, TUNING_KINDS
+    """Which set of `noises.SETS` a noise kind belongs to, or the older real / babble / clean rows' own name."""
+    from benchmarks.common.noises import SETS
 
-    return "tuning" if kind in TUNING_KINDS else "held-out" if kind in HELD_OUT_KINDS else kind
+    return next((name for name, kinds in SETS.items() if kind in kinds), kind)
 
 
 def paired(rows: list[dict], system: str, other: str, snr: float, metric: str) -> list[float]:
