@@ -84,24 +84,24 @@ def fan(length: int, rng: np.random.Generator) -> np.ndarray:
     return unit_power(coloured(length, rng, 2.0) + 0.5 * unit_power(tone))
 
 
+def band_passed(signal: np.ndarray, low_hz: float, high_hz: float, leak: float = 0.0) -> np.ndarray:
+    """`signal` with what lies outside [low_hz, high_hz] scaled by `leak` (an FFT brick wall)."""
+    spectrum = np.fft.rfft(signal)
+    freqs = np.fft.rfftfreq(len(signal), 1 / SAMPLE_RATE)
+    spectrum[(freqs < low_hz) | (freqs > high_hz)] *= leak
+    return np.fft.irfft(spectrum, n=len(signal))
+
+
 def tap(length: int, rng: np.random.Generator) -> np.ndarray:
-    spectrum = np.fft.rfft(rng.standard_normal(length))
-    freqs = np.fft.rfftfreq(length, 1 / SAMPLE_RATE)
-    spectrum[(freqs < 1000) | (freqs > 7000)] *= 0.05
-    water = np.fft.irfft(spectrum, n=length)
+    water = band_passed(rng.standard_normal(length), 1000.0, 7000.0, leak=0.05)
     gain = np.exp(slow_curve(length, rng, max(4, length // 400), -0.6, 0.6))
     return unit_power(water * gain)
 
 
-def low_passed(signal: np.ndarray, cutoff_hz: float) -> np.ndarray:
-    """`signal` with everything above `cutoff_hz` removed (FFT brick wall)."""
-    spectrum = np.fft.rfft(signal)
-    spectrum[np.fft.rfftfreq(len(signal), 1 / SAMPLE_RATE) > cutoff_hz] = 0.0
-    return np.fft.irfft(spectrum, n=len(signal))
 
 
 def car(length: int, rng: np.random.Generator) -> np.ndarray:
-    road = low_passed(coloured(length, rng, 2.0), rng.uniform(400.0, 800.0))
+    road = band_passed(coloured(length, rng, 2.0), 0.0, rng.uniform(400.0, 800.0))
     firing = rng.uniform(25.0, 60.0) * slow_curve(length, rng, 3, 0.9, 1.1)
     phase = 2 * np.pi * np.cumsum(firing) / SAMPLE_RATE
     engine = sum(rng.uniform(0.3, 1.0) / k * np.sin(k * phase + rng.uniform(0, 6.3)) for k in range(1, 9))
@@ -115,11 +115,8 @@ def bursts(length: int, rng: np.random.Generator, rate: float, band: tuple[float
     for _ in range(rng.poisson(rate * length / SAMPLE_RATE)):
         size = int(rng.uniform(*seconds) * SAMPLE_RATE)
         burst = rng.standard_normal(size) * np.exp(-np.arange(size) / (size / 4)) * 10 ** rng.uniform(-0.5, 0.5)
-        spectrum = np.fft.rfft(burst)
-        freqs = np.fft.rfftfreq(size, 1 / SAMPLE_RATE)
-        spectrum[(freqs < band[0]) | (freqs > band[1])] = 0.0
         start = int(rng.integers(0, max(1, length - size)))
-        out[start : start + size] += np.fft.irfft(spectrum, n=size)[: length - start]
+        out[start : start + size] += band_passed(burst, *band)[: length - start]
     return out
 
 
@@ -146,11 +143,11 @@ def cafe(voices: Sequence[np.ndarray], length: int, rng: np.random.Generator) ->
 
 def rain(length: int, rng: np.random.Generator) -> np.ndarray:
     drops = bursts(length, rng, rng.uniform(30.0, 80.0), (2000.0, 8000.0), (0.001, 0.004))
-    return unit_power(unit_power(drops) + 0.3 * unit_power(low_passed(coloured(length, rng, 1.0), 3000.0)))
+    return unit_power(unit_power(drops) + 0.3 * unit_power(band_passed(coloured(length, rng, 1.0), 0.0, 3000.0)))
 
 
 def traffic(length: int, rng: np.random.Generator) -> np.ndarray:
-    rumble = unit_power(low_passed(coloured(length, rng, 2.0), 1000.0))
+    rumble = unit_power(band_passed(coloured(length, rng, 2.0), 0.0, 1000.0))
     t = np.arange(length) / SAMPLE_RATE
     swell = np.full(length, 0.2)
     for centre in np.cumsum(rng.uniform(1.0, 3.0, size=int(length / SAMPLE_RATE) + 2)) - 1.0:
@@ -159,17 +156,15 @@ def traffic(length: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def vacuum(length: int, rng: np.random.Generator) -> np.ndarray:
-    spectrum = np.fft.rfft(coloured(length, rng, 0.5))
-    freqs = np.fft.rfftfreq(length, 1 / SAMPLE_RATE)
-    spectrum[(freqs < 200) | (freqs > 6000)] *= 0.1
+    hiss = band_passed(coloured(length, rng, 0.5), 200.0, 6000.0, leak=0.1)
     motor = rng.uniform(250.0, 450.0) * slow_curve(length, rng, 3, 0.99, 1.01)
     phase = 2 * np.pi * np.cumsum(motor) / SAMPLE_RATE
     whine = sum(0.6**k * np.sin((k + 1) * phase + rng.uniform(0, 6.3)) for k in range(4))
-    return unit_power(unit_power(np.fft.irfft(spectrum, n=length)) + 0.5 * unit_power(whine))
+    return unit_power(unit_power(hiss) + 0.5 * unit_power(whine))
 
 
 def wind(length: int, rng: np.random.Generator) -> np.ndarray:
-    base = low_passed(coloured(length, rng, 1.0), rng.uniform(300.0, 600.0))
+    base = band_passed(coloured(length, rng, 1.0), 0.0, rng.uniform(300.0, 600.0))
     gusts = 10 ** (slow_curve(length, rng, max(3, int(rng.uniform(0.3, 2.0) * length / SAMPLE_RATE)), -0.75, 0.0))
     return unit_power(base * gusts)
 
