@@ -28,3 +28,22 @@ def test_diffusers_loads_lean_and_the_rest_still_imports_whole():
     out = subprocess.run([sys.executable, "-c", LEAN_THEN_WHOLE], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.splitlines() == ["[]", "True True UNet2DConditionModel 2.0"]
+
+
+PACKAGE_MAP_ON_FIRST_USE = """
+import importlib.metadata as metadata
+real, calls = metadata.packages_distributions, []
+metadata.packages_distributions = lambda: calls.append(1) or real()
+import avdiff.models.score_unet
+from diffusers.utils import import_utils
+print(len(calls), metadata.packages_distributions is not real)
+package_map = import_utils._package_map
+print(package_map["torch"] == real()["torch"], "numpy" in package_map, len(calls))
+"""
+
+
+def test_diffusers_maps_packages_to_distributions_only_when_it_asks():
+    """Importing diffusers no longer reads every distribution's file list; the map is the real one when read."""
+    out = subprocess.run([sys.executable, "-c", PACKAGE_MAP_ON_FIRST_USE], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.splitlines() == ["0 True", "True True 1"]

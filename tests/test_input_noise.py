@@ -92,6 +92,32 @@ def test_a_clean_input_is_given_back_and_a_noisy_one_is_enhanced() -> None:
     assert max(noisy.report["input_share"]) < 1.0 and not torch.allclose(noisy.sample, noisy_batch(0.1), atol=1e-3)
 
 
+def test_an_input_given_back_whole_costs_no_network_call_and_changes_nothing(monkeypatch) -> None:
+    """Where every item is given back whole the pass is skipped: the output is bit for bit what it
+    is after the pass; one item still to enhance runs the pass for the batch."""
+    from avdiff.posterior.udiffse_plus import UDiffSEPlus
+
+    mix = {"input_mix_from_db": 8.0, "input_mix_full_db": 18.0, "noise_model": "tracked", "wiener_output": True}
+    clean = noisy_batch(1e-5)
+    skipped = run_udiffse_plus(clean, **mix)
+    monkeypatch.setattr(UDiffSEPlus, "gives_all_back", lambda self, problem, heard: False)
+    after_pass = run_udiffse_plus(clean, **mix)
+    monkeypatch.undo()
+    assert skipped.network_calls == 0 and after_pass.network_calls == 4
+    assert torch.equal(skipped.sample, after_pass.sample)
+    assert skipped.report["input_share"] == after_pass.report["input_share"] == [1.0, 1.0]
+    assert torch.equal(skipped.noise.variance, after_pass.noise.variance)
+    one_noisy = torch.cat([clean[:1], noisy_batch(0.1)[1:]])
+    assert run_udiffse_plus(one_noisy, **mix).network_calls == 4
+    # udiffse+lips keeps the sample itself on reliable lip frames: with lips it never skips the pass.
+    from types import SimpleNamespace
+
+    entry, heard = method_entry("udiffse+lips"), InputNoise.of(clean, Compression.default())
+    for keeps, lips, skips in ((True, object(), False), (True, None, True), (False, object(), True)):
+        method = entry.method_class(entry.settings({**mix, "refit_on_lip_frames": keeps}))
+        assert method.gives_all_back(SimpleNamespace(lips=lips), heard) is skips
+
+
 def test_the_input_mix_snr_is_not_fooled_by_low_frequency_noise() -> None:
     """Brown noise at 0 dB: the frame-level SNR reads a quiet input (over 8 dB, so some of the noisy
     input would be given back); the lower of it and the tracker's + 8 dB gives none back. At 20 dB

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from avdiff.cli import main
-from avdiff.pipeline.chunks import chunk_weights, join_chunks, plan_chunks
+from avdiff.pipeline.chunks import chunk_weights, join_chunks, plan_chunks, plan_even_chunks
 from avdiff.posterior.nmf import NoiseModel, fit_nmf, is_divergence
 
 
@@ -26,6 +26,47 @@ def test_chunks_cover_everything_on_video_frame_boundaries(frames):
     for (start, end), weight in zip(chunks, chunk_weights(chunks, padded)):
         total[start:end] += weight
     torch.testing.assert_close(total, torch.ones(padded))
+
+
+@pytest.mark.parametrize("frames", [751, 1024, 1025, 1251, 3751, 37501])
+def test_even_chunks_are_the_fewest_of_one_length_and_less_work(frames):
+    fixed, even = plan_chunks(frames, 1024, 32), plan_even_chunks(frames, 1024, 32)
+    lengths = {end - start for start, end in even}
+    assert len(even) == len(fixed) and len(lengths) == 1 and max(lengths) <= 1024  # as few, all alike: they batch
+    assert even[0][0] == 0 and frames <= even[-1][1] < frames + 5 and all(start % 5 == 0 for start, _ in even)
+    assert all(a[1] - b[0] >= 32 for a, b in zip(even, even[1:]))  # the overlap asked for, at least
+    assert sum(end - start for start, end in even) <= sum(end - start for start, end in fixed)
+    if frames == 1251:  # a 10 s input: two chunks of 642 frames instead of two of 1024
+        assert even == [(0, 642), (610, 1252)]
+
+
+def test_an_enhancement_plan_chunks_as_its_model_says():
+    from avdiff.config.schema import EnhancementConfig
+    from avdiff.pipeline.plans import enhancement_plan
+
+    plans = {even: enhancement_plan(EnhancementConfig(chunk_frames=1024, even_chunks=even)) for even in (False, True)}
+    assert plans[False].chunks(1251) == plan_chunks(1251, 1024, 32)
+    assert plans[True].chunks(1251) == plan_even_chunks(1251, 1024, 32)
+    assert plans[True].to_dict()["even_chunks"] is True and plans[False].to_dict()["even_chunks"] is False
+
+
+def test_enhancement_runs_the_network_on_the_plans_chunks(random_pipeline):
+    """251 STFT frames in chunks of at most 100: four of 100 frames, or four even ones of 87."""
+    from dataclasses import replace
+
+    noisy = (0.1 * np.random.default_rng(0).standard_normal(250 * 128)).astype(np.float32)
+    assert random_pipeline.transform.num_frames(len(noisy)) == 251
+    widths: dict[bool, list[int]] = {False: [], True: []}
+    for even in (False, True):
+        plan = replace(random_pipeline.enhancement_plan(steps=2, chunk_frames=100, options={"num_samples": 1}),
+                       even_chunks=even)
+        network = random_pipeline.denoiser.network
+        hook = network.register_forward_hook(lambda module, inputs, output: widths[even].append(inputs[0].shape[-1]))
+        out = random_pipeline.enhance(noisy, sample_rate=16000, plan=plan)
+        hook.remove()
+        assert np.isfinite(out.audio).all() and out.audio.shape[-1] == len(noisy)
+    assert widths[False] == [100] * 4 * 2  # 4 chunks x 2 levels
+    assert widths[True] == [87] * 4 * 2 and plan_even_chunks(251, 100, 32)[0] == (0, 87)
 
 
 def test_joining_identical_chunks_gives_back_the_signal():

@@ -218,6 +218,9 @@ class EnhancementConfig:
         "settings class; unset ones take the method's defaults; they apply to this method only")
     guidance_scale: float = option(1.0, "classifier-free guidance w of the lip condition (1 = plain conditional)")
     chunk_frames: int = option(256, "STFT frames per chunk of long inputs")
+    even_chunks: bool = option(
+        False, "long inputs in the fewest chunks of at most chunk_frames, all of one length (less network work than "
+        "chunks of chunk_frames each; false: every chunk chunk_frames long)")
     batch_size: int = option(8, "chunks processed together")
 
     def __post_init__(self) -> None:

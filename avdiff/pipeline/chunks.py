@@ -38,6 +38,22 @@ def plan_chunks(num_frames: int, chunk_frames: int, overlap_frames: int) -> list
     return [(start, start + chunk_frames) for start in starts]
 
 
+def plan_even_chunks(num_frames: int, max_frames: int, overlap_frames: int) -> list[tuple[int, int]]:
+    """As `plan_chunks`, with as few chunks of at most `max_frames` as cover the input, all of the
+    shortest length that still needs no more of them: the work of a posterior pass is the frames
+    it is given, so a 10 s input becomes two chunks of 642 frames (1284) rather than two of
+    1024 (2048) or six of 256 (1536)."""
+    chunks = plan_chunks(num_frames, max_frames, overlap_frames)
+    if len(chunks) == 1:
+        return chunks
+    least = math.ceil((num_frames + (len(chunks) - 1) * overlap_frames) / len(chunks))
+    for length in range(max(least, overlap_frames + STFT_FRAMES_PER_VIDEO_FRAME), max_frames):
+        shorter = plan_chunks(num_frames, length, overlap_frames)
+        if len(shorter) == len(chunks):
+            return shorter
+    return chunks
+
+
 def chunk_weights(chunks: list[tuple[int, int]], num_frames: int) -> list[Tensor]:
     """Per-chunk weights over its own frames that sum to one across chunks at every frame."""
     raw = []

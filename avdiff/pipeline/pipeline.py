@@ -264,7 +264,7 @@ class AVDiffusionPipeline(LipFrontEnd):
             notes += self.check_lengths(mouth, audio)
             if lip_agreement:
                 mouth, embeddings = self.heard_agreement(mouth, waveform)
-        chunks = plan_chunks(frames, plan.chunk_frames, plan.overlap_frames)
+        chunks = plan.chunks(frames)
         y = torch.nn.functional.pad(self.transform.encode(waveform.unsqueeze(0)), (0, chunks[-1][1] - frames))
         spectrogram_scale = (float(power(y).max().clamp_min(1e-20).sqrt())
                              if plan.settings.normalize == "spectrogram_max" else 1.0)

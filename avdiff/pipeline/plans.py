@@ -18,6 +18,7 @@ from avdiff.config.loader import to_dict
 from avdiff.config.schema import EnhancementConfig, SamplerConfig
 from avdiff.diffusion import samplers
 from avdiff.errors import InputError
+from avdiff.pipeline.chunks import plan_chunks, plan_even_chunks
 from avdiff.posterior.registry import METHODS, MethodEntry, method_entry
 
 # Long inputs run in chunks of STFT frames (avdiff.pipeline.chunks); generation carries the voice
@@ -66,6 +67,7 @@ class EnhancementPlan:
     chunk_frames: int = EnhancementConfig.chunk_frames
     overlap_frames: int = ENHANCEMENT_OVERLAP_FRAMES
     batch_size: int = EnhancementConfig.batch_size
+    even_chunks: bool = EnhancementConfig.even_chunks
     entry: MethodEntry = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -75,6 +77,11 @@ class EnhancementPlan:
     def build_method(self) -> Any:
         """The registered method's object, ready to run chunks."""
         return self.entry.method_class(self.settings)
+
+    def chunks(self, num_frames: int) -> list[tuple[int, int]]:
+        """The (start, end) STFT-frame chunks an input of `num_frames` is enhanced in."""
+        plan = plan_even_chunks if self.even_chunks else plan_chunks
+        return plan(num_frames, self.chunk_frames, self.overlap_frames)
 
     def describe(self) -> str:
         """One line for people: method (and the method a preset runs), steps, samples, guidance."""
@@ -88,7 +95,7 @@ class EnhancementPlan:
         return {"method": self.method, **({"runs": runs} if runs != self.method else {}),
                 "options": to_dict(self.settings), "guidance_scale": self.guidance_scale,
                 "chunk_frames": self.chunk_frames, "overlap_frames": self.overlap_frames,
-                "batch_size": self.batch_size}
+                "even_chunks": self.even_chunks, "batch_size": self.batch_size}
 
 
 def generation_plan(defaults: SamplerConfig, sampler: str | None = None, steps: int | None = None,
@@ -146,7 +153,7 @@ def enhancement_plan(defaults: EnhancementConfig, method: str | None = None, ste
     _check_counts(chunk_frames=chunk, batch_size=batch)
     if not 0 <= overlap < chunk:
         raise ValueError(f"overlap_frames must be in 0 .. chunk_frames - 1, got {overlap}")
-    return EnhancementPlan(name, settings, guidance, chunk, overlap, batch, entry)
+    return EnhancementPlan(name, settings, guidance, chunk, overlap, batch, defaults.even_chunks, entry)
 
 
 def check_family(name: str, entry: MethodEntry, family: str) -> None:

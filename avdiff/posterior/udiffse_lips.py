@@ -180,6 +180,11 @@ class UDiffSELips(UDiffSEPlus):
                                 schedule, settings, generators, problem.formulation.sigma_data, noise, progress,
                                 lips=problem.lips, refitted=refitted, heard=heard)
 
+    def gives_all_back(self, problem: PosteriorProblem, heard: InputNoise) -> bool:
+        """udiffse+'s rule, unless the output keeps the sample itself on reliable lip frames."""
+        keeps_sample = problem.lips is not None and self.settings.refit_on_lip_frames
+        return not keeps_sample and super().gives_all_back(problem, heard)
+
     def output(self, problem: PosteriorProblem, sample: Tensor, noise: NoiseModel,
                heard: InputNoise | None) -> tuple[Tensor, dict[str, list[float]]]:
         """udiffse+'s output; with `refit_on_lip_frames`, the sample itself on reliable lip frames."""

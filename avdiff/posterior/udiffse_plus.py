@@ -61,6 +61,8 @@ class UDiffSEPlus(PosteriorMethod):
         settings = self.settings
         wanted = isinstance(settings, InputNoiseSettings) and settings.needs_input_noise()  # (dps, diffpir: never)
         heard = InputNoise.of(problem.y, problem.compression) if wanted else None
+        if heard is not None and self.gives_all_back(problem, heard):
+            return self.given_back(problem, heard)
         start = self.start_level(problem, heard)
         schedule = posterior_schedule(problem.formulation, replace(settings, start_sigma=start))
         progress = problem.progress(len(schedule.sigmas) - 1, self.name)
@@ -77,6 +79,26 @@ class UDiffSEPlus(PosteriorMethod):
         if start is not None:
             report["start_sigma"] = [start] * len(sample)
         return PosteriorOutput(sample=sample, noise=one_pass.noise, network_calls=one_pass.calls, report=report)
+
+    def mix_share(self, heard: InputNoise) -> Tensor | None:
+        """(B,) the share of the input the output gives back, by the input's SNR (None: no mix)."""
+        settings = self.settings
+        if settings.input_mix_from_db is None:
+            return None
+        snr_db = heard.mix_snr_db(settings.input_mix_by, settings.tracker_snr_bias_db, settings.tracker_trusted_below_db)
+        return input_share(snr_db, settings.input_mix_from_db, settings.input_mix_full_db)
+
+    def gives_all_back(self, problem: PosteriorProblem, heard: InputNoise) -> bool:
+        """Whether every item's output is its input whatever the samples (all of it given back)."""
+        share = self.mix_share(heard)
+        return share is not None and bool((share >= 1).all())
+
+    def given_back(self, problem: PosteriorProblem, heard: InputNoise) -> PosteriorOutput:
+        """The output where every item is given back whole: no pass runs (no network call), the
+        same output and report as after one."""
+        noise = NoiseModel.held(heard.variance)
+        sample, report = self.output(problem, problem.y.to(torch.float32), noise, heard)
+        return PosteriorOutput(sample=sample, noise=noise, network_calls=0, report=report)
 
     def start_level(self, problem: PosteriorProblem, heard: InputNoise | None) -> float | None:
         """The first noise level in sigma_data: `start_sigma`, or `start_noise_multiple` times the
@@ -99,10 +121,8 @@ class UDiffSEPlus(PosteriorMethod):
         report = {"snr_db": heard.snr_db.tolist(), "frame_snr_db": heard.frame_snr_db.tolist()}
         if settings.wiener_output:
             sample = wiener(y, power(sample), noise.variance.to(sample), settings.wiener_keeps_subtraction)
-        if settings.input_mix_from_db is not None:
-            snr_db = heard.mix_snr_db(settings.input_mix_by, settings.tracker_snr_bias_db,
-                                      settings.tracker_trusted_below_db)
-            share = input_share(snr_db, settings.input_mix_from_db, settings.input_mix_full_db)
+        share = self.mix_share(heard)
+        if share is not None:
             sample = mix_in_input(y, sample, share, problem.compression)
             report["input_share"] = share.tolist()
         return sample, report
