@@ -16,6 +16,7 @@ from avdiff.cli import main
 from avdiff.diffusion import EDMFormulation, make_generators
 from avdiff.posterior import PosteriorProblem, method_entry
 from avdiff.posterior.input_noise import Compression, InputNoise, input_share, mix_in_input, wiener
+from test_noise_tracking import speech_like
 
 SD = 0.1
 FORMULATION = EDMFormulation(sigma_data=SD)
@@ -100,7 +101,7 @@ def test_an_input_given_back_whole_costs_no_network_call_and_changes_nothing(mon
     mix = {"input_mix_from_db": 8.0, "input_mix_full_db": 18.0, "noise_model": "tracked", "wiener_output": True}
     clean = noisy_batch(1e-5)
     skipped = run_udiffse_plus(clean, **mix)
-    monkeypatch.setattr(UDiffSEPlus, "gives_all_back", lambda self, problem, heard: False)
+    monkeypatch.setattr(UDiffSEPlus, "gives_all_back", lambda self, problem, share: False)
     after_pass = run_udiffse_plus(clean, **mix)
     monkeypatch.undo()
     assert skipped.network_calls == 0 and after_pass.network_calls == 4
@@ -112,10 +113,45 @@ def test_an_input_given_back_whole_costs_no_network_call_and_changes_nothing(mon
     # udiffse+lips keeps the sample itself on reliable lip frames: with lips it never skips the pass.
     from types import SimpleNamespace
 
-    entry, heard = method_entry("udiffse+lips"), InputNoise.of(clean, Compression.default())
+    entry, all_back = method_entry("udiffse+lips"), torch.ones(2)
     for keeps, lips, skips in ((True, object(), False), (True, None, True), (False, object(), True)):
         method = entry.method_class(entry.settings({**mix, "refit_on_lip_frames": keeps}))
-        assert method.gives_all_back(SimpleNamespace(lips=lips), heard) is skips
+        assert method.gives_all_back(SimpleNamespace(lips=lips), all_back) is skips
+
+
+def test_a_mix_window_decides_per_window_as_chunks_of_that_length_would() -> None:
+    """With `input_mix_window_frames`, a long chunk whose first part is clean and last part noisy
+    gives the first part back and enhances the last, each window's share being the one a chunk of
+    that window alone gets; without it, one share for the whole chunk."""
+    from avdiff.audio.chunks import ENHANCEMENT_OVERLAP_FRAMES, plan_chunks
+
+    rng = np.random.default_rng(3)
+    clean, noisy = speech_like(2.0, rng), speech_like(2.0, rng)
+    noisy = noisy + 0.3 * float(np.std(noisy)) * rng.standard_normal(len(noisy))
+    y = SpectrogramTransform().encode(torch.from_numpy(np.concatenate([clean, noisy])).float()[None])
+    y = torch.cat([y, y])  # two items: the shares are per item
+    mix = {"input_mix_from_db": 8.0, "input_mix_full_db": 18.0, "noise_model": "tracked", "wiener_output": True}
+    entry = method_entry("udiffse+")
+    problem = PosteriorProblem(y, lambda repeats: exact_denoiser, FORMULATION, make_generators([0, 1]))
+    heard = InputNoise.of(y, problem.compression)
+    whole = entry.method_class(entry.settings(mix)).mix_share(problem, heard)
+    method = entry.method_class(entry.settings({**mix, "input_mix_window_frames": 100}))
+    share = method.mix_share(problem, heard)
+    assert whole.shape == (2,) and share.shape == (2, y.shape[-1])
+    chunks = plan_chunks(y.shape[-1], 100, ENHANCEMENT_OVERLAP_FRAMES)
+    first, last = chunks[0], chunks[-1]
+    padded = torch.nn.functional.pad(y, (0, last[1] - y.shape[-1]))  # as the enhancement pads its last chunk
+    alone = [float(method.share_of(InputNoise.of(padded[..., s:e], problem.compression))[0]) for s, e in (first, last)]
+    assert float(share[0, first[0]]) == pytest.approx(alone[0]) and alone[0] == 1.0  # the clean start: given back
+    assert float(share[0, y.shape[-1] - 1]) == pytest.approx(alone[1]) and alone[1] < 0.5  # the noisy end: enhanced
+    assert torch.equal(share[0], share[1])
+    from avdiff.posterior.input_noise import windowed
+
+    for frames in (300, 501, 751):  # windows that agree give exactly their value (at 501: not by the weights alone)
+        agreeing = windowed(torch.zeros(2, 2, 8, frames), 256, lambda part: torch.ones(len(part)))
+        assert torch.equal(agreeing, torch.ones(2, frames))
+    with pytest.raises(ValueError, match="input_mix_window_frames"):
+        entry.settings({**mix, "input_mix_window_frames": ENHANCEMENT_OVERLAP_FRAMES})
 
 
 def test_the_input_mix_snr_is_not_fooled_by_low_frequency_noise() -> None:

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from avdiff.audio.chunks import chunk_weights, join_chunks, plan_chunks, plan_even_chunks
 from avdiff.cli import main
-from avdiff.pipeline.chunks import chunk_weights, join_chunks, plan_chunks, plan_even_chunks
 from avdiff.posterior.nmf import NoiseModel, fit_nmf, is_divergence
 
 

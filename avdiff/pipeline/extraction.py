@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avdiff.audio.chunks import plan_chunks
 from avdiff.config.loader import from_dict, to_dict
 from avdiff.config.schema import EnhancementConfig
 from avdiff.diffusion.noise import make_generators
 from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.mouth.reliability import USABLE_SCORE
-from avdiff.pipeline.chunks import plan_chunks
 from avdiff.pipeline.lip_evidence import lip_evidence
 from avdiff.pipeline.pipeline import AVDiffusionPipeline, item_seed, unreliable_note
 from avdiff.pipeline.plans import ENHANCEMENT_OVERLAP_FRAMES

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avdiff.audio.chunks import join_chunks, plan_chunks
 from avdiff.audio.spectrogram import SpectrogramTransform
 from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
 from avdiff.diffusion.noise import make_generators
@@ -45,7 +46,6 @@ from avdiff.inference.runtime import default_dtype
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.timegrid import SAMPLES_PER_FRAME
 from avdiff.mouth.reliability import USABLE_SCORE
-from avdiff.pipeline.chunks import join_chunks, plan_chunks
 from avdiff.pipeline.inputs import MouthVideo
 from avdiff.pipeline.lip_evidence import lip_evidence
 from avdiff.pipeline.lip_front import LipFrontEnd

@@ -14,18 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from avdiff.audio.chunks import ENHANCEMENT_OVERLAP_FRAMES, plan_chunks, plan_even_chunks
 from avdiff.config.loader import to_dict
 from avdiff.config.schema import EnhancementConfig, SamplerConfig
 from avdiff.diffusion import samplers
 from avdiff.errors import InputError
-from avdiff.pipeline.chunks import plan_chunks, plan_even_chunks
 from avdiff.posterior.registry import METHODS, MethodEntry, method_entry
 
-# Long inputs run in chunks of STFT frames (avdiff.pipeline.chunks); generation carries the voice
-# over long overlaps, enhancement cross-fades short ones.
+# Long inputs run in chunks of STFT frames (avdiff.audio.chunks); generation carries the voice
+# over long overlaps, enhancement cross-fades short ones (ENHANCEMENT_OVERLAP_FRAMES).
 GENERATION_CHUNK_FRAMES = 1000
 GENERATION_OVERLAP_FRAMES = 100
-ENHANCEMENT_OVERLAP_FRAMES = 32
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,14 @@ links it to the linear STFT the noise lives in:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
 import torch
 from torch import Tensor
 
+from avdiff.audio.chunks import ENHANCEMENT_OVERLAP_FRAMES, join_chunks, plan_chunks
 from avdiff.audio.spectrogram import SpectrogramTransform
 from avdiff.config.schema import SpectrogramConfig
 from avdiff.posterior.noise_tracking import FLOOR, estimate_snr_db, quiet_start, track_noise_power
@@ -122,6 +124,21 @@ def input_share(snr_db: Tensor, low: float, high: float) -> Tensor:
     return ((snr_db - low) / max(high - low, 1e-6)).clamp(0.0, 1.0)
 
 
+def windowed(y: Tensor, window: int, decide: Callable[[Tensor], Tensor]) -> Tensor:
+    """(B, T) per frame: `decide` (N, 2, F, t) -> (N,), item by item, on windows of `window` frames
+    of y laid out as enhancement chunks of that length (the last zero-padded as they are) and
+    cross-faded as they are. The windows go to `decide` as one batch (they are of one length).
+    Each item's result stays within its windows' values, so windows that agree give exactly their
+    value (float32 cross-fade weights sum to 1 only within rounding)."""
+    frames, items = y.shape[-1], y.shape[0]
+    chunks = plan_chunks(frames, window, ENHANCEMENT_OVERLAP_FRAMES)
+    padded = torch.nn.functional.pad(y, (0, chunks[-1][1] - frames))
+    decided = decide(torch.cat([padded[..., start:end] for start, end in chunks])).view(len(chunks), items)
+    pieces = (decided[index][:, None].expand(-1, end - start) for index, (start, end) in enumerate(chunks))
+    joined = join_chunks(pieces, chunks, frames)
+    return torch.minimum(torch.maximum(joined, decided.min(0).values[:, None]), decided.max(0).values[:, None])
+
+
 def mix_in_input(y: Tensor, estimate: Tensor, share: Tensor, compression: Compression) -> Tensor:
     """share y + (1 - share) estimate, mixed in the linear STFT (as waveforms mix), recompressed;
     `share` is one number per item (B,) or one per item and frame (B, T)."""
@@ -131,4 +148,4 @@ def mix_in_input(y: Tensor, estimate: Tensor, share: Tensor, compression: Compre
     return compression.compressed(mixed)
 
 
-__all__ = ["Compression", "InputNoise", "frame_snr_db", "input_share", "quiet_start", "wiener"]
+__all__ = ["Compression", "InputNoise", "frame_snr_db", "input_share", "quiet_start", "wiener", "windowed"]

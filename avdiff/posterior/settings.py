@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
+from avdiff.audio.chunks import ENHANCEMENT_OVERLAP_FRAMES
 from avdiff.config.loader import option
 from avdiff.config.schema import check_at_least, check_finite
 
@@ -131,6 +132,10 @@ class InputNoiseSettings:
     tracker_trusted_below_db: float = option(
         5.0, "frame_or_tracker consults the tracker only where it reads at most this SNR (dB): above it, some clean "
         "recordings read 12 dB low and would lose their detail")
+    input_mix_window_frames: int | None = option(
+        None, "decide the input mix on windows of this many STFT frames, laid out and cross-faded as enhancement "
+        "chunks of that length, so that a longer chunk gives back what chunks of this length would (the SNR "
+        "estimates read a long stretch differently); null = one decision per chunk")
 
     def needs_input_noise(self) -> bool:
         """Whether any of these settings looks at the noise tracked on the input."""
@@ -142,6 +147,8 @@ class InputNoiseSettings:
             raise ValueError(f"posterior setting start_noise_multiple must be > 0, got {self.start_noise_multiple}")
         if self.input_mix_from_db is not None and self.input_mix_full_db <= self.input_mix_from_db:
             raise ValueError("posterior setting input_mix_full_db must be above input_mix_from_db")
+        if self.input_mix_window_frames is not None and self.input_mix_window_frames <= ENHANCEMENT_OVERLAP_FRAMES:
+            raise ValueError(f"posterior setting input_mix_window_frames must exceed {ENHANCEMENT_OVERLAP_FRAMES} frames")
 
 
 @dataclass(frozen=True)

@@ -180,15 +180,15 @@ class UDiffSELips(UDiffSEPlus):
                                 schedule, settings, generators, problem.formulation.sigma_data, noise, progress,
                                 lips=problem.lips, refitted=refitted, heard=heard)
 
-    def gives_all_back(self, problem: PosteriorProblem, heard: InputNoise) -> bool:
+    def gives_all_back(self, problem: PosteriorProblem, share: Tensor) -> bool:
         """udiffse+'s rule, unless the output keeps the sample itself on reliable lip frames."""
         keeps_sample = problem.lips is not None and self.settings.refit_on_lip_frames
-        return not keeps_sample and super().gives_all_back(problem, heard)
+        return not keeps_sample and super().gives_all_back(problem, share)
 
-    def output(self, problem: PosteriorProblem, sample: Tensor, noise: NoiseModel,
-               heard: InputNoise | None) -> tuple[Tensor, dict[str, list[float]]]:
+    def output(self, problem: PosteriorProblem, sample: Tensor, noise: NoiseModel, heard: InputNoise | None,
+               share: Tensor | None = None) -> tuple[Tensor, dict[str, list[float]]]:
         """udiffse+'s output; with `refit_on_lip_frames`, the sample itself on reliable lip frames."""
-        estimate, report = super().output(problem, sample, noise, heard)
+        estimate, report = super().output(problem, sample, noise, heard, share)
         if problem.lips is not None and heard is not None and self.settings.noisy_lips_likelihood_weight is not None:
             report["lips_likelihood_weight"] = self.settings.lips_weight(heard.snr_db).tolist()
         if problem.lips is None or not self.settings.refit_on_lip_frames or estimate is sample:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from avdiff.diffusion.samplers import Step
 from avdiff.posterior.base import PosteriorMethod, PosteriorOutput, PosteriorProblem
-from avdiff.posterior.input_noise import InputNoise, input_share, mix_in_input, wiener
+from avdiff.posterior.input_noise import InputNoise, input_share, mix_in_input, wiener, windowed
 from avdiff.posterior.nmf import NoiseModel
 from avdiff.posterior.passes import PullPass, RefitMixin
 from avdiff.posterior.registry import register_method, register_preset
@@ -61,8 +61,9 @@ class UDiffSEPlus(PosteriorMethod):
         settings = self.settings
         wanted = isinstance(settings, InputNoiseSettings) and settings.needs_input_noise()  # (dps, diffpir: never)
         heard = InputNoise.of(problem.y, problem.compression) if wanted else None
-        if heard is not None and self.gives_all_back(problem, heard):
-            return self.given_back(problem, heard)
+        share = None if heard is None else self.mix_share(problem, heard)
+        if share is not None and self.gives_all_back(problem, share):
+            return self.given_back(problem, heard, share)
         start = self.start_level(problem, heard)
         schedule = posterior_schedule(problem.formulation, replace(settings, start_sigma=start))
         progress = problem.progress(len(schedule.sigmas) - 1, self.name)
@@ -75,29 +76,38 @@ class UDiffSEPlus(PosteriorMethod):
         one_pass = self.build_pass(problem, schedule, generators, noise, progress, heard)
         state = one_pass.run()
         progress.close()
-        sample, report = self.output(problem, one_pass.finish(state), one_pass.noise, heard)
+        sample, report = self.output(problem, one_pass.finish(state), one_pass.noise, heard, share)
         if start is not None:
             report["start_sigma"] = [start] * len(sample)
         return PosteriorOutput(sample=sample, noise=one_pass.noise, network_calls=one_pass.calls, report=report)
 
-    def mix_share(self, heard: InputNoise) -> Tensor | None:
-        """(B,) the share of the input the output gives back, by the input's SNR (None: no mix)."""
+    def mix_share(self, problem: PosteriorProblem, heard: InputNoise) -> Tensor | None:
+        """The share of the input the output gives back, by the input's SNR: (B,), or (B, T) where
+        `input_mix_window_frames` decides it on windows of the chunk (None: no mix)."""
         settings = self.settings
         if settings.input_mix_from_db is None:
             return None
+        window = settings.input_mix_window_frames
+        if window is None or problem.y.shape[-1] <= window:
+            return self.share_of(heard)
+        return windowed(problem.y, window, lambda part: self.share_of(InputNoise.of(part, problem.compression)))
+
+    def share_of(self, heard: InputNoise) -> Tensor:
+        """(B,) the input share the mix SNR of `heard` gives."""
+        settings = self.settings
         snr_db = heard.mix_snr_db(settings.input_mix_by, settings.tracker_snr_bias_db, settings.tracker_trusted_below_db)
         return input_share(snr_db, settings.input_mix_from_db, settings.input_mix_full_db)
 
-    def gives_all_back(self, problem: PosteriorProblem, heard: InputNoise) -> bool:
-        """Whether every item's output is its input whatever the samples (all of it given back)."""
-        share = self.mix_share(heard)
-        return share is not None and bool((share >= 1).all())
+    def gives_all_back(self, problem: PosteriorProblem, share: Tensor) -> bool:
+        """Whether every item's output is its input whatever the samples (`share`, the input's
+        share of the output, is 1 everywhere)."""
+        return bool((share >= 1).all())
 
-    def given_back(self, problem: PosteriorProblem, heard: InputNoise) -> PosteriorOutput:
+    def given_back(self, problem: PosteriorProblem, heard: InputNoise, share: Tensor) -> PosteriorOutput:
         """The output where every item is given back whole: no pass runs (no network call), the
         same output and report as after one."""
         noise = NoiseModel.held(heard.variance)
-        sample, report = self.output(problem, problem.y.to(torch.float32), noise, heard)
+        sample, report = self.output(problem, problem.y.to(torch.float32), noise, heard, share)
         return PosteriorOutput(sample=sample, noise=noise, network_calls=0, report=report)
 
     def start_level(self, problem: PosteriorProblem, heard: InputNoise | None) -> float | None:
@@ -111,20 +121,19 @@ class UDiffSEPlus(PosteriorMethod):
         highest = problem.formulation.sigma_max / sigma_data if settings.start_sigma is None else settings.start_sigma
         return float(min(highest, max(level, LOWEST_ADAPTIVE_START)))
 
-    def output(self, problem: PosteriorProblem, sample: Tensor, noise: NoiseModel,
-               heard: InputNoise | None) -> tuple[Tensor, dict[str, list[float]]]:
+    def output(self, problem: PosteriorProblem, sample: Tensor, noise: NoiseModel, heard: InputNoise | None,
+               share: Tensor | None = None) -> tuple[Tensor, dict[str, list[float]]]:
         """The pass's mean sample as the settings' output (the Wiener filter of y, the input mixed
-        back in) and what was estimated from the input per item."""
+        back in by `share`, from `mix_share`) and what was estimated from the input per item."""
         settings, y = self.settings, problem.y.to(sample)
         if heard is None:
             return sample, {}
         report = {"snr_db": heard.snr_db.tolist(), "frame_snr_db": heard.frame_snr_db.tolist()}
         if settings.wiener_output:
             sample = wiener(y, power(sample), noise.variance.to(sample), settings.wiener_keeps_subtraction)
-        share = self.mix_share(heard)
         if share is not None:
             sample = mix_in_input(y, sample, share, problem.compression)
-            report["input_share"] = share.tolist()
+            report["input_share"] = (share.mean(-1) if share.dim() > 1 else share).tolist()
         return sample, report
 
     def build_pass(self, problem: PosteriorProblem, schedule: PosteriorSchedule, generators: list[torch.Generator],

@@ -1,4 +1,5 @@
-"""Long inputs in overlapping chunks on the STFT frame grid, joined by cross-fades.
+"""Long inputs in overlapping chunks on the STFT frame grid, joined by cross-fades (enhancement,
+generation, extraction, and the posterior's windowed input-mix decision).
 
 Chunks start on multiples of 5 STFT frames (video-frame boundaries), so the lip condition of
 a chunk is a plain slice of the clip's condition. Chunk spectrograms are slices of the whole
@@ -15,6 +16,9 @@ import torch
 from torch import Tensor
 
 from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
+
+# Enhancement cross-fades chunks over this many STFT frames (generation's overlaps: avdiff.pipeline.plans).
+ENHANCEMENT_OVERLAP_FRAMES = 32
 
 
 def plan_chunks(num_frames: int, chunk_frames: int, overlap_frames: int) -> list[tuple[int, int]]:
