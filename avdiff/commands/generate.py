@@ -14,11 +14,13 @@ from avdiff.commands.common import (
     engine_settings,
     finish_batch,
     open_pipeline,
+    positive_float,
     positive_int,
     prefetched_video,
     require_writable_folder,
 )
 from avdiff.pipeline.shipped import DEFAULT_GENERATOR
+from avdiff.config.schema import SAMPLING_STARTS
 from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.diffusion.samplers import SAMPLERS
 from avdiff.errors import InputError
@@ -40,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output .wav for one input, folder for many (default: <input stem>.wav / generated/)")
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), default=None, help="sampler (default: the model's)")
     parser.add_argument("--num-samples", type=positive_int, default=1, help="samples per input (<id>_s<k>.wav when > 1)")
+    parser.add_argument("--start", choices=SAMPLING_STARTS, default=None,
+                        help="where sampling starts: pure noise, or a rendition of the lips' envelope noised to "
+                        "--start-sigma (default: the model's)")
+    parser.add_argument("--start-sigma", type=positive_float, default=None, metavar="S",
+                        help="a rendition start's noise level in sigma_data (default: the model's)")
+    parser.add_argument("--pitch", type=positive_float, default=None, metavar="HZ",
+                        help="the voice's pitch in a rendition start (default: the model's)")
     add_model_arguments(parser, default_model=DEFAULT_GENERATOR)
     parser.set_defaults(func=run)
 
@@ -82,8 +91,12 @@ def run(args: argparse.Namespace) -> int:
     processes = launched_processes()  # one, or those of accelerate launch / torchrun: a share each
     args.device = processes.device(args.device)
     pipeline = open_pipeline(args)
-    plan = pipeline.generation_plan(sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance,
-                                    num_samples=args.num_samples)
+    try:
+        plan = pipeline.generation_plan(sampler=args.sampler, steps=args.steps, guidance_scale=args.guidance,
+                                        num_samples=args.num_samples, start=args.start, start_sigma=args.start_sigma,
+                                        pitch_hz=args.pitch)
+    except ValueError as error:  # e.g. a pitch out of range: one clear line, not a traceback
+        raise InputError(str(error)) from None
     for item in items:  # with several samples, the last sample's file (written last) marks the item done
         item.inputs["base"] = item.output
         item.output = sample_paths(item.output, args.num_samples)[-1]

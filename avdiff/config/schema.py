@@ -43,6 +43,9 @@ def check_registered(section: object, key: str, extension_point: str) -> None:
         raise ConfigError(f"{key}: {error}") from None
 
 
+SAMPLING_STARTS = ("noise", "rendition")  # where video-to-speech sampling may start (SamplerConfig.start)
+
+
 @dataclass
 class SpectrogramConfig:
     """Waveform <-> compressed complex STFT; the defaults match SGMSE+ / UDiffSE."""
@@ -180,11 +183,23 @@ class SamplerConfig:
     options: dict[str, Any] = option(
         {}, "the sampler's own settings, e.g. {eta: 1.0} (dpmpp_2m), {snr: 0.5, corrector_steps: 1} "
         "(predictor_corrector) or {churn: 0.0} (edm_stochastic); unset ones take the sampler's defaults")
+    start: Literal[SAMPLING_STARTS] = option(
+        "noise", "where video-to-speech sampling starts: noise (pure noise at the largest level) | rendition "
+        "(a source-filter rendition of the lips' envelope noised to start_sigma, then `steps` levels down from "
+        "there: avdiff/audio/rendition.py, BENCHMARKS.md 'Rendition start')")
+    start_sigma: float = option(1.0, "the noise level, in sigma_data, a rendition start is noised to")
+    pitch_hz: float = option(120.0, "the voice's pitch in a rendition start, Hz")
 
     def __post_init__(self) -> None:
         check_finite(self)
         check_at_least(self, 1, "steps")
         check_at_least(self, 0.0, "guidance_min_sigma")
+        if self.start not in SAMPLING_STARTS:
+            raise ValueError(f"start must be one of {', '.join(SAMPLING_STARTS)}, got {self.start!r}")
+        if self.start_sigma <= 0:
+            raise ValueError(f"start_sigma must be > 0, got {self.start_sigma}")
+        if not 40.0 <= self.pitch_hz <= 1000.0:
+            raise ValueError(f"pitch_hz must be in 40 .. 1000 Hz (a voice's pitch), got {self.pitch_hz}")
         check_registered(self, "name", "samplers")
 
 

@@ -137,6 +137,17 @@ def sample_from_noise(config: SamplerConfig, denoiser: DenoiserFn, formulation: 
     return run_sampler(config, denoiser, x, sigmas, generators, progress=progress)
 
 
+def sample_from_start(config: SamplerConfig, denoiser: DenoiserFn, formulation: DiffusionFormulation,
+                      start: Tensor, sigma_start: float, generators: Generators, device: torch.device | str = "cpu",
+                      progress: bool = False) -> SamplerOutput:
+    """A sample that starts from `start` noised to `sigma_start` (capped at the largest level) and
+    runs `config.steps` levels down from there: SDEdit (Meng et al. 2022). Video-to-speech starts
+    from a rendition of the lips' envelope this way (`avdiff.audio.rendition`)."""
+    sigmas = formulation.sampling_sigmas(config.steps, device=device, sigma_start=sigma_start)
+    x = start.to(device) + initial_noise(start.shape, sigmas[0].item(), generators, device)
+    return run_sampler(config, denoiser, x, sigmas, generators, progress=progress)
+
+
 def network_calls_per_run(config: SamplerConfig) -> int:
     """Network calls a sampler run with `config` makes (before guidance doubles the batch)."""
     return sampler_spec(config.name).network_calls(config.steps, sampler_options(config.name, config.options))

@@ -36,10 +36,11 @@ import torch
 from torch import Tensor
 
 from avdiff.audio.chunks import join_chunks, plan_chunks
+from avdiff.audio.rendition import render
 from avdiff.audio.spectrogram import SpectrogramTransform
 from avdiff.diffusion.denoiser import Denoiser, DenoiserFn, guided_denoiser
 from avdiff.diffusion.noise import make_generators
-from avdiff.diffusion.samplers import sample_from_noise
+from avdiff.diffusion.samplers import sample_from_noise, sample_from_start
 from avdiff.errors import InputError
 from avdiff.inference import AUTO, TORCH, BackendChoice, choose_backend, score_network_for
 from avdiff.inference.runtime import default_dtype
@@ -84,6 +85,9 @@ class EnhancementOutput:
     # what the method estimated from the input and chose by it, averaged over chunks (e.g. snr_db,
     # start_sigma, input_share; empty when it estimated nothing)
     input_report: dict[str, float] = field(default_factory=dict)
+
+
+RENDITION_SEED_PART = -1  # item_seed(seed, -1): the rendition's excitation noise, apart from every sample's
 
 
 def item_seed(seed: int, *parts: int) -> int:
@@ -200,30 +204,55 @@ class AVDiffusionPipeline(LipFrontEnd):
             notes.append("no frame has a usable face: the output is the audio-only prior's speech")
         chunks = plan_chunks(frames, plan.chunk_frames, plan.overlap_frames)
         cond, mask = self.condition(mouth, chunks[-1][1])  # frames past the video are masked
-        pieces, calls = self._generate_chunks(plan, cond, mask, chunks, seed, show_progress)
+        start = None
+        if plan.sampler.start == "rendition" and mouth.face_ok.any():
+            start = self._rendition_start(plan, cond, mask, self.transform.num_samples(chunks[-1][1]), seed)
+        elif plan.sampler.start == "rendition":
+            notes.append("no lips to render: sampling starts from noise")
+        pieces, calls = self._generate_chunks(plan, cond, mask, chunks, seed, show_progress, start)
         spec = self._join(pieces, chunks, frames)
         audio = self.transform.istft(spec, length).cpu().numpy()
         peak = np.abs(audio).max(axis=-1, keepdims=True)
         audio = np.where(peak > 0.99, audio * (0.99 / np.maximum(peak, 1e-9)), audio).astype(np.float32)
         return GenerationOutput(audio=audio, sample_rate=self.sample_rate, network_calls=calls, plan=plan, notes=notes)
 
+    def _rendition_start(self, plan: GenerationPlan, cond: Tensor, mask: Tensor, length: int, seed: int) -> Tensor:
+        """(1, 2, F, T) the rendition of the lips' envelope (`avdiff.audio.rendition`) that a
+        `start: rendition` run samples from, as the score network sees speech; silent where no
+        usable face is."""
+        bands = self.lip_encoder.config.envelope_bands
+        if not bands:
+            raise InputError("this model's lips predict no envelope, so sampling cannot start from a rendition "
+                             "of it: use start noise")
+        generator = torch.Generator().manual_seed(item_seed(seed, RENDITION_SEED_PART))
+        wave = render(cond[0, :bands].float().cpu(), self.transform, plan.sampler.pitch_hz, length, generator,
+                      present=mask[0].cpu())
+        return self.transform.encode(wave.unsqueeze(0).to(self.device))[..., : cond.shape[-1]]
+
     def _generate_chunks(self, plan: GenerationPlan, cond: Tensor, mask: Tensor, chunks: list[tuple[int, int]],
-                         seed: int, show_progress: bool) -> tuple[list[Tensor], int]:
-        """Sample every chunk from noise, each forced to agree with the previous one on their overlap."""
+                         seed: int, show_progress: bool, initial: Tensor | None = None) -> tuple[list[Tensor], int]:
+        """Sample every chunk from noise (or from `initial` (1, 2, F, T) noised to the plan's start
+        level), each forced to agree with the previous one on their overlap."""
         num_samples, bins = plan.num_samples, self.transform.num_bins
         pieces: list[Tensor] = []
         calls = 0
-        for index, (start, end) in enumerate(chunks):
+        for index, (begin, end) in enumerate(chunks):
             generators = make_generators([item_seed(seed, j, index) for j in range(num_samples)], self.device)
-            chunk_cond = cond[..., start:end].expand(num_samples, -1, -1)
-            chunk_mask = mask[..., start:end].expand(num_samples, -1)
+            chunk_cond = cond[..., begin:end].expand(num_samples, -1, -1)
+            chunk_mask = mask[..., begin:end].expand(num_samples, -1)
             denoise = self._denoiser_for(chunk_cond, chunk_mask, plan.sampler.guidance_scale,
                                          plan.sampler.guidance_min_sigma)
             if index > 0:
-                known_end = chunks[index - 1][1] - start
-                denoise = _keep_known(denoise, pieces[-1][..., start - chunks[index - 1][0] :], known_end)
-            out = sample_from_noise(plan.sampler, denoise, self.denoiser.formulation,
-                                    (num_samples, 2, bins, end - start), generators, self.device, show_progress)
+                known_end = chunks[index - 1][1] - begin
+                denoise = _keep_known(denoise, pieces[-1][..., begin - chunks[index - 1][0] :], known_end)
+            if initial is None:
+                out = sample_from_noise(plan.sampler, denoise, self.denoiser.formulation,
+                                        (num_samples, 2, bins, end - begin), generators, self.device, show_progress)
+            else:
+                sigma = plan.sampler.start_sigma * self.denoiser.formulation.sigma_data
+                out = sample_from_start(plan.sampler, denoise, self.denoiser.formulation,
+                                        initial[..., begin:end].expand(num_samples, -1, -1, -1), sigma, generators,
+                                        self.device, show_progress)
             calls += out.network_calls
             pieces.append(out.sample.float())
         return pieces, calls

@@ -45,12 +45,16 @@ class GenerationPlan:
         """One line for people: sampler, steps, guidance (and where it stops)."""
         below = (f" at sigma >= {self.sampler.guidance_min_sigma:g} sigma_data"
                  if self.sampler.guidance_min_sigma > 0 and self.sampler.guidance_scale != 1 else "")
-        return f"sampler {self.sampler.name}, {self.sampler.steps} steps, guidance {self.sampler.guidance_scale:g}{below}"
+        start = (f", from a rendition at {self.sampler.pitch_hz:g} Hz noised to {self.sampler.start_sigma:g} sigma_data"
+                 if self.sampler.start == "rendition" else "")
+        return (f"sampler {self.sampler.name}, {self.sampler.steps} steps, guidance {self.sampler.guidance_scale:g}"
+                f"{below}{start}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler.name, "steps": self.sampler.steps,
                 "guidance_scale": self.sampler.guidance_scale, "guidance_min_sigma": self.sampler.guidance_min_sigma,
-                "sampler_options": dict(self.sampler.options),
+                "sampler_options": dict(self.sampler.options), "start": self.sampler.start,
+                "start_sigma": self.sampler.start_sigma, "pitch_hz": self.sampler.pitch_hz,
                 "num_samples": self.num_samples, "chunk_frames": self.chunk_frames,
                 "overlap_frames": self.overlap_frames}
 
@@ -101,9 +105,11 @@ def generation_plan(defaults: SamplerConfig, sampler: str | None = None, steps: 
                     guidance_scale: float | None = None, sampler_options: Mapping[str, Any] | None = None,
                     num_samples: int = 1, chunk_frames: int = GENERATION_CHUNK_FRAMES,
                     overlap_frames: int = GENERATION_OVERLAP_FRAMES,
-                    guidance_min_sigma: float | None = None) -> GenerationPlan:
+                    guidance_min_sigma: float | None = None, start: str | None = None,
+                    start_sigma: float | None = None, pitch_hz: float | None = None) -> GenerationPlan:
     """The model's sampler `defaults` with the overrides given; another sampler starts from its
-    own default options. Bad values (0 steps, NaN guidance, an option the sampler lacks) raise."""
+    own default options. Bad values (0 steps, NaN guidance, an option the sampler lacks, an
+    unknown start) raise."""
     config = defaults
     if sampler is not None and sampler != config.name:
         config = replace(config, name=sampler, options={})
@@ -111,7 +117,10 @@ def generation_plan(defaults: SamplerConfig, sampler: str | None = None, steps: 
     config = replace(config, options=samplers.sampler_options(config.name, options),  # every option, defaults filled in
                      steps=config.steps if steps is None else steps,
                      guidance_scale=config.guidance_scale if guidance_scale is None else guidance_scale,
-                     guidance_min_sigma=config.guidance_min_sigma if guidance_min_sigma is None else guidance_min_sigma)
+                     guidance_min_sigma=config.guidance_min_sigma if guidance_min_sigma is None else guidance_min_sigma,
+                     start=config.start if start is None else start,
+                     start_sigma=config.start_sigma if start_sigma is None else start_sigma,
+                     pitch_hz=config.pitch_hz if pitch_hz is None else pitch_hz)
     _check_counts(num_samples=num_samples, chunk_frames=chunk_frames)
     if not 0 <= overlap_frames < chunk_frames:
         raise ValueError(f"overlap_frames must be in 0 .. chunk_frames - 1, got {overlap_frames}")

@@ -59,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="sampler levels (default: the model's)")
     parser.add_argument("--guidance-min-sigma", type=float, default=None, metavar="S",
                         help="guidance of 'lips' only at noise levels >= S sigma_data (default: the model's)")
+    parser.add_argument("--generate-start", choices=("noise", "rendition"), default=None,
+                        help="where video-to-speech sampling starts (default: the model's sampler.start)")
+    parser.add_argument("--generate-start-sigma", type=float, default=None, metavar="S",
+                        help="a rendition start's noise level in sigma_data (default: the model's)")
+    parser.add_argument("--pitch", type=float, default=None, metavar="HZ",
+                        help="a rendition start's pitch (default: the model's sampler.pitch_hz)")
     parser.add_argument("--envelope-encoder", type=Path, default=None, metavar="DIR",
                         help="a lip encoder folder (benchmarks/quality/envelope_probe.py's OUTPUT/lip_encoder) whose "
                         "envelope replaces the lips' at the first --guidance: a separately trained "
@@ -186,7 +192,8 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
 
     def run(mouth: MouthVideo, w: float) -> tuple[np.ndarray, int]:
         out = pipeline.generate(mouth, steps=args.steps, guidance_scale=w, seed=args.seed,
-                                guidance_min_sigma=args.guidance_min_sigma)
+                                guidance_min_sigma=args.guidance_min_sigma, start=args.generate_start,
+                                start_sigma=args.generate_start_sigma, pitch_hz=args.pitch)
         return out.audio[0], out.network_calls
 
     systems = {f"lips w={w:g}": (lambda w=w: run(video, w)) for w in args.guidance}
