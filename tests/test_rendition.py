@@ -142,6 +142,8 @@ def test_generation_from_a_rendition_is_planned_seeded_and_not_the_noise_start(e
     other_pitch = enveloped_pipeline.generate(video, dataclasses.replace(
         plan, sampler=dataclasses.replace(plan.sampler, pitch_hz=200.0)), seed=4)
     assert not np.allclose(other_pitch.audio, first.audio, atol=1e-4)  # the pitch reaches the output
+    chunked = enveloped_pipeline.generate(video, dataclasses.replace(plan, chunk_frames=40, overlap_frames=10), seed=4)
+    assert chunked.network_calls == 4 and chunked.audio.shape == first.audio.shape  # two chunks of the rendition
     faceless = enveloped_pipeline.generate(MouthVideo(video.rois, np.zeros(13, dtype=bool)), plan, seed=4)
     assert faceless.notes == ["no frame has a usable face: the output is the audio-only prior's speech",
                               "no lips to render: sampling starts from noise"]
