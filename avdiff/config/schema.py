@@ -306,6 +306,12 @@ class DataConfig:
     hflip_prob: float = option(0.5, "train: probability of flipping a clip's mouth crops left-right")
     time_mask_prob: float = option(0.5, "train: probability of masking one span of video frames")
     time_mask_max_frames: int = option(5, "train: longest masked span, in video frames (0.2 s)")
+    geometric_jitter: float = option(
+        0.0, "train: one random similarity transform per clip's mouth crops, scale 1 +- g, shift +- g half-sides, "
+        "rotation +- 50 g degrees (avdiff/data/video_jitter.py); 0 = none")
+    exposure_jitter: float = option(
+        0.0, "train: one random contrast (1 +- p) and brightness (+- 128 p grey levels) change per clip's mouth "
+        "crops; 0 = none")
     num_workers: int = option(2, "data-loading worker processes per GPU (0 = in the main process)")
 
     def __post_init__(self) -> None:
@@ -316,6 +322,9 @@ class DataConfig:
             raise ValueError(f"crop_frames must be >= 2, got {self.crop_frames}")
         if not 0.0 <= self.hflip_prob <= 1.0 or not 0.0 <= self.time_mask_prob <= 1.0:
             raise ValueError("hflip_prob and time_mask_prob are probabilities in [0, 1]")
+        if not 0.0 <= self.geometric_jitter <= 0.5 or not 0.0 <= self.exposure_jitter <= 0.5:
+            raise ValueError(f"geometric_jitter and exposure_jitter must be in 0 .. 0.5, got {self.geometric_jitter} "
+                             f"and {self.exposure_jitter}")
         if self.train_weights is not None:
             count = len(self.train_manifest) if isinstance(self.train_manifest, list) else 1
             if len(self.train_weights) != count or min(self.train_weights) < 0 or sum(self.train_weights) <= 0:

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from avdiff.config.schema import DataConfig, SpectrogramConfig
 from avdiff.data.manifest import has_video, read_manifest, resolve
+from avdiff.data.video_jitter import jitter_exposure, jitter_geometry
 from avdiff.errors import InputError
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
 
@@ -216,9 +217,14 @@ class AVCropDataset(Dataset):
         return video, valid
 
     def _augment(self, video: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-        """Left-right flip of the whole clip and one masked span (set to the mean pixel)."""
+        """Left-right flip of the whole clip, its jitter (`avdiff.data.video_jitter`, on the frames
+        inside the clip) and one masked span (set to the mean pixel)."""
         if rng.random() < self.data.hflip_prob:
             video = video[:, :, ::-1].copy()
+        if length > 0 and (self.data.geometric_jitter > 0 or self.data.exposure_jitter > 0):
+            video = video.copy()
+            clip = jitter_geometry(video[:length], self.data.geometric_jitter, rng)
+            video[:length] = jitter_exposure(clip, self.data.exposure_jitter, rng)
         if length > 0 and self.data.time_mask_max_frames > 0 and rng.random() < self.data.time_mask_prob:
             span = int(rng.integers(1, self.data.time_mask_max_frames + 1))
             first = int(rng.integers(0, max(1, length - span + 1)))
