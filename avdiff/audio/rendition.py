@@ -59,12 +59,14 @@ def excitation(pitch_hz: float, voiced: Tensor, hop: int, sample_rate: int, gene
     """(N,) source signal of N = (T - 1) * hop samples for T frames of `voiced` in [0, 1]: a unit-power
     pulse train at `pitch_hz` and unit-power white noise, mixed by power per sample."""
     length = (len(voiced) - 1) * hop
+    if length <= 0:
+        return torch.zeros(0)
     share = torch.nn.functional.interpolate(voiced.float()[None, None], size=length, mode="linear",
-                                            align_corners=True)[0, 0] if length > 0 else voiced.new_zeros(0)
+                                            align_corners=True)[0, 0]
     period = torch.floor(torch.arange(length, dtype=torch.float64) * (pitch_hz / sample_rate))
     pulses = torch.zeros(length)
     pulses[1:][period.diff() > 0] = 1.0
-    pulses[0] = 1.0 if length else 0.0
+    pulses[0] = 1.0
     pulses = pulses / pulses.square().mean().sqrt().clamp_min(1e-9)
     noise = torch.randn(length, generator=generator)
     return share.sqrt() * pulses + (1.0 - share).sqrt() * noise
