@@ -310,7 +310,7 @@ class DataConfig:
         0.0, "train: one random similarity transform per clip's mouth crops, scale 1 +- g, shift +- g half-sides, "
         "rotation +- 50 g degrees (avdiff/data/video_jitter.py); 0 = none")
     exposure_jitter: float = option(
-        0.0, "train: one random contrast (1 +- p) and brightness (+- 128 p grey levels) change per clip's mouth "
+        0.0, "train: one random contrast (1 +- p) and brightness (+- p half the grey range) change per clip's mouth "
         "crops; 0 = none")
     num_workers: int = option(2, "data-loading worker processes per GPU (0 = in the main process)")
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 ROTATION_DEGREES_PER_UNIT = 50.0  # g = 0.1: up to +- 5 degrees
-BRIGHTNESS_LEVELS_PER_UNIT = 128.0  # p = 0.15: up to +- 19 grey levels
+BRIGHTNESS_LEVELS_PER_UNIT = 255 / 2  # half the grey range: p = 0.15 gives up to +- 19 grey levels
 
 
 def jitter_geometry(video: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
