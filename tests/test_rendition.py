@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,17 @@ def test_the_shipped_v2s_starts_from_a_rendition_and_speaks_with_harmonics():
     assert harmonics["hnr_db"] > 5.0, harmonics
     from_noise = pipeline.generate(utterance.video, steps=3, start="noise", seed=0).audio[0]
     assert harmonicity(utterance.audio, from_noise)["hnr_db"] < harmonics["hnr_db"] - 4.0
+
+
+def test_the_demo_generates_the_masked_baseline_from_noise(enveloped_pipeline):
+    """With every face masked there are no lips to render: the demo's unconditional system plans a
+    noise start (its report says what ran), while the lips take the model's rendition start."""
+    from avdiff.demo.inference import generation_plans
+    from avdiff.demo.settings import DemoSettings
+    from avdiff.pipeline.pipeline import AVDiffusionPipeline
+
+    components = dataclasses.replace(enveloped_pipeline.components, sampler=dataclasses.replace(
+        enveloped_pipeline.components.sampler, start="rendition"))
+    plans = generation_plans(DemoSettings(output=Path("unused")), AVDiffusionPipeline(components))
+    assert plans["lips"].sampler.start == "rendition" and plans["lips"].sampler.guidance_scale == 2.0
+    assert plans["unconditional"].sampler.start == "noise" and plans["unconditional"].sampler.guidance_scale == 1.0

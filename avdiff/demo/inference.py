@@ -108,11 +108,18 @@ def prepare_test_set(settings: DemoSettings, data: Path) -> TestSet:
     return test
 
 
+def generation_plans(settings: DemoSettings, pipeline) -> dict[str, Any]:
+    """The plan of each generated system: the model's sampling, guided with the lips; without
+    them (every face masked) unguided and from noise (no condition to guide with, no lips to render)."""
+    return {system: pipeline.generation_plan(steps=settings.generate_steps,
+                                             guidance_scale=settings.guidance if system == "lips" else 1.0,
+                                             start=None if system == "lips" else "noise")
+            for system in GENERATED}
+
+
 def run_generation(settings: DemoSettings, test: TestSet, model: DemoModel, pipeline) -> None:
     """Video-to-speech on the silent test clips, with the lips and with every face masked."""
-    plans = {system: pipeline.generation_plan(steps=settings.generate_steps,
-                                              guidance_scale=settings.guidance if system == "lips" else 1.0)
-             for system in GENERATED}  # unconditional: no condition to guide with
+    plans = generation_plans(settings, pipeline)
     record_plans(model, {f"video-to-speech ({system})": plan for system, plan in plans.items()})
     for item in tqdm(test.items, desc=f"video-to-speech ({model.short})", unit="clip"):
         video = test.mouth(item)
