@@ -63,6 +63,17 @@ def per_video_frame(envelope: Tensor, frame_mask: Tensor, video_frames: int, stf
     return sums / counts.clamp_min(1.0)[:, None, :], counts / stft_per_video_frame
 
 
+def band_centres_mel(bands: int, sample_rate: int) -> Tensor:
+    """(bands,) float64 HTK mel of each band's centre: the e-th interior point of `bands + 2`
+    mel-spaced points over 0 .. sample_rate / 2, the peak of its triangular filter."""
+    return torch.linspace(0.0, float(_mel(sample_rate / 2)), bands + 2, dtype=torch.float64)[1:-1]
+
+
+def band_centres_hz(bands: int, sample_rate: int) -> Tensor:
+    """(bands,) each band's centre frequency in Hz (`band_centres_mel` off the mel scale)."""
+    return (700.0 * (10.0 ** (band_centres_mel(bands, sample_rate) / 2595.0) - 1.0)).float()
+
+
 def band_to_bin_matrix(num_bins: int, bands: int, sample_rate: int) -> Tensor:
     """(num_bins, bands) weights that linearly interpolate band values to each STFT bin.
 
@@ -71,8 +82,7 @@ def band_to_bin_matrix(num_bins: int, bands: int, sample_rate: int) -> Tensor:
     bands by its mel distance, and bins below the first or above the last centre take the
     nearest band. Each row sums to 1.
     """
-    top = _mel(sample_rate / 2)
-    centres = torch.linspace(0.0, float(top), bands + 2, dtype=torch.float64)[1:-1]
+    centres = band_centres_mel(bands, sample_rate)
     bins = _mel(torch.linspace(0.0, sample_rate / 2, num_bins, dtype=torch.float64))
     position = ((bins - centres[0]) / (centres[1] - centres[0]) if bands > 1 else bins * 0).clamp(0, bands - 1)
     lower = position.floor().long().clamp(max=max(bands - 2, 0))

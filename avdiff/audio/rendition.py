@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor
 
-from avdiff.audio.envelope import ENVELOPE_SCALE, envelope_bin_power, mel_filterbank
+from avdiff.audio.envelope import ENVELOPE_SCALE, band_centres_hz, envelope_bin_power
 from avdiff.audio.spectrogram import SpectrogramTransform
 
 VOICED_BELOW_HZ = 1000.0  # bands centred below this: the voiced (low-frequency) level
@@ -34,16 +34,9 @@ VOICING_SOFTNESS_DB = 3.0  # width of both logistic tests
 DB_PER_ENVELOPE_UNIT = ENVELOPE_SCALE * 10.0 / math.log(10.0)  # a normalised envelope unit in dB of power
 
 
-def band_centres_hz(num_bins: int, bands: int, sample_rate: int) -> Tensor:
-    """(bands,) each mel band's centre frequency: the weighted mean of its filter over the bins."""
-    filters = mel_filterbank(num_bins, bands, sample_rate).float()
-    frequencies = torch.linspace(0.0, sample_rate / 2, num_bins)
-    return (filters * frequencies[:, None]).sum(0) / filters.sum(0).clamp_min(1e-9)
-
-
-def voicing(envelope: Tensor, num_bins: int, sample_rate: int) -> Tensor:
+def voicing(envelope: Tensor, sample_rate: int) -> Tensor:
     """(E, T) normalised log-mel envelope -> (T,) how voiced each frame looks, in [0, 1]."""
-    centres = band_centres_hz(num_bins, envelope.shape[0], sample_rate).to(envelope.device)
+    centres = band_centres_hz(envelope.shape[0], sample_rate).to(envelope.device)
     low_bands, high_bands = centres < VOICED_BELOW_HZ, centres > FRICATIVE_ABOVE_HZ
     if not low_bands.any() or not high_bands.any():
         raise ValueError(f"a {envelope.shape[0]}-band envelope has no band below {VOICED_BELOW_HZ:g} Hz "
@@ -83,7 +76,7 @@ def render(envelope: Tensor, transform: SpectrogramTransform, pitch_hz: float, l
     if pitch_hz <= 0:
         raise ValueError(f"pitch_hz must be positive, got {pitch_hz}")
     frames, bins, rate = envelope.shape[-1], transform.num_bins, transform.config.sample_rate
-    source = excitation(pitch_hz, voicing(envelope, bins, rate).cpu(), transform.config.hop_length, rate,
+    source = excitation(pitch_hz, voicing(envelope, rate).cpu(), transform.config.hop_length, rate,
                         generator)
     spectrum = transform.stft(source.to(envelope.device).unsqueeze(0))[0][:, :frames]
     flat = spectrum / spectrum.abs().square().mean(0, keepdim=True).sqrt().clamp_min(1e-9)
