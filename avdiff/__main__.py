@@ -1,6 +1,6 @@
 """`python -m avdiff ...` runs the same command line as the `avdiff` console script."""
 
-from avdiff.cli import main
+from avdiff.cli import entry_point
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry_point()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from avdiff import __version__
-from avdiff.commands import COMMANDS, COMMANDS_WITH_VIDEO
+from avdiff.commands import COMMANDS, COMMANDS_WITH_VIDEO, QUICK_EXIT_COMMANDS
 from avdiff.errors import AVDiffError
 from avdiff.plugins import load_plugins
 
@@ -60,5 +62,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             prefetch.close()
 
 
+def entry_point() -> None:
+    """The `avdiff` console script and `python -m avdiff`: `main`, and after a one-shot job
+    (QUICK_EXIT_COMMANDS) the process ends as soon as its exit handlers have run and its output is
+    flushed. The interpreter's own tear-down (freeing torch's, ONNX Runtime's and every module's
+    objects one by one) took 0.5-0.6 s of a 5 s `avdiff generate` on 2 cores and writes nothing."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if chosen_command(argv) in QUICK_EXIT_COMMANDS:
+        end_process(code)
+    raise SystemExit(code)
+
+
+def end_process(code: int) -> None:
+    """Run the exit handlers (temporary folders, logging, child processes), flush the standard
+    streams, and end the process with `code` without tearing the interpreter down."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry_point()

@@ -140,3 +140,15 @@ def test_extract_needs_a_face_and_an_audio_visual_model(random_pipeline, tmp_pat
     assert out.target.shape == out.interferer.shape == (16000,) and out.network_calls == 4
     with pytest.raises(Exception, match="residual_split"):
         extraction_plan(random_pipeline, options={"residual_split": "halves"})
+
+
+def test_extract_without_model_uses_a_shipped_model_that_reads_lips() -> None:
+    """Extraction needs the target's lips: its default model must be audio-visual (it was the
+    audio-only speech prior, so `avdiff extract` without --model always failed)."""
+    from avdiff.cli import build_parser
+    from avdiff.pipeline.model_folder import audio_visual_flag, read_index_json
+    from avdiff.pipeline.shipped import resolve_model
+
+    args = build_parser("extract").parse_args(["extract", "--mixture", "m.wav", "--video", "v.mp4"])
+    folder = resolve_model(args.model)
+    assert audio_visual_flag(read_index_json(folder), str(folder))

@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # imports (`avdiff.commands.common.start_mouth_prefetch`, from `avdiff.cli`).
 COMMANDS_WITH_VIDEO = ("generate", "enhance", "extract")
 
+# One-shot jobs whose every output is written and closed before the command returns: run from the
+# console script they end the process at once after its exit handlers (`avdiff.cli.entry_point`).
+QUICK_EXIT_COMMANDS = ("generate", "enhance", "extract", "evaluate")
+
 
 def summary(name: str) -> str:
     """The one-line summary of command `name` (its `help` in `avdiff --help`)."""

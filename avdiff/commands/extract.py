@@ -23,7 +23,7 @@ from avdiff.errors import InputError
 from avdiff.media.audio import write_wav
 from avdiff.media.files import AUDIO_SUFFIXES, VIDEO_INPUT_SUFFIXES
 from avdiff.pipeline.batch import BatchItem, files_in, item_names, run_batch
-from avdiff.pipeline.shipped import DEFAULT_ENHANCER
+from avdiff.pipeline.shipped import DEFAULT_AUDIO_VISUAL
 from avdiff.posterior.extraction import ExtractionSettings
 from avdiff.processes import launched_processes
 
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write the interferer's estimate (<output stem>_interferer.wav / OUTPUT/interferer/)")
     parser.add_argument("--chunk-frames", type=positive_int, default=None, help="STFT frames per chunk (default: the model's)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="chunks processed together (default: the model's)")
-    add_model_arguments(parser, default_model=DEFAULT_ENHANCER)
+    add_model_arguments(parser, default_model=DEFAULT_AUDIO_VISUAL)
     add_lip_agreement_argument(parser)
     add_settings_flags(parser.add_argument_group("options of the joint pass"), ExtractionSettings, OPTION_PREFIX,
                        skip=("steps",))

@@ -8,10 +8,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from avdiff.config import packaged_config
-from avdiff.pipeline.shipped import DEFAULT_GENERATOR
+from avdiff.pipeline.shipped import DEFAULT_AUDIO_VISUAL
 
 DEFAULT_CONFIG = packaged_config("synth-cpu")  # avdiff/configs/: inside the package, also when installed
-DEFAULT_SHIPPED_MODEL = DEFAULT_GENERATOR  # the shipped video-to-speech + audio-visual model
+DEFAULT_SHIPPED_MODEL = DEFAULT_AUDIO_VISUAL  # the shipped video-to-speech + audio-visual model
 NO_SHIPPED_MODEL = "none"  # --shipped-model none: run the demo's own model only
 
 

@@ -14,7 +14,7 @@ _EXPORTS = {
     "NoFaceError": "avdiff.mouth.extract",
     "REFERENCE_STABLE": "avdiff.mouth.reference",
     "STABLE_POINTS": "avdiff.mouth.reference",
-    "center_crop": "avdiff.mouth.crop",
+    "center_crop": "avdiff.mouth.center",
     "crop_mouths": "avdiff.mouth.crop",
     "crop_transforms": "avdiff.mouth.crop",
     "extract_mouth_rois": "avdiff.mouth.extract",

@@ -83,12 +83,3 @@ def crop_mouths(frames: np.ndarray, points: np.ndarray, size: int = 96,
     transforms = crop_transforms(points, size=size, crop_side=crop_side, centre_window=centre_window)
     rois = np.stack([warp_gray(f, m, size) for f, m in zip(frames, transforms)])
     return MouthCrops(rois=rois, transforms=transforms)
-
-
-def center_crop(rois: np.ndarray, size: int = 88) -> np.ndarray:
-    """The central size x size of (..., H, W) crops (96 stored -> 88 used, as in lip reading)."""
-    h, w = rois.shape[-2:]
-    if size > h or size > w:
-        raise ValueError(f"cannot take a {size} x {size} centre from {h} x {w} crops")
-    top, left = (h - size) // 2, (w - size) // 2
-    return rois[..., top:top + size, left:left + size]

@@ -134,7 +134,7 @@ def mouth_video_from_array(rois: np.ndarray, crop_size: int, face_ok: np.ndarray
                            name: str = "video", found: np.ndarray | None = None) -> MouthVideo:
     """Check and centre-crop prepared mouth crops, and score each frame's reliability (`found`: which
     faces were detected rather than filled in, when known)."""
-    from avdiff.mouth.crop import center_crop
+    from avdiff.mouth.center import center_crop
 
     rois = np.asarray(rois)
     if rois.ndim != 3 or rois.dtype != np.uint8:

@@ -1,7 +1,7 @@
 """The models shipped in the repository's `models/` folder, by name.
 
 `avdiff enhance` uses `DEFAULT_ENHANCER` and `avdiff generate` `DEFAULT_GENERATOR` when no
-`--model` is given; `--model NAME` picks any
+`--model` is given, `avdiff demo` `DEFAULT_AUDIO_VISUAL`; `--model NAME` picks any
 shipped model by name, `--model PATH` any model folder. `AVDIFF_MODELS` points elsewhere (for
 installs where the repository's `models/` is not beside the package).
 """
@@ -14,7 +14,13 @@ from pathlib import Path
 from avdiff.errors import InputError
 
 DEFAULT_ENHANCER = "speech-prior"  # audio-only prior of real speech
-DEFAULT_GENERATOR = "v2s"  # video-to-speech (and audio-visual) model of the synthetic corpus
+# Video-to-speech (`avdiff generate`, `avdiff serve`): v2s's guidance distilled into one pass, within
+# issue 14's tolerance of v2s on two held-out corpora at half the network work (BENCHMARKS.md, "Real
+# time on every CPU" -> "Fourth pass").
+DEFAULT_GENERATOR = "v2s-fast"
+# The audio-visual model of the synthetic corpus (`avdiff demo`'s shipped rows: video-to-speech with
+# guidance and the lips' enhancement prior, which needs the undistilled network).
+DEFAULT_AUDIO_VISUAL = "v2s"
 
 
 def shipped_models_dir() -> Path:
