@@ -201,3 +201,15 @@ def test_quality_vs_calls_budgets_and_paired_tables():
     assert {r["item"] for r in common_items(rows)} == {"a", "b"}
     table = paired_table(paired_summary(rows, "pc@60", ("wer",)), ("wer",))
     assert "| dpm | 8 | -0.100 ± 0.000 | 2 |" in table and "| pc | 60 | 0.000 ± 0.000 | 3 |" in table
+
+
+def test_the_level_swap_keeps_one_envelopes_movements_and_the_others_level():
+    import torch
+
+    from benchmarks.quality.lips_matter import level_swapped
+
+    movements = torch.tensor([[0.0, 1.0], [2.0, 5.0], [4.0, 3.0]])
+    level = torch.tensor([[10.0, -1.0], [12.0, -3.0], [14.0, -5.0]])
+    swapped = level_swapped(movements, level)
+    torch.testing.assert_close(swapped.mean(0), level.mean(0))
+    torch.testing.assert_close(swapped - swapped.mean(0), movements - movements.mean(0))

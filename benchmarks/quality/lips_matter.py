@@ -6,7 +6,10 @@ so both the sentences and the corpus seed are new. Each clip is scored against i
 reference:
 - video-to-speech: from the lips at each `--guidance` w, and with every face masked (the same
   model as an unconditional prior: the lips must beat it); `--oracle-envelope W` also puts the
-  clean speech's own log-mel envelope in place of the lips' (an upper bound for the lips' part).
+  clean speech's own log-mel envelope in place of the lips' (an upper bound for the lips' part),
+  and `--level-swap` (with it) two hybrids that tell the voice from the articulation: the lips'
+  envelope moved to the true envelope's mean level per band over the clip, and the true envelope's
+  movements at the lips' level.
   ESTOI, and WER and per-slot accuracy
   of the closed-set GRID-grammar recogniser (pocketsphinx JSGF); `--whisper DIR` adds the open
   recogniser's WER.
@@ -72,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--oracle-envelope", type=float, default=None, metavar="W",
                         help="also generate with the true speech envelope in place of the lips' (guidance W): "
                         "a diagnostic of what the score network makes of a perfect envelope")
+    parser.add_argument("--level-swap", action="store_true",
+                        help="with --oracle-envelope: also the lips' envelope at the true per-band level, and the "
+                        "true envelope's movements at the lips' level (is the loss the voice or the articulation?)")
     parser.add_argument("--snrs", type=float, nargs="*", default=[0.0, -5.0])
     parser.add_argument("--noises", nargs="*", choices=("real", "babble"), default=["real", "babble"])
     parser.add_argument("--method", default="udiffse+", help="enhancement method")
@@ -173,6 +179,12 @@ def with_oracle_envelope(pipeline, envelope: torch.Tensor, run: Callable) -> tup
         pipeline.encode_lips = original
 
 
+def level_swapped(movements: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """(T, bands) envelope with the frame-to-frame movements of `movements` and the per-band mean
+    over the clip of `level` (a clip's mean level per band is mostly its voice and loudness)."""
+    return movements - movements.mean(0, keepdim=True) + level.mean(0, keepdim=True)
+
+
 def separate_envelope(pipeline, encoder_dir: Path, video) -> torch.Tensor:
     """(T_v, bands) envelope that another lip encoder predicts for `video`, through the pipeline's
     own lip path (the same crops and windows)."""
@@ -202,11 +214,25 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
         envelope = true_envelope(pipeline, clean, video.num_frames)
         w = args.oracle_envelope
         systems[f"oracle envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, envelope, lambda: run(video, w))
+        if args.level_swap:
+            systems.update(level_swap_systems(pipeline, video, envelope, lambda: run(video, w), w))
     if args.envelope_encoder is not None and pipeline.lip_encoder.config.envelope_bands:
         predicted, w = separate_envelope(pipeline, args.envelope_encoder, video), args.guidance[0]
         systems[f"separate envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, predicted,
                                                                             lambda: run(video, w))
     return systems
+
+
+def level_swap_systems(pipeline, video, envelope: torch.Tensor, run: Callable, w: float) -> dict[str, Callable]:
+    """The two `--level-swap` hybrids of the lips' envelope and the true `envelope` (`level_swapped`)."""
+    with torch.no_grad():
+        predicted = pipeline.encode_lips(video)[:, : envelope.shape[1]].float()
+    frames = min(len(predicted), len(envelope))
+    predicted, envelope = predicted[:frames], envelope[:frames]
+    return {f"lips' movements, true level w={w:g}":
+            lambda: with_oracle_envelope(pipeline, level_swapped(predicted, envelope), run),
+            f"true movements, lips' level w={w:g}":
+            lambda: with_oracle_envelope(pipeline, level_swapped(envelope, predicted), run)}
 
 
 def timed(run: Callable[[], tuple[np.ndarray, int]]) -> tuple[np.ndarray, int, float]:
