@@ -17,7 +17,7 @@ from avdiff.commands import COMMANDS, QUICK_EXIT_COMMANDS
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ENDED_BY_END_PROCESS = """
-import atexit, sys, tempfile, pathlib
+import atexit, tempfile
 from avdiff.cli import end_process
 folder = tempfile.TemporaryDirectory()  # cleaned by an exit handler (weakref.finalize)
 print(folder.name)
