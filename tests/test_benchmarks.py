@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT / "benchmarks"
 SCRIPTS = sorted(path for folder in ("speed", "quality") for path in (BENCHMARKS / folder).glob("*.py")
@@ -213,3 +215,22 @@ def test_the_level_swap_keeps_one_envelopes_movements_and_the_others_level():
     swapped = level_swapped(movements, level)
     torch.testing.assert_close(swapped.mean(0), level.mean(0))
     torch.testing.assert_close(swapped - swapped.mean(0), movements - movements.mean(0))
+
+
+def test_unreliable_lips_pairs_each_share_with_audio_only_at_its_own_snr():
+    """Rows at two SNRs: each difference pairs a mixture with its own audio-only run, so a fully
+    masked video (which is audio-only) differs by exactly 0 at both."""
+    from benchmarks.quality.unreliable_lips import summary_numbers
+
+    rows = []
+    for snr, level in ((0.0, 1.0), (-5.0, -4.0)):
+        for item, offset in (("a", 0.0), ("b", 2.0)):
+            base = {"noise": "babble", "snr": snr, "item": item, "estoi": 0.5, "usable": 1.0}
+            rows += [{**base, "system": "audio-only", "share": 0.0, "si_sdr": level + offset},
+                     {**base, "system": "intact", "share": 0.0, "si_sdr": level + offset + 1.5},
+                     {**base, "system": "masked", "share": 1.0, "si_sdr": level + offset, "usable": 0.0}]
+    numbers = {(e["snr"], e["share"]): e["delta_si_sdr"] for e in summary_numbers(rows)}
+    assert set(numbers) == {(0.0, 0.0), (0.0, 1.0), (-5.0, 0.0), (-5.0, 1.0)}
+    for snr in (0.0, -5.0):
+        assert numbers[(snr, 1.0)]["mean"] == pytest.approx(0.0) and numbers[(snr, 1.0)]["n"] == 2
+        assert numbers[(snr, 0.0)]["mean"] == pytest.approx(1.5)

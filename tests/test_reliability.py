@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from avdiff.data.manifest import validate_item
-from avdiff.pipeline.av_agreement import agreement_score, mixture_envelope, window_correlation
+from avdiff.pipeline.av_agreement import AgreementSettings, agreement_score, mixture_envelope, window_correlation
 from avdiff.errors import InputError
 from avdiff.mouth.reliability import FILLED_FRAME_SCORE, USABLE_SCORE, frame_reliability
 from avdiff.pipeline.inputs import MouthVideo
@@ -78,17 +78,24 @@ def modulated_noise(seconds: float, rate_hz: float, seed: int) -> np.ndarray:
 def test_window_correlation_tells_related_envelopes_from_unrelated() -> None:
     rng = np.random.default_rng(0)
     heard = rng.standard_normal((60, 4))
-    assert window_correlation(heard, heard).min() == pytest.approx(1.0)
-    assert window_correlation(-heard, heard).max() == pytest.approx(-1.0)
-    assert abs(float(np.median(window_correlation(rng.standard_normal((60, 4)), heard)))) < 0.2
-    assert agreement_score(np.array([-0.5, 0.1, 0.225, 0.35, 0.9])).tolist() == pytest.approx([0, 0, 0.5, 1, 1])
+    assert window_correlation(heard, heard, 25).min() == pytest.approx(1.0)
+    assert window_correlation(-heard, heard, 25).max() == pytest.approx(-1.0)
+    assert abs(float(np.median(window_correlation(rng.standard_normal((60, 4)), heard, 25)))) < 0.2
+    settings = AgreementSettings(window_seconds=1.0, unrelated=0.1, related=0.3)
+    assert agreement_score(np.array([-0.5, 0.1, 0.2, 0.3, 0.9]), settings).tolist() == pytest.approx([0, 0, 0.5, 1, 1])
+    assert settings.window_frames == 25
 
 
-def test_lips_out_of_step_with_the_sound_are_not_trusted(tmp_path, monkeypatch) -> None:
-    """The first second's lips say what is heard, the second's say another sound: only the first is trusted."""
+def test_agreement_settings_refuse_what_cannot_score() -> None:
+    for bad in ({"unrelated": 0.3, "related": 0.3}, {"window_seconds": 0.05}):
+        with pytest.raises(ValueError, match="agreement needs"):
+            AgreementSettings(**bad)
+
+
+@pytest.fixture
+def enveloped_pipeline(tmp_path):
+    """A tiny model whose lip encoder predicts a 4-band envelope (what the agreement reads)."""
     import dataclasses
-
-    import torch
 
     from avdiff.models import LipEncoder
     from avdiff.pipeline import save_model_folder
@@ -97,15 +104,44 @@ def test_lips_out_of_step_with_the_sound_are_not_trusted(tmp_path, monkeypatch) 
 
     components = dataclasses.replace(tiny_components(), lip_encoder=LipEncoder.from_preset("tiny", output_dim=8,
                                                                                            envelope_bands=4))
-    pipeline = AVDiffusionPipeline.from_pretrained(save_model_folder(components, tmp_path / "model"))
-    heard_wave = torch.from_numpy(modulated_noise(2.0, 3.0, seed=1))
-    other_wave = torch.from_numpy(modulated_noise(2.0, 2.3, seed=2))
-    heard = mixture_envelope(pipeline.transform, heard_wave.unsqueeze(0), 4, 50)
-    other = mixture_envelope(pipeline.transform, other_wave.unsqueeze(0), 4, 50)
-    embeddings = torch.zeros(50, 8)
-    embeddings[:25, :4] = torch.from_numpy(heard[:25])
-    embeddings[25:, :4] = torch.from_numpy(other[25:])
+    return AVDiffusionPipeline.from_pretrained(save_model_folder(components, tmp_path / "model"))
+
+
+def test_lips_out_of_step_with_the_sound_are_not_trusted(enveloped_pipeline, monkeypatch) -> None:
+    """The first half's lips say what is heard, the second's say another sound: only the first is trusted,
+    to within half the agreement's window."""
+    import torch
+
+    pipeline = enveloped_pipeline
+    frames, half = 200, pipeline.agreement.window_frames // 2  # 8 s; the default window is 3 s
+    heard_wave = torch.from_numpy(modulated_noise(8.0, 3.0, seed=1))
+    other_wave = torch.from_numpy(modulated_noise(8.0, 2.3, seed=2))
+    heard = mixture_envelope(pipeline.transform, heard_wave.unsqueeze(0), 4, frames)
+    other = mixture_envelope(pipeline.transform, other_wave.unsqueeze(0), 4, frames)
+    embeddings = torch.zeros(frames, 8)
+    embeddings[:100, :4] = torch.from_numpy(heard[:100])
+    embeddings[100:, :4] = torch.from_numpy(other[100:])
     monkeypatch.setattr(pipeline, "encode_lips", lambda video: embeddings)
-    video, used = pipeline.heard_agreement(MouthVideo(talking_mouth(50, 40), np.ones(50, bool)), heard_wave)
+    video, used = pipeline.heard_agreement(MouthVideo(talking_mouth(frames, 40), np.ones(frames, bool)), heard_wave)
     assert used is embeddings
-    assert video.trust[:12].min() > 0.9 and video.trust[38:].max() < USABLE_SCORE, np.round(video.trust, 2)
+    trust = np.round(video.trust, 2)
+    assert video.trust[:100 - half].min() > 0.9 and video.trust[100 + half:].max() < USABLE_SCORE, trust
+
+
+def test_enhancement_weighs_the_lips_by_their_agreement_unless_told_not_to(enveloped_pipeline, monkeypatch) -> None:
+    from avdiff.cli import build_parser
+    from avdiff.pipeline.shipped import LIP_AGREEMENT_BY_DEFAULT
+
+    calls = []
+    original = enveloped_pipeline.heard_agreement
+    monkeypatch.setattr(enveloped_pipeline, "heard_agreement", lambda *a: calls.append(1) or original(*a))
+    noisy, video = modulated_noise(1.0, 3.0, seed=3), MouthVideo(talking_mouth(25, 40), np.ones(25, bool))
+    default = int(LIP_AGREEMENT_BY_DEFAULT)
+    for asked, expected in (({}, default), ({"lip_agreement": False}, default), ({"lip_agreement": True}, default + 1)):
+        enveloped_pipeline.enhance(noisy, sample_rate=16000, video=video, steps=1, options={"num_samples": 1}, **asked)
+        assert len(calls) == expected
+    for command in ("enhance", "extract"):
+        required = ["--noisy", "n.wav"] if command == "enhance" else ["--mixture", "m.wav", "--video", "v.mp4"]
+        assert build_parser().parse_args([command, *required]).lip_agreement is LIP_AGREEMENT_BY_DEFAULT
+        assert build_parser().parse_args([command, *required, "--no-lip-agreement"]).lip_agreement is False
+        assert build_parser().parse_args([command, *required, "--lip-agreement"]).lip_agreement is True

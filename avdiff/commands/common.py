@@ -63,10 +63,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
 
 
 def add_lip_agreement_argument(parser: argparse.ArgumentParser) -> None:
-    """--lip-agreement (enhance, extract): trust the lips only where they agree with the sound."""
-    parser.add_argument("--lip-agreement", action="store_true",
+    """--lip-agreement / --no-lip-agreement (enhance, extract): trust the lips only where they agree
+    with the sound."""
+    from avdiff.pipeline.shipped import LIP_AGREEMENT_BY_DEFAULT
+
+    parser.add_argument("--lip-agreement", action=argparse.BooleanOptionalAction, default=LIP_AGREEMENT_BY_DEFAULT,
                         help="trust the lips only where their predicted envelope moves with the audio's (a mismatched "
-                        "or dubbed video gets the audio-only prior); off by default: it halved the lips' gain in babble")
+                        "or dubbed video gets the audio-only prior; off by default: it costs the talker's own lips part of their gain)")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:

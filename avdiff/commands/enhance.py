@@ -148,5 +148,5 @@ def run(args: argparse.Namespace) -> int:
     report = run_batch(items, process, out_dir, overwrite=args.overwrite, processes=processes)
     return finish_batch(report, processes, out_dir, items[0].output, "enhance",
                         {"model": str(args.model), "video": str(args.video) if args.video else None,
-                         "seed": args.seed, "plan": plan.to_dict(), "runtime": engine_settings(pipeline),
-                         **({"inputs": heard} if heard else {})})
+                         "seed": args.seed, "lip_agreement": args.lip_agreement, "plan": plan.to_dict(),
+                         "runtime": engine_settings(pipeline), **({"inputs": heard} if heard else {})})

@@ -117,4 +117,5 @@ def run(args: argparse.Namespace) -> int:
     return finish_batch(report, processes, out_dir, items[0].output, "extract",
                         {"model": str(args.model), "video": str(args.video),
                          "interferer_video": str(args.interferer_video) if args.interferer_video else None,
-                         "seed": args.seed, "plan": plan.to_dict(), "runtime": engine_settings(pipeline)})
+                         "seed": args.seed, "lip_agreement": args.lip_agreement, "plan": plan.to_dict(),
+                         "runtime": engine_settings(pipeline)})

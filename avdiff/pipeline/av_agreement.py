@@ -3,19 +3,23 @@
 The front end's reliability (`avdiff.mouth.reliability`) cannot tell the talker's mouth from
 another person's (a dubbed or mismatched video). The sound can: a lip encoder trained with an
 envelope predicts how the target's log-mel envelope moves, and where the mouth is the talker's,
-the mixture's envelope moves with it. Per video frame, the correlation over a centred window of
-`AGREEMENT_FRAMES` frames between the lips' predicted envelope and the mixture's, each band's mean over the
-window removed (the movements, not the spectral shape that every voice shares), is mapped to
-[0, 1]: 0 at or below `UNRELATED`, 1 at or above `RELATED`.
+the mixture's envelope moves with it. Per video frame, the correlation over a centred window
+between the lips' predicted envelope and the mixture's, each band's mean over the window removed
+(the movements, not the spectral shape that every voice shares), is mapped to [0, 1]: 0 at or
+below `unrelated`, 1 at or above `related` (`AgreementSettings`).
 
-Opt-in (`lip_agreement=True`, `--lip-agreement`): in babble it also distrusts the talker's own
-lips often enough to cut the lips' gain about in half. Chosen on the 6 tuning clips of the held-out corpus (BENCHMARKS.md, "Unreliable lips"): over 1 s
-windows the talker's own lips correlate 0.6 (median; 10th percentile 0.4) with a mixture at 0 or
--5 dB in real noise, and 0.35 (10th percentile 0.1) in babble; another speaker's lips 0.0-0.1
-(90th percentile 0.25-0.45).
+The defaults (`DEFAULT_AGREEMENT`) suit the shipped two-stage lips (`v2s`, `v2s-fast`, `av-vae`),
+chosen on tuning clips only (BENCHMARKS.md, "The agreement's thresholds for the two-stage lips"):
+in babble at 0 / -5 dB the talker's own lips correlate 0.38-0.41 / 0.30-0.32 (median) with the
+mixture, another speaker's 0.08-0.18. A window of a few seconds separates them better than 1 s,
+at the cost of placing a mismatch only to within about half a window. The joint model's lips
+were scored with 1 s and 0.10 -> 0.35. Whether enhancement and extraction use it unless told:
+`avdiff.pipeline.shipped.LIP_AGREEMENT_BY_DEFAULT` (`--lip-agreement` / `--no-lip-agreement`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,9 +29,26 @@ from avdiff.audio.envelope import log_mel_envelope, per_video_frame
 from avdiff.audio.spectrogram import SpectrogramTransform
 from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME, VIDEO_FPS
 
-AGREEMENT_FRAMES = VIDEO_FPS  # video frames: 1 s
-UNRELATED = 0.1
-RELATED = 0.35
+
+@dataclass(frozen=True)
+class AgreementSettings:
+    """How the lips' agreement with the sound is scored."""
+
+    window_seconds: float = 3.0  # the centred window over which the envelopes are correlated
+    unrelated: float = 0.15  # correlation at or below which a frame's lips are not trusted (score 0)
+    related: float = 0.25  # ... at or above which they are fully trusted (score 1)
+
+    def __post_init__(self) -> None:
+        if self.window_seconds * VIDEO_FPS < 3 or not self.unrelated < self.related:
+            raise ValueError(f"agreement needs a window of at least 3 video frames and unrelated < related, got {self}")
+
+    @property
+    def window_frames(self) -> int:
+        """The window in video frames."""
+        return int(round(self.window_seconds * VIDEO_FPS))
+
+
+DEFAULT_AGREEMENT = AgreementSettings()
 
 
 def mixture_envelope(transform: SpectrogramTransform, waveform: Tensor, bands: int, video_frames: int) -> np.ndarray:
@@ -38,7 +59,7 @@ def mixture_envelope(transform: SpectrogramTransform, waveform: Tensor, bands: i
     return per_video_frame(envelope, mask, video_frames, STFT_FRAMES_PER_VIDEO_FRAME)[0][0].T.cpu().numpy()
 
 
-def window_correlation(lips: np.ndarray, heard: np.ndarray, window: int = AGREEMENT_FRAMES) -> np.ndarray:
+def window_correlation(lips: np.ndarray, heard: np.ndarray, window: int) -> np.ndarray:
     """(T_v,) correlation of two (T_v, bands) envelopes over the window centred on each frame (cut at
     the clip's ends), each band's mean over the window removed."""
     frames = min(len(lips), len(heard))
@@ -53,6 +74,12 @@ def window_correlation(lips: np.ndarray, heard: np.ndarray, window: int = AGREEM
     return out
 
 
-def agreement_score(correlation: np.ndarray) -> np.ndarray:
-    """(T_v,) in [0, 1]: 0 at or below UNRELATED, 1 at or above RELATED, linear between."""
-    return np.clip((correlation - UNRELATED) / (RELATED - UNRELATED), 0.0, 1.0).astype(np.float32)
+def agreement_score(correlation: np.ndarray, settings: AgreementSettings = DEFAULT_AGREEMENT) -> np.ndarray:
+    """(T_v,) in [0, 1]: 0 at or below `settings.unrelated`, 1 at or above `settings.related`, linear between."""
+    span = settings.related - settings.unrelated
+    return np.clip((correlation - settings.unrelated) / span, 0.0, 1.0).astype(np.float32)
+
+
+def lips_agreement(lips: np.ndarray, heard: np.ndarray, settings: AgreementSettings = DEFAULT_AGREEMENT) -> np.ndarray:
+    """(T_v,) the agreement score of the lips' (T_v, bands) envelope with the heard one."""
+    return agreement_score(window_correlation(lips, heard, settings.window_frames), settings)

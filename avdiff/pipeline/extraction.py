@@ -31,6 +31,7 @@ from avdiff.mouth.reliability import USABLE_SCORE
 from avdiff.pipeline.lip_evidence import lip_evidence
 from avdiff.pipeline.pipeline import AVDiffusionPipeline, item_seed, unreliable_note
 from avdiff.pipeline.plans import ENHANCEMENT_OVERLAP_FRAMES
+from avdiff.pipeline.shipped import LIP_AGREEMENT_BY_DEFAULT
 from avdiff.posterior import power
 from avdiff.posterior.extraction import ExtractionProblem, ExtractionSettings, JointExtraction
 
@@ -100,7 +101,7 @@ def extract(pipeline: AVDiffusionPipeline, mixture: str | Path | np.ndarray, vid
             sample_rate: int | None = None, interferer_video: Any = None, plan: ExtractionPlan | None = None,
             seed: int = 0, show_progress: bool = False, landmarks: str = DEFAULT_BACKEND,
             landmark_weights: str | Path | None = None, require_face: bool = True,
-            lip_agreement: bool = False) -> ExtractionOutput:
+            lip_agreement: bool = LIP_AGREEMENT_BY_DEFAULT) -> ExtractionOutput:
     """The talker whose lips `video` shows, from `mixture` (with the interferer's estimate);
     `lip_agreement` as in `AVDiffusionPipeline.enhance`.
 

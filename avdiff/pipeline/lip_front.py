@@ -21,7 +21,7 @@ from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import resample
 from avdiff.models.lip_encoder import lips_to_condition, upsample_mask, upsample_to_stft
-from avdiff.pipeline.av_agreement import agreement_score, mixture_envelope, window_correlation
+from avdiff.pipeline.av_agreement import DEFAULT_AGREEMENT, AgreementSettings, lips_agreement, mixture_envelope
 from avdiff.pipeline.inputs import (
     AudioInput,
     MouthVideo,
@@ -50,6 +50,8 @@ class LipFrontEnd:
     dtype: torch.dtype
     lip_encoder: Any
     transform: Any
+    # how `heard_agreement` scores the lips against the sound (set on an instance to try others)
+    agreement: AgreementSettings = DEFAULT_AGREEMENT
 
     @property
     def sample_rate(self) -> int:
@@ -109,7 +111,7 @@ class LipFrontEnd:
         if bands == 0:
             return video, embeddings
         heard = mixture_envelope(self.transform, waveform.unsqueeze(0), bands, video.num_frames)
-        score = agreement_score(window_correlation(embeddings[:, :bands].float().cpu().numpy(), heard))
+        score = lips_agreement(embeddings[:, :bands].float().cpu().numpy(), heard, self.agreement)
         return dataclasses.replace(video, reliability=video.trust * score), embeddings
 
     def lip_trust(self, video: MouthVideo | None, num_frames: int) -> Tensor | None:

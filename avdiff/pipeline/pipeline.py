@@ -52,7 +52,7 @@ from avdiff.pipeline.lip_evidence import lip_evidence
 from avdiff.pipeline.lip_front import LipFrontEnd
 from avdiff.pipeline.model_folder import ModelComponents, load_model_folder, save_model_folder
 from avdiff.pipeline.plans import EnhancementPlan, GenerationPlan, enhancement_plan, generation_plan
-from avdiff.pipeline.shipped import resolve_model
+from avdiff.pipeline.shipped import LIP_AGREEMENT_BY_DEFAULT, resolve_model
 from avdiff.posterior import PosteriorMethod, PosteriorProblem, power
 from avdiff.posterior.input_noise import Compression
 
@@ -269,14 +269,14 @@ class AVDiffusionPipeline(LipFrontEnd):
     def enhance(self, noisy: str | Path | np.ndarray, sample_rate: int | None = None,
                 video: str | Path | MouthVideo | np.ndarray | None = None, plan: EnhancementPlan | None = None, *,
                 seed: int = 0, show_progress: bool = False, landmarks: str = DEFAULT_BACKEND,
-                landmark_weights: str | Path | None = None, lip_agreement: bool = False,
+                landmark_weights: str | Path | None = None, lip_agreement: bool = LIP_AGREEMENT_BY_DEFAULT,
                 **overrides: Any) -> EnhancementOutput:
         """Enhance noisy speech, audio-only (video None) or audio-visual; see the module docstring.
 
         `plan` (or, without one, `enhancement_plan(**overrides)`: e.g. method="udiffse-paper",
         steps=3, options={"num_samples": 1}) says how; the output carries it. `lip_agreement`: trust
-        the lips only where they agree with what is heard (`heard_agreement`; off by default: it
-        halved the lips' gain in babble, BENCHMARKS.md "Unreliable lips")."""
+        the lips only where they agree with what is heard (`heard_agreement`; default:
+        `avdiff.pipeline.shipped.LIP_AGREEMENT_BY_DEFAULT`, BENCHMARKS.md "Unreliable lips")."""
         plan = plan_or_overrides(plan, overrides, self.enhancement_plan)
         audio = self.noisy_audio(noisy, sample_rate)
         notes = list(audio.notes)

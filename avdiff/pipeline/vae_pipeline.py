@@ -33,7 +33,7 @@ from avdiff.pipeline.pipeline import (
     unreliable_note,
 )
 from avdiff.pipeline.plans import EnhancementPlan, enhancement_plan
-from avdiff.pipeline.shipped import resolve_model
+from avdiff.pipeline.shipped import LIP_AGREEMENT_BY_DEFAULT, resolve_model
 from avdiff.pipeline.vae_folder import VAEComponents, load_vae_folder, save_vae_folder
 from avdiff.posterior.vae_base import VAEProblem
 
@@ -76,7 +76,7 @@ class VAEPipeline(LipFrontEnd):
     def enhance(self, noisy: str | Path | np.ndarray, sample_rate: int | None = None,
                 video: str | Path | MouthVideo | np.ndarray | None = None, plan: EnhancementPlan | None = None, *,
                 seed: int = 0, show_progress: bool = False, landmarks: str = DEFAULT_BACKEND,
-                landmark_weights: str | Path | None = None, lip_agreement: bool = False,
+                landmark_weights: str | Path | None = None, lip_agreement: bool = LIP_AGREEMENT_BY_DEFAULT,
                 **overrides: Any) -> EnhancementOutput:
         """Enhance noisy speech, audio-only (video None) or with the lips; arguments as
         `AVDiffusionPipeline.enhance`'s."""

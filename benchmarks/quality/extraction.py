@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="levels of the joint pass (default: its own)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance of the target's lips (default: extraction's)")
     parser.add_argument("--options", nargs="*", default=[], metavar="KEY=VALUE", help="extraction options (YAML values)")
+    parser.add_argument("--lip-agreement", action=argparse.BooleanOptionalAction, default=None,
+                        help="trust the lips only where they agree with the sound (default: avdiff's)")
     parser.add_argument("--label", default="", help="appended to the extraction systems' names (a settings sweep)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -105,14 +107,15 @@ def systems(pipeline, mixture: np.ndarray, video, other_video, args: argparse.Na
     options = {key: yaml.safe_load(value) for key, value in (option.split("=", 1) for option in args.options)}
     plan = extraction_plan(pipeline, steps=args.steps, guidance_scale=args.guidance, options=options)
     masked = MouthVideo(video.rois, np.zeros_like(video.face_ok))
+    agreement = {} if args.lip_agreement is None else {"lip_agreement": args.lip_agreement}
 
     def run_extract(target_video, interferer_video=None) -> tuple[np.ndarray, int]:
         out = extract(pipeline, mixture, target_video, sample_rate=16000, interferer_video=interferer_video,
-                      plan=plan, seed=args.seed, require_face=False)
+                      plan=plan, seed=args.seed, require_face=False, **agreement)
         return out.target, out.network_calls
 
     def run_enhance() -> tuple[np.ndarray, int]:
-        out = pipeline.enhance(mixture, sample_rate=16000, video=video, seed=args.seed)
+        out = pipeline.enhance(mixture, sample_rate=16000, video=video, seed=args.seed, **agreement)
         return out.audio, out.network_calls
 
     runs = {"mixture": lambda: (mixture, 0), "noisereduce": lambda: (noisereduce_file(mixture), 0),

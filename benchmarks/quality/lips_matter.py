@@ -89,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--enhance-systems", nargs="+", choices=ENHANCE_SYSTEMS, default=list(ENHANCE_SYSTEMS),
                         help="the enhancement systems to run (e.g. leave out those another run already has)")
     parser.add_argument("--enhance-guidance", type=float, default=1.0, help="guidance w of audio-visual enhancement")
+    parser.add_argument("--lip-agreement", action=argparse.BooleanOptionalAction, default=None,
+                        help="weigh the lips by their agreement with the sound (default: avdiff's)")
     parser.add_argument("--start-sigma", type=float, default=None,
                         help="posterior start level in units of sigma_data (default: the method's)")
     parser.add_argument("--parts", nargs="+", choices=("generate", "enhance"), default=["generate", "enhance"])
@@ -265,10 +267,12 @@ def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace
     if args.start_sigma is not None:
         options["start_sigma"] = args.start_sigma
 
+    agreement = {} if args.lip_agreement is None else {"lip_agreement": args.lip_agreement}
+
     def run(with_video, method: str = args.method, method_options: dict | None = options) -> tuple[np.ndarray, int]:
         guidance = args.enhance_guidance if with_video is not None else 1.0  # nothing to guide with
         out = pipeline.enhance(noisy, sample_rate=16000, video=with_video, method=method, steps=args.steps,
-                               seed=args.seed, options=method_options, guidance_scale=guidance)
+                               seed=args.seed, options=method_options, guidance_scale=guidance, **agreement)
         return out.audio, out.network_calls
 
     systems = {"noisy": lambda: (noisy, 0), "noisereduce": lambda: (noisereduce_file(noisy), 0),

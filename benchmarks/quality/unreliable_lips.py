@@ -19,6 +19,7 @@ the paired difference against audio-only (95 % intervals).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import zlib
 from pathlib import Path
 
@@ -48,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--shares", type=float, nargs="+", default=list(SHARES))
     parser.add_argument("--lip-agreement", action="store_true", help="trust the lips only where they agree with the sound")
+    parser.add_argument("--agreement-window", type=float, default=None,
+                        help="seconds over which the agreement is scored (default: avdiff's)")
+    parser.add_argument("--agreement-thresholds", type=float, nargs=2, default=None, metavar=("UNRELATED", "RELATED"),
+                        help="correlations scored 0 and 1 (default: avdiff's)")
     parser.add_argument("--method", default=None, help="enhancement method (default: the model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -109,44 +114,56 @@ def score_all(pipeline, items: list[dict], args: argparse.Namespace, rows: Rows)
             print(f"{key}: SI-SDR {scores['si_sdr']:.2f} dB, usable {usable:.2f}", flush=True)
 
 
+def agreement_settings(args: argparse.Namespace):
+    """The agreement's settings the run asks for (avdiff's defaults where it names none)."""
+    from avdiff.pipeline.av_agreement import DEFAULT_AGREEMENT
+
+    window = DEFAULT_AGREEMENT.window_seconds if args.agreement_window is None else args.agreement_window
+    unrelated, related = args.agreement_thresholds or (DEFAULT_AGREEMENT.unrelated, DEFAULT_AGREEMENT.related)
+    return dataclasses.replace(DEFAULT_AGREEMENT, window_seconds=window, unrelated=unrelated, related=related)
+
+
 def summary_numbers(rows: list[dict]) -> list[dict]:
-    """Per noise, kind and share: each metric's mean and the paired SI-SDR / ESTOI difference against audio-only."""
+    """Per noise, SNR, kind and share: each metric's mean and the paired SI-SDR / ESTOI difference
+    against audio-only on the same mixtures."""
     out = []
-    for noise in sorted({row["noise"] for row in rows}):
-        for kind in [k for k in KINDS if any(row["system"] == k for row in rows)]:
-            for share in sorted({0.0} | {row["share"] for row in rows if row["system"] == kind}):
+    for noise, snr in sorted({(row["noise"], row["snr"]) for row in rows}):
+        mixture = [row for row in rows if row["noise"] == noise and row["snr"] == snr]
+        for kind in [k for k in KINDS if any(row["system"] == k for row in mixture)]:
+            for share in sorted({0.0} | {row["share"] for row in mixture if row["system"] == kind}):
                 system = "intact" if share == 0 else kind
-                subset = [row for row in rows if row["noise"] == noise and row["system"] == system and row["share"] == share]
+                subset = [row for row in mixture if row["system"] == system and row["share"] == share]
                 tagged = [{**row, "system": "x"} for row in subset] + [
-                    {**row, "system": "ao"} for row in rows if row["noise"] == noise and row["system"] == "audio-only"]
-                out.append({"noise": noise, "kind": kind, "share": share,
+                    {**row, "system": "ao"} for row in mixture if row["system"] == "audio-only"]
+                out.append({"noise": noise, "snr": snr, "kind": kind, "share": share,
                             **{m: mean_ci_values([row[m] for row in subset]) for m in METRICS},
                             **{f"delta_{m}": mean_ci_values(paired(tagged, "x", "ao", m, {})) for m in ("si_sdr", "estoi")}})
     return out
 
 
 def summary(numbers: list[dict], args: argparse.Namespace) -> str:
-    lines = ["| noise | lips made unreliable | share | SI-SDR | Δ SI-SDR vs audio-only | Δ ESTOI | frames scored usable |",
-             "|" + " --- |" * 7]
-    lines += [f"| {e['noise']} | {e['kind']} | {e['share']:.0%} | {format_mean_ci(e['si_sdr'])} | "
+    lines = ["| noise | SNR | lips made unreliable | share | SI-SDR | Δ SI-SDR vs audio-only | Δ ESTOI | frames scored usable |",
+             "|" + " --- |" * 8]
+    lines += [f"| {e['noise']} | {e['snr']:g} dB | {e['kind']} | {e['share']:.0%} | {format_mean_ci(e['si_sdr'])} | "
               f"{format_mean_ci(e['delta_si_sdr'])} | {format_mean_ci(e['delta_estoi'])} | {format_mean_ci(e['usable'])} |"
               for e in numbers]
-    return (f"Model {args.model}; {args.test}, sentences never trained on; SNR {args.snrs}; spans of {SPAN_FRAMES} "
+    agreement = agreement_settings(args) if args.lip_agreement else "off"
+    return (f"Model {args.model}; {args.test}, sentences never trained on; lips' agreement: {agreement}; spans of {SPAN_FRAMES} "
             "frames; mean ± 95 % CI, paired against audio-only on the same mixtures.\n\n" + "\n".join(lines) + "\n")
 
 
 def plot(numbers: list[dict], path: Path, title: str) -> None:
-    """Δ SI-SDR against audio-only over the unreliable share, one line per kind, one panel per noise."""
+    """Δ SI-SDR against audio-only over the unreliable share, one line per kind, one panel per noise and SNR."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    noises = sorted({entry["noise"] for entry in numbers})
-    figure, axes = plt.subplots(1, len(noises), figsize=(5 * len(noises), 3.6), squeeze=False)
-    for axis, noise in zip(axes[0], noises):
+    panels = sorted({(entry["noise"], entry["snr"]) for entry in numbers})
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for axis, (noise, snr) in zip(axes[0], panels):
         for kind in KINDS:
-            entries = [e for e in numbers if e["noise"] == noise and e["kind"] == kind]
+            entries = [e for e in numbers if e["noise"] == noise and e["snr"] == snr and e["kind"] == kind]
             if entries:
                 shares = [100 * e["share"] for e in entries]
                 means = [e["delta_si_sdr"]["mean"] for e in entries]
@@ -154,7 +171,7 @@ def plot(numbers: list[dict], path: Path, title: str) -> None:
                 axis.errorbar(shares, means, yerr=errors, marker="o", capsize=3, label=kind)
         axis.axhline(0.0, color="gray", linewidth=0.8)
         axis.axhline(-0.2, color="gray", linewidth=0.8, linestyle=":")
-        axis.set(title=f"{noise} noise", xlabel="unreliable frames (%)", ylabel="Δ SI-SDR vs audio-only (dB)")
+        axis.set(title=f"{noise} noise, {snr:g} dB", xlabel="unreliable frames (%)", ylabel="Δ SI-SDR vs audio-only (dB)")
         axis.legend()
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
@@ -167,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     items, pipeline = held_out_setup(args)
+    pipeline.agreement = agreement_settings(args)
     rows = Rows(args.output / "rows.jsonl")
     print(f"{len(items)} held-out clips; rows so far: {len(rows.rows)}", flush=True)
     score_all(pipeline, items, args, rows)
