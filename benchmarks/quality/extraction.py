@@ -34,6 +34,7 @@ from benchmarks.quality.lips_matter import Scorer, clip_inputs, held_out_setup, 
 
 if TYPE_CHECKING:
     from avdiff.pipeline.inputs import MouthVideo
+    from benchmarks.quality.lips_matter import agreement_argument
 
 METRICS = ("si_sdr", "si_sdr_i", "si_sdr_interferer", "chose_target", "pesq_wb", "estoi", "wer_grid", "rtf")
 SYSTEMS = ("mixture", "noisereduce", "enhance, lips", "extract, lips", "extract, masked")
@@ -88,6 +89,7 @@ def _excerpt(audio: np.ndarray, video, length: int, rng: np.random.Generator) ->
     """`length` samples of the clip repeated, from a random offset, and its video from the same
     offset to the nearest frame before it (at most 40 ms early)."""
     from avdiff.pipeline.inputs import MouthVideo
+    from benchmarks.quality.lips_matter import agreement_argument
     from avdiff.timegrid import SAMPLES_PER_FRAME
 
     tiled = np.tile(audio, length // len(audio) + 2)
@@ -103,11 +105,12 @@ def systems(pipeline, mixture: np.ndarray, video, other_video, args: argparse.Na
     from avdiff.evaluation.baselines import noisereduce_file
     from avdiff.pipeline.extraction import extract, extraction_plan
     from avdiff.pipeline.inputs import MouthVideo
+    from benchmarks.quality.lips_matter import agreement_argument
 
     options = {key: yaml.safe_load(value) for key, value in (option.split("=", 1) for option in args.options)}
     plan = extraction_plan(pipeline, steps=args.steps, guidance_scale=args.guidance, options=options)
     masked = MouthVideo(video.rois, np.zeros_like(video.face_ok))
-    agreement = {} if args.lip_agreement is None else {"lip_agreement": args.lip_agreement}
+    agreement = agreement_argument(args)
 
     def run_extract(target_video, interferer_video=None) -> tuple[np.ndarray, int]:
         out = extract(pipeline, mixture, target_video, sample_rate=16000, interferer_video=interferer_video,

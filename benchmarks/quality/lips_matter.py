@@ -259,6 +259,11 @@ def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scor
                       "calls": calls, "seconds": seconds, **scores})
 
 
+def agreement_argument(args: argparse.Namespace) -> dict:
+    """`lip_agreement=` for `enhance` / `extract` when the run names it (else avdiff's default)."""
+    return {} if args.lip_agreement is None else {"lip_agreement": args.lip_agreement}
+
+
 def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace) -> dict[str, Callable]:
     """system name -> a function giving (estimate, network calls)."""
     from avdiff.evaluation.baselines import noisereduce_file
@@ -267,7 +272,7 @@ def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace
     if args.start_sigma is not None:
         options["start_sigma"] = args.start_sigma
 
-    agreement = {} if args.lip_agreement is None else {"lip_agreement": args.lip_agreement}
+    agreement = agreement_argument(args)
 
     def run(with_video, method: str = args.method, method_options: dict | None = options) -> tuple[np.ndarray, int]:
         guidance = args.enhance_guidance if with_video is not None else 1.0  # nothing to guide with

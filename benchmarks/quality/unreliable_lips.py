@@ -118,9 +118,10 @@ def agreement_settings(args: argparse.Namespace):
     """The agreement's settings the run asks for (avdiff's defaults where it names none)."""
     from avdiff.pipeline.av_agreement import DEFAULT_AGREEMENT
 
-    window = DEFAULT_AGREEMENT.window_seconds if args.agreement_window is None else args.agreement_window
-    unrelated, related = args.agreement_thresholds or (DEFAULT_AGREEMENT.unrelated, DEFAULT_AGREEMENT.related)
-    return dataclasses.replace(DEFAULT_AGREEMENT, window_seconds=window, unrelated=unrelated, related=related)
+    given = {} if args.agreement_window is None else {"window_seconds": args.agreement_window}
+    if args.agreement_thresholds:
+        given.update(zip(("unrelated", "related"), args.agreement_thresholds))
+    return dataclasses.replace(DEFAULT_AGREEMENT, **given)
 
 
 def summary_numbers(rows: list[dict]) -> list[dict]:
