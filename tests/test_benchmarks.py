@@ -234,3 +234,23 @@ def test_unreliable_lips_pairs_each_share_with_audio_only_at_its_own_snr():
     for snr in (0.0, -5.0):
         assert numbers[(snr, 1.0)]["mean"] == pytest.approx(0.0) and numbers[(snr, 1.0)]["n"] == 2
         assert numbers[(snr, 0.0)]["mean"] == pytest.approx(1.5)
+
+
+def test_agreement_probe_finds_the_lag_at_which_the_lips_are_in_step():
+    """Lips delayed by 4 frames correlate fully at lag 4, not at 0; the summary keeps own and other apart."""
+    import argparse
+
+    import numpy as np
+
+    from benchmarks.quality.agreement_probe import lagged_correlations, summary, summary_numbers
+
+    heard = np.random.default_rng(0).standard_normal((80, 3))
+    lips = heard[np.clip(np.arange(80) + 4, 0, 79)]  # the lips run 4 frames ahead of the sound
+    curves = lagged_correlations(lips, heard, 25, [0, 4, -4])
+    assert np.median(curves[1]) == pytest.approx(1.0) and abs(float(np.median(curves[0]))) < 0.3
+    args = argparse.Namespace(noises=["babble"], snrs=[0.0], detrend=13, window=3.0, null_lags=[6, 20])
+    rows = [{"lips": lips_kind, "noise": "babble", "snr": 0.0, **{m: value for m in ("zero", "zero_p10", "zero_p90",
+             "null", "contrast", "z")}} for lips_kind, value in (("own", 0.5), ("own", 0.7), ("other", 0.0))]
+    numbers = summary_numbers(rows, args)
+    assert [(row["lips"], row["zero"]["mean"], row["zero"]["n"]) for row in numbers] == [("own", 0.6, 2), ("other", 0.0, 1)]
+    assert "| own | babble | 0 |" in summary(numbers, args)
