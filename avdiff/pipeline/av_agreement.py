@@ -37,8 +37,8 @@ class AgreementSettings:
     """How the lips' agreement with the sound is scored."""
 
     window_seconds: float = 3.0  # the centred window over which the envelopes are correlated
-    unrelated: float = 0.02  # correlation at or below which a frame's lips are not trusted (score 0)
-    related: float = 0.12  # ... at or above which they are fully trusted (score 1)
+    unrelated: float = 0.05  # correlation at or below which a frame's lips are not trusted (score 0)
+    related: float = 0.15  # ... at or above which they are fully trusted (score 1)
     detrend_seconds: float | None = 0.5  # moving average taken off both envelopes first; None: kept
 
     def __post_init__(self) -> None:
