@@ -69,7 +69,7 @@ def add_lip_agreement_argument(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--lip-agreement", action=argparse.BooleanOptionalAction, default=LIP_AGREEMENT_BY_DEFAULT,
                         help="trust the lips only where their predicted envelope moves with the audio's (a mismatched "
-                        "or dubbed video gets the audio-only prior; off by default: it costs the talker's own lips part of their gain)")
+                        "or dubbed video gets the audio-only prior; default: %(default)s, avdiff.pipeline.shipped.LIP_AGREEMENT_BY_DEFAULT)")
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ moving average of half a second is taken off each band, leaving the syllables' m
 
 Why detrend: every sentence has the same coarse shape (silence, speech, silence), so with only
 each window's mean removed another speaker's lips correlate with a mixture too, as much in real
-noise (up to 0.45 on tuning clips) as the talker's own lips in babble (0.27-0.44). Detrended, on
+noise (up to 0.45 on tuning clips) as the talker's own lips in babble (0.27-0.51). Detrended, on
 the same tuning clips, the talker's own lips correlate 0.15-0.82 (median over frames per clip),
 another speaker's at most 0.04 but for one pair of sentences that end in the same words (0.22);
 shifting the lips by 6-20 frames gives a null of about 0 (BENCHMARKS.md, "The agreement in step";

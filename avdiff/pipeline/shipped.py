@@ -22,9 +22,11 @@ DEFAULT_GENERATOR = "v2s-fast"
 # guidance and the lips' enhancement prior, which needs the undistilled network).
 DEFAULT_AUDIO_VISUAL = "v2s"
 # Whether enhancement and extraction weigh the lips by their agreement with the sound unless told
-# (`avdiff.pipeline.av_agreement`). Off: on held-out seed-102 clips it makes another person's mouth
-# cost nothing in babble (-1.3 -> -0.06 dB) but costs the talker's own lips 0.7-1.6 dB of their gain.
-LIP_AGREEMENT_BY_DEFAULT = False
+# (`avdiff.pipeline.av_agreement`). On: on held-out seed-102 clips (detrended envelopes) another
+# person's mouth on every frame costs -0.36..+0.11 dB against audio-only (-2.4..+0.3 without it),
+# and the talker's own lips keep their gain (0.3 dB less at -5 dB babble, the same elsewhere;
+# BENCHMARKS.md, "The agreement in step").
+LIP_AGREEMENT_BY_DEFAULT = True
 
 
 def shipped_models_dir() -> Path:

@@ -34,6 +34,7 @@ import torch
 
 from benchmarks.common.record import record
 from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
+from benchmarks.quality.lips_matter import agreement_argument
 
 SIGNAL_METRICS = ("si_sdr", "pesq_wb", "estoi")
 
@@ -53,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reference", default=None, help="the system the paired differences are taken against")
     parser.add_argument("--snrs", type=float, nargs="+", default=[-5.0, 0.0, 5.0])
     parser.add_argument("--noises", nargs="+", choices=("real", "babble"), default=["real", "babble"])
+    parser.add_argument("--lip-agreement", action=argparse.BooleanOptionalAction, default=None,
+                        help="weigh the lips by their agreement with the sound (default: avdiff's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", type=Path, required=True)
@@ -95,10 +98,11 @@ def mixtures(args: argparse.Namespace) -> Iterator[tuple[str, float, str, np.nda
 class Systems:
     """The systems of the table: name -> a function of (noisy, video) giving (estimate, network calls)."""
 
-    def __init__(self, specs: list[str], seed: int) -> None:
+    def __init__(self, specs: list[str], seed: int, agreement: dict | None = None) -> None:
         from avdiff.pipeline.loading import load_pipeline
 
         self.seed, self.pipelines, self.parameters = seed, {}, {}
+        self.agreement = agreement or {}  # `lip_agreement=` when the run names it
         self.specs = [parse_system(spec) for spec in specs]
         for name, model, method, _ in self.specs:
             if model not in self.pipelines:
@@ -115,7 +119,8 @@ class Systems:
         for name, model, method, with_video in self.specs:
             def run(model: str = model, method: str = method, with_video: bool = with_video) -> tuple[np.ndarray, int]:
                 out = self.pipelines[model].enhance(noisy, sample_rate=16000, video=video if with_video else None,
-                                                    method=None if method == "default" else method, seed=self.seed)
+                                                    method=None if method == "default" else method, seed=self.seed,
+                                                    **self.agreement)
                 return out.audio, out.network_calls
             runs[name] = run
         return runs
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    systems = Systems(args.system, args.seed)
+    systems = Systems(args.system, args.seed, agreement_argument(args))
     rows = Rows(args.output / "rows.jsonl")
     print(f"rows so far: {len(rows.rows)}", flush=True)
     score_all(systems, args, rows)
