@@ -253,3 +253,38 @@ def test_the_lips_weight_follows_the_tracked_snr_when_asked():
     assert torch.allclose(usual, quiet.sample, atol=1e-6)
     assert quiet.report["lips_likelihood_weight"] == [0.75] * 16
     assert regression(low, y) < regression(usual, y) - 0.05  # the weight matters on this input
+
+
+def test_the_recipes_share_is_one_per_item_or_a_slow_average_per_frame():
+    """recipe_share_seconds 0: each item's mean reliability; > 0: the mean over that many seconds around
+    each frame, 1 deep inside reliable spans, 0 deep inside masked ones, constant for a constant input."""
+    from avdiff.posterior.udiffse_lips import lip_share
+
+    reliability = torch.zeros(2, 500)  # 4 s of STFT frames
+    reliability[0, :250] = 1
+    reliability[1] = 0.5
+    assert lip_share(reliability).tolist() == [0.5, 0.5]
+    slow = lip_share(reliability, 1.0)  # 125 STFT frames
+    assert slow.shape == (2, 500)
+    assert slow[0, :180].eq(1).all() and slow[0, 320:].eq(0).all() and 0.4 < slow[0, 250] < 0.6
+    assert torch.allclose(slow[1], torch.full((500,), 0.5))  # the ends are averaged over what they have
+    assert (slow[0, 1:] <= slow[0, :-1] + 1e-6).all()  # no jumps: it falls steadily across the edge
+
+
+def test_a_slow_recipe_share_gives_masked_spans_the_tracked_recipe_frame_by_frame():
+    """recipe_share_seconds > 0 with half the frames reliable: deep in the unreliable half every frame is
+    the tracked recipe's (as if the lips were trusted nowhere), while the reliable half behaves as the
+    refit recipe does with the lips trusted everywhere (the exact denoiser treats frames apart)."""
+    _, y = gaussian_pair(5)
+    y, seeds = y[:16], range(16)
+    hybrid = {**TRACKED_RECIPE, "refit_on_lip_frames": True}
+    frames, half = SHAPE[3], SHAPE[3] // 2
+    reliability = torch.cat([torch.ones(half), torch.zeros(frames - half)])
+    slow = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid, recipe_share_seconds=0.016)  # +-1 frame
+    tracked = run("udiffse+lips", lips_problem(y, 0.0, seeds), **hybrid)
+    trusted = run("udiffse+lips", lips_problem(y, 1.0, seeds), **hybrid)
+    deep_masked, deep_reliable = slice(half + 1, None), slice(None, half - 1)
+    assert torch.allclose(slow[..., deep_masked], tracked[..., deep_masked], atol=1e-4)
+    error = lambda estimate: float((estimate[..., deep_reliable] - y[..., deep_reliable]).abs().square().mean())  # noqa: E731
+    assert abs(error(slow) - error(trusted)) < 0.1 * abs(error(trusted) - error(tracked)), (
+        error(slow), error(trusted), error(tracked))

@@ -47,6 +47,7 @@ from avdiff.posterior.nmf import FLOOR, NoiseModel, fit_nmf
 from avdiff.posterior.registry import register_method
 from avdiff.posterior.schedule import PosteriorSchedule, nmf_updates_per_level, power
 from avdiff.posterior.udiffse_plus import UDiffSEPlus, UDiffSEPlusSettings, _TweediePass
+from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME, VIDEO_FPS
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class LipWeightedSettings(UDiffSEPlusSettings):
         False, "input with reliable lips uses the presence-weighted NMF refitted during the pass and gives the "
         "sample itself, whatever noise_model, wiener_output and input_mix_from_db say (those then hold for input "
         "without reliable lips and audio-only input); mixed by each item's share of reliable lip frames")
+    recipe_share_seconds: float = option(
+        0.0, "with refit_on_lip_frames, mix the two recipes frame by frame by the lips' reliability averaged over "
+        "this many seconds around each frame (a slow share, no jumps at every masked span); 0 = one share per item")
 
     def needs_input_noise(self) -> bool:
         return super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
@@ -112,7 +116,8 @@ class _LipWeightedPass(_TweediePass):
         """The refitted NMF and the held noise, mixed by the item's share of reliable lips (one share
         per item: recipes switched frame by frame leave the estimate at two levels, which cost up to
         5 dB SI-SDR with half the frames masked)."""
-        share = lip_share(self.reliability.squeeze(1)).view(-1, 1, 1)
+        share = lip_share(self.reliability.squeeze(1), self.settings.recipe_share_seconds)
+        share = share.view(share.shape[0], 1, -1)  # (B, 1, 1 or T)
         return NoiseModel.held(share * self.refitted.variance + (1 - share) * self.held.variance)
 
     def likelihood_weight(self) -> Tensor:
@@ -193,12 +198,22 @@ class UDiffSELips(UDiffSEPlus):
             report["lips_likelihood_weight"] = self.settings.lips_weight(heard.snr_db).tolist()
         if problem.lips is None or not self.settings.refit_on_lip_frames or estimate is sample:
             return estimate, report
-        return mix_in_input(sample, estimate, lip_share(problem.lips.reliability.to(sample)), problem.compression), report
+        share = lip_share(problem.lips.reliability.to(sample), self.settings.recipe_share_seconds)
+        return mix_in_input(sample, estimate, share, problem.compression), report
 
 
-def lip_share(reliability: Tensor) -> Tensor:
-    """(B,) each item's share of reliable lips: its mean reliability over the frames (B, T)."""
-    return reliability.clamp(0, 1).mean(-1)
+def lip_share(reliability: Tensor, seconds: float = 0.0) -> Tensor:
+    """Each item's share of reliable lips from its reliability (B, T) on STFT frames: the mean over
+    the frames (B,), or with `seconds` > 0 per frame (B, T), the mean over that many seconds
+    centred on it (cut at the ends)."""
+    reliability = reliability.clamp(0, 1)
+    if seconds <= 0:
+        return reliability.mean(-1)
+    half = int(round(seconds * VIDEO_FPS * STFT_FRAMES_PER_VIDEO_FRAME / 2))
+    ones = reliability.new_ones(1, 1, 2 * half + 1)
+    sums = torch.nn.functional.conv1d(reliability.unsqueeze(1), ones, padding=half)
+    counts = torch.nn.functional.conv1d(torch.ones_like(reliability[:1]).unsqueeze(1), ones, padding=half)
+    return (sums / counts)[:, 0]
 
 
 def _copies(generators: list[torch.Generator]) -> list[torch.Generator]:

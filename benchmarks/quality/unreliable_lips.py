@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from avdiff.mouth.reliability import USABLE_SCORE
 from benchmarks.common.record import record
@@ -54,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--agreement-thresholds", type=float, nargs=2, default=None, metavar=("UNRELATED", "RELATED"),
                         help="correlations scored 0 and 1 (default: avdiff's)")
     parser.add_argument("--method", default=None, help="enhancement method (default: the model's own)")
+    parser.add_argument("--options", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="method options (YAML values) over the model's own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", type=Path, required=True)
@@ -86,8 +89,9 @@ def corrupted(video, kind: str, share: float, donor: np.ndarray, rng: np.random.
 
 
 def run_one(pipeline, noisy: np.ndarray, video, args: argparse.Namespace) -> tuple[np.ndarray, int]:
+    options = {key: yaml.safe_load(value) for key, value in (option.split("=", 1) for option in args.options)}
     out = pipeline.enhance(noisy, sample_rate=16000, video=video, seed=args.seed, lip_agreement=args.lip_agreement,
-                           method=args.method)
+                           method=args.method, **({"options": options} if options else {}))
     return out.audio, out.network_calls
 
 
