@@ -73,7 +73,8 @@ class LipWeightedSettings(UDiffSEPlusSettings):
         "without reliable lips and audio-only input); mixed by each item's share of reliable lip frames")
     recipe_share_seconds: float = option(
         0.0, "with refit_on_lip_frames, mix the two recipes frame by frame by the lips' reliability averaged over "
-        "this many seconds around each frame (a slow share, no jumps at every masked span); 0 = one share per item")
+        "this many seconds around each frame (a slow share, no jumps at every masked span); 0 = one share per item "
+        "(1 s measured worse on tuning clips with masked or occluded spans: BENCHMARKS.md, 'The agreement in step')")
 
     def needs_input_noise(self) -> bool:
         return super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
