@@ -20,3 +20,11 @@ def parse_run_spec(spec: str) -> tuple[str, dict]:
     if any(len(pair) != 2 for pair in pairs):
         raise SystemExit(f"{spec!r}: expected name:key=value,key=value")
     return name, {key: parse_value(value) for key, value in pairs}
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """['key=value', ...] (a harness's --options) -> {key: value}, values as `parse_value` reads them."""
+    split = [pair.split("=", 1) for pair in pairs]
+    if any(len(pair) != 2 for pair in split):
+        raise SystemExit(f"{pairs!r}: expected key=value")
+    return {key: parse_value(value) for key, value in split}

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import yaml
 
 from benchmarks.common.record import record
+from benchmarks.common.run_specs import parse_options
 from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
 from benchmarks.quality.lips_matter import Scorer, clip_inputs, held_out_setup, paired, timed
 
@@ -107,7 +107,7 @@ def systems(pipeline, mixture: np.ndarray, video, other_video, args: argparse.Na
     from avdiff.pipeline.inputs import MouthVideo
     from benchmarks.quality.lips_matter import agreement_argument
 
-    options = {key: yaml.safe_load(value) for key, value in (option.split("=", 1) for option in args.options)}
+    options = parse_options(args.options)
     plan = extraction_plan(pipeline, steps=args.steps, guidance_scale=args.guidance, options=options)
     masked = MouthVideo(video.rois, np.zeros_like(video.face_ok))
     agreement = agreement_argument(args)

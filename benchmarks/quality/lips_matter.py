@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import yaml
 
 from avdiff.evaluation.recognisers import SLOT_KEYS
 from benchmarks.common.record import record
+from benchmarks.common.run_specs import parse_options
 from benchmarks.common.rows import Rows, format_mean_ci, grouped_summary, mean_ci_values, summary_table
 from benchmarks.quality.enhance_real import babble
 
@@ -268,7 +268,7 @@ def enhance_systems(pipeline, noisy: np.ndarray, video, args: argparse.Namespace
     """system name -> a function giving (estimate, network calls)."""
     from avdiff.evaluation.baselines import noisereduce_file
 
-    options = {key: yaml.safe_load(value) for key, value in (option.split("=", 1) for option in args.options)}
+    options = parse_options(args.options)
     if args.start_sigma is not None:
         options["start_sigma"] = args.start_sigma
 

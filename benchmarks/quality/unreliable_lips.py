@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from avdiff.mouth.reliability import USABLE_SCORE
 from benchmarks.common.record import record
+from benchmarks.common.run_specs import parse_options
 from benchmarks.common.rows import Rows, format_mean_ci, mean_ci_values
 from benchmarks.quality.lips_matter import enhancement_mixtures, held_out_setup, paired, timed
 
@@ -89,7 +89,7 @@ def corrupted(video, kind: str, share: float, donor: np.ndarray, rng: np.random.
 
 
 def run_one(pipeline, noisy: np.ndarray, video, args: argparse.Namespace) -> tuple[np.ndarray, int]:
-    options = {key: yaml.safe_load(value) for key, value in (option.split("=", 1) for option in args.options)}
+    options = parse_options(args.options)
     out = pipeline.enhance(noisy, sample_rate=16000, video=video, seed=args.seed, lip_agreement=args.lip_agreement,
                            method=args.method, **({"options": options} if options else {}))
     return out.audio, out.network_calls
