@@ -288,3 +288,19 @@ def test_a_slow_recipe_share_gives_masked_spans_the_tracked_recipe_frame_by_fram
     error = lambda estimate: float((estimate[..., deep_reliable] - y[..., deep_reliable]).abs().square().mean())  # noqa: E731
     assert abs(error(slow) - error(trusted)) < 0.1 * abs(error(trusted) - error(tracked)), (
         error(slow), error(trusted), error(tracked))
+
+
+def test_a_share_raised_to_a_power_leans_a_partly_reliable_item_to_the_recipe_without_lips():
+    """recipe_share_power: half the frames reliable, the share 0.5 ** power mixes the recipes; a high
+    power gives the tracked recipe's estimate (as if the lips were trusted nowhere)."""
+    _, y = gaussian_pair(5)
+    y, seeds = y[:16], range(16)
+    hybrid = {**TRACKED_RECIPE, "refit_on_lip_frames": True}
+    half = SHAPE[3] // 2
+    reliability = torch.cat([torch.ones(half), torch.zeros(SHAPE[3] - half)])
+    tracked = regression(run("udiffse+lips", lips_problem(y, 0.0, seeds), **hybrid), y)
+    plain = regression(run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid), y)
+    leaning = regression(run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid, recipe_share_power=3.0), y)
+    assert abs(leaning - tracked) < 0.5 * abs(plain - tracked), (plain, leaning, tracked)
+    nowhere = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid, recipe_share_power=60.0)
+    assert regression(nowhere, y) == pytest.approx(tracked, abs=0.02)

@@ -75,6 +75,9 @@ class LipWeightedSettings(UDiffSEPlusSettings):
         0.0, "with refit_on_lip_frames, mix the two recipes frame by frame by the lips' reliability averaged over "
         "this many seconds around each frame (a slow share, no jumps at every masked span); 0 = one share per item "
         "(1 s measured worse on tuning clips with masked or occluded spans: BENCHMARKS.md, 'The agreement in step')")
+    recipe_share_power: float = option(
+        1.0, "with refit_on_lip_frames, the share that mixes the two recipes raised to this power: above 1 an item "
+        "whose lips are reliable on only part of its frames leans to the recipe without lips (1 = the share itself)")
 
     def needs_input_noise(self) -> bool:
         return super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
@@ -117,7 +120,8 @@ class _LipWeightedPass(_TweediePass):
         """The refitted NMF and the held noise, mixed by the item's share of reliable lips (one share
         per item: recipes switched frame by frame leave the estimate at two levels, which cost up to
         5 dB SI-SDR with half the frames masked)."""
-        share = lip_share(self.reliability.squeeze(1), self.settings.recipe_share_seconds)
+        settings = self.settings
+        share = lip_share(self.reliability.squeeze(1), settings.recipe_share_seconds) ** settings.recipe_share_power
         share = share.view(share.shape[0], 1, -1)  # (B, 1, 1 or T)
         return NoiseModel.held(share * self.refitted.variance + (1 - share) * self.held.variance)
 
@@ -199,7 +203,8 @@ class UDiffSELips(UDiffSEPlus):
             report["lips_likelihood_weight"] = self.settings.lips_weight(heard.snr_db).tolist()
         if problem.lips is None or not self.settings.refit_on_lip_frames or estimate is sample:
             return estimate, report
-        share = lip_share(problem.lips.reliability.to(sample), self.settings.recipe_share_seconds)
+        settings = self.settings
+        share = lip_share(problem.lips.reliability.to(sample), settings.recipe_share_seconds) ** settings.recipe_share_power
         return mix_in_input(sample, estimate, share, problem.compression), report
 
 
