@@ -82,6 +82,11 @@ class LipWeightedSettings(UDiffSEPlusSettings):
     def needs_input_noise(self) -> bool:
         return super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
 
+    def recipe_share(self, reliability: Tensor) -> Tensor:
+        """The share (B,) or (B, T) that mixes the two recipes of `refit_on_lip_frames`, from the lips'
+        reliability (B, T) on STFT frames."""
+        return lip_share(reliability, self.recipe_share_seconds) ** self.recipe_share_power
+
     def check_input_noise(self) -> None:
         super().check_input_noise()
         if self.quiet_snr_db <= self.noisy_snr_db:
@@ -120,8 +125,7 @@ class _LipWeightedPass(_TweediePass):
         """The refitted NMF and the held noise, mixed by the item's share of reliable lips (one share
         per item: recipes switched frame by frame leave the estimate at two levels, which cost up to
         5 dB SI-SDR with half the frames masked)."""
-        settings = self.settings
-        share = lip_share(self.reliability.squeeze(1), settings.recipe_share_seconds) ** settings.recipe_share_power
+        share = self.settings.recipe_share(self.reliability.squeeze(1))
         share = share.view(share.shape[0], 1, -1)  # (B, 1, 1 or T)
         return NoiseModel.held(share * self.refitted.variance + (1 - share) * self.held.variance)
 
@@ -203,8 +207,7 @@ class UDiffSELips(UDiffSEPlus):
             report["lips_likelihood_weight"] = self.settings.lips_weight(heard.snr_db).tolist()
         if problem.lips is None or not self.settings.refit_on_lip_frames or estimate is sample:
             return estimate, report
-        settings = self.settings
-        share = lip_share(problem.lips.reliability.to(sample), settings.recipe_share_seconds) ** settings.recipe_share_power
+        share = self.settings.recipe_share(problem.lips.reliability.to(sample))
         return mix_in_input(sample, estimate, share, problem.compression), report
 
 
