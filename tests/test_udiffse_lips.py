@@ -304,3 +304,32 @@ def test_a_share_raised_to_a_power_leans_a_partly_reliable_item_to_the_recipe_wi
     assert abs(leaning - tracked) < 0.5 * abs(plain - tracked), (plain, leaning, tracked)
     nowhere = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid, recipe_share_power=60.0)
     assert regression(nowhere, y) == pytest.approx(tracked, abs=0.02)
+
+
+def test_the_recipe_share_ramps_between_two_shares_of_reliable_lips():
+    """recipe_share_low/high: at or below low the recipe without lips, at or above high the one with
+    lips, linear between (then the power); a ramp that does not rise is refused."""
+    from avdiff.posterior.udiffse_lips import LipWeightedSettings
+
+    reliability = torch.tensor([[1.0] * 4 + [0.0] * 6, [1.0] * 6 + [0.0] * 4, [1.0] * 8 + [0.0] * 2])  # 0.4, 0.6, 0.8
+    ramp = LipWeightedSettings(recipe_share_low=0.5, recipe_share_high=0.75)
+    assert torch.allclose(ramp.recipe_share(reliability), torch.tensor([0.0, 0.4, 1.0]))
+    squared = LipWeightedSettings(recipe_share_low=0.5, recipe_share_high=0.75, recipe_share_power=2.0)
+    assert torch.allclose(squared.recipe_share(reliability), torch.tensor([0.0, 0.16, 1.0]))
+    assert torch.allclose(LipWeightedSettings().recipe_share(reliability), torch.tensor([0.4, 0.6, 0.8]))
+    with pytest.raises(ValueError, match="recipe_share_low < recipe_share_high"):
+        LipWeightedSettings(recipe_share_low=0.75, recipe_share_high=0.5)
+
+
+def test_a_ramp_that_starts_above_the_share_gives_the_recipe_without_lips():
+    """Half the frames reliable and recipe_share_low at 0.5: the item gets the tracked recipe's noise and
+    output whole, exactly as a share of 0 does (power 60), not the half mix of the plain share."""
+    _, y = gaussian_pair(5)
+    y, seeds = y[:8], range(8)
+    hybrid = {**TRACKED_RECIPE, "refit_on_lip_frames": True}
+    half = SHAPE[3] // 2
+    reliability = torch.cat([torch.ones(half), torch.zeros(SHAPE[3] - half)])
+    ramped = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid, recipe_share_low=0.5, recipe_share_high=0.75)
+    nowhere = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid, recipe_share_power=60.0)
+    plain = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid)
+    assert torch.allclose(ramped, nowhere, atol=1e-6) and not torch.allclose(ramped, plain, atol=1e-3)

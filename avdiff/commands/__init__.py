@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("avdiff.commands.train", "train the lip encoder and score network (one CPU, GPUs or machines via "
               "accelerate launch)"),
     "export": ("avdiff.commands.export", "write a model folder from a training checkpoint (EMA weights)"),
+    "mouth-model": ("avdiff.commands.mouth_model", "fit the Gaussian of the lip encoder's training mouth crops into "
+                    "a model folder (frames that show no mouth become unreliable)"),
     "generate": ("avdiff.commands.generate", "generate speech from silent video (video-to-speech)"),
     "enhance": ("avdiff.commands.enhance", "enhance noisy speech by diffusion posterior sampling or a VAE speech "
                 "model (with or without video)"),

@@ -191,7 +191,7 @@ def prefetched_video(args: argparse.Namespace, video: Any, pipeline: Any) -> Any
     reads_lips = getattr(getattr(pipeline, "components", None), "audio_visual", False) and hasattr(pipeline, "crop_size")
     if prefetch is None or video is None or not reads_lips:
         return video
-    taken = prefetch.take(video, pipeline.crop_size)
+    taken = prefetch.take(video, pipeline.crop_size, getattr(pipeline, "mouth_model", None))
     return video if taken is None else taken
 
 

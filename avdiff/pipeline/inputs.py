@@ -25,6 +25,7 @@ from avdiff.mouth.reliability import frame_reliability
 
 if TYPE_CHECKING:  # the crops' modules import scipy: loaded where video is read
     from avdiff.mouth.extract import MouthROIs
+    from avdiff.mouth.mouth_model import MouthModel
 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped
 SILENCE_PEAK = 1e-5  # a peak below this is treated as silence
@@ -131,9 +132,10 @@ class MouthVideo:
 
 
 def mouth_video_from_array(rois: np.ndarray, crop_size: int, face_ok: np.ndarray | None = None,
-                           name: str = "video", found: np.ndarray | None = None) -> MouthVideo:
+                           name: str = "video", found: np.ndarray | None = None,
+                           mouth_model: MouthModel | None = None) -> MouthVideo:
     """Check and centre-crop prepared mouth crops, and score each frame's reliability (`found`: which
-    faces were detected rather than filled in, when known)."""
+    faces were detected rather than filled in, when known; `mouth_model`: the model's own crops)."""
     from avdiff.mouth.center import center_crop
 
     rois = np.asarray(rois)
@@ -147,11 +149,12 @@ def mouth_video_from_array(rois: np.ndarray, crop_size: int, face_ok: np.ndarray
     if len(face) != len(rois):
         raise InputError(f"{name}: {len(face)} face flags for {len(rois)} frames")
     cropped = np.ascontiguousarray(center_crop(rois, crop_size))
-    return MouthVideo(cropped, face, frame_reliability(cropped, face, found))
+    return MouthVideo(cropped, face, frame_reliability(cropped, face, found, mouth_model))
 
 
 def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_BACKEND,
-                     landmark_weights: str | Path | None = None, device: str = "cpu") -> MouthVideo:
+                     landmark_weights: str | Path | None = None, device: str = "cpu",
+                     mouth_model: MouthModel | None = None) -> MouthVideo:
     """A prepared .npy of mouth crops, or a video file run through `avdiff prepare`'s steps."""
     path = Path(path)
     if not path.is_file():
@@ -162,13 +165,14 @@ def load_mouth_video(path: str | Path, crop_size: int, landmarks: str = DEFAULT_
         except (OSError, ValueError, EOFError) as error:  # EOFError: an empty or cut .npy
             reason = "not a plain array: it would need unpickling" if "pickle" in str(error) else str(error)
             raise InputError(f"{path}: cannot read mouth crops ({reason})") from error
-        return mouth_video_from_array(rois, crop_size, name=str(path))
+        return mouth_video_from_array(rois, crop_size, name=str(path), mouth_model=mouth_model)
     from avdiff.mouth.from_file import mouth_rois_from_file
 
     rois = mouth_rois_from_file(path, landmarks, landmark_weights, device)
-    return mouth_video_from_rois(rois, crop_size, str(path))
+    return mouth_video_from_rois(rois, crop_size, str(path), mouth_model)
 
 
-def mouth_video_from_rois(rois: MouthROIs, crop_size: int, name: str) -> MouthVideo:
+def mouth_video_from_rois(rois: MouthROIs, crop_size: int, name: str, mouth_model: MouthModel | None = None) -> MouthVideo:
     """The MouthVideo of a video file's front-end output (`avdiff.mouth.from_file`) at the model's crop size."""
-    return mouth_video_from_array(rois.rois, crop_size, rois.face_ok, name=name, found=rois.landmarks.found)
+    return mouth_video_from_array(rois.rois, crop_size, rois.face_ok, name=name, found=rois.landmarks.found,
+                                  mouth_model=mouth_model)

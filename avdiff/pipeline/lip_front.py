@@ -20,6 +20,7 @@ from torch import Tensor
 from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import resample
+from avdiff.mouth.mouth_model import MouthModel
 from avdiff.models.lip_encoder import lips_to_condition, upsample_mask, upsample_to_stft
 from avdiff.pipeline.av_agreement import DEFAULT_AGREEMENT, AgreementSettings, lips_agreement, mixture_envelope
 from avdiff.pipeline.inputs import (
@@ -61,6 +62,11 @@ class LipFrontEnd:
     def crop_size(self) -> int:
         return self.components.crop_size
 
+    @property
+    def mouth_model(self) -> MouthModel | None:
+        """The Gaussian of the lip encoder's training crops, when the model folder has one."""
+        return getattr(self.components, "mouth_model", None)
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
@@ -70,12 +76,12 @@ class LipFrontEnd:
                    landmark_weights: str | Path | None = None) -> MouthVideo:
         """A MouthVideo from a video file, a mouth-crop .npy, an array or a MouthVideo."""
         if isinstance(video, MouthVideo):  # checked; a reliability given with it is kept
-            checked = mouth_video_from_array(video.rois, self.crop_size, video.face_ok)
+            checked = mouth_video_from_array(video.rois, self.crop_size, video.face_ok, mouth_model=self.mouth_model)
             return checked if video.reliability is None else dataclasses.replace(checked, reliability=video.reliability)
         if isinstance(video, np.ndarray):
-            return mouth_video_from_array(video, self.crop_size)
+            return mouth_video_from_array(video, self.crop_size, mouth_model=self.mouth_model)
         device = "cuda" if self.device.type == "cuda" else "cpu"
-        return load_mouth_video(video, self.crop_size, landmarks, landmark_weights, device)
+        return load_mouth_video(video, self.crop_size, landmarks, landmark_weights, device, self.mouth_model)
 
     @torch.no_grad()
     def encode_lips(self, video: MouthVideo, window: int = 250, context: int = 25) -> Tensor:

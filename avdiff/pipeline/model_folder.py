@@ -33,6 +33,8 @@ from avdiff.errors import InputError
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
 from avdiff.models.backbones import backbone_class
 from avdiff.models.lip_encoder import LipEncoder
+from avdiff.mouth.mouth_model import FILE_NAME as MOUTH_MODEL_FILE
+from avdiff.mouth.mouth_model import MouthModel, load_beside
 from avdiff.plugins import load_plugins
 
 INDEX_NAME = "avdiff_pipeline.json"
@@ -59,6 +61,8 @@ class ModelComponents:
     audio_visual: bool = True
     # Defaults of `enhance` with this model (folders from before it existed: the schema's).
     enhancement: EnhancementConfig = field(default_factory=EnhancementConfig)
+    # the Gaussian of the lip encoder's training crops, for the lips' reliability (None: not fitted)
+    mouth_model: MouthModel | None = None
 
     def index(self) -> dict[str, Any]:
         """The content of `avdiff_pipeline.json`."""
@@ -84,6 +88,8 @@ def save_model_folder(components: ModelComponents, path: str | Path,
     adds files (the training config) before the folder is renamed into place, so they are never missing."""
     def write(folder: Path) -> None:
         components.lip_encoder.save_pretrained(folder / "lip_encoder", safe_serialization=True)
+        if components.mouth_model is not None:
+            components.mouth_model.save(folder / "lip_encoder" / MOUTH_MODEL_FILE)
         components.score_model.save_pretrained(folder / "score_model", safe_serialization=True)
         components.formulation.save_config(folder / "diffusion")
         (folder / INDEX_NAME).write_text(json.dumps(components.index(), indent=2) + "\n")
@@ -150,6 +156,7 @@ def load_model_folder(path: str | Path) -> ModelComponents:
         # checked against the registered posterior methods; sections from before methods had their
         # own settings are read through EnhancementConfig.upgrade_legacy_keys
         enhancement=from_dict(EnhancementConfig, index.get("enhancement"), source, "enhancement."),
+        mouth_model=load_beside(path / "lip_encoder"),
     )
 
 

@@ -98,9 +98,10 @@ class MouthPrefetch:
             self._ready = message is not None and message[0] == _READY
         return self._ready
 
-    def take(self, path: str | Path, crop_size: int) -> Any:
+    def take(self, path: str | Path, crop_size: int, mouth_model: Any = None) -> Any:
         """The MouthVideo of `path` if it is the prefetched file, else None (also when the process
-        died: the caller makes it); the item's error if its video could not be read."""
+        died: the caller makes it); the item's error if its video could not be read (`mouth_model`:
+        the model's `MouthModel` for the reliability)."""
         from avdiff.pipeline.inputs import mouth_video_from_array
 
         if Path(path).resolve() != self.path or not self.check_backend():
@@ -114,7 +115,7 @@ class MouthPrefetch:
         if message[0] == _FAILED:
             raise _rebuilt(message[1])
         rois, face_ok, found = message[1]
-        return mouth_video_from_array(rois, crop_size, face_ok, name=str(path), found=found)
+        return mouth_video_from_array(rois, crop_size, face_ok, name=str(path), found=found, mouth_model=mouth_model)
 
     def close(self) -> None:
         """Stop the process if it still runs (the job ended early) and release the pipe."""

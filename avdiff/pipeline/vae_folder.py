@@ -24,6 +24,8 @@ from avdiff.config.schema import EnhancementConfig, SpectrogramConfig
 from avdiff.errors import InputError
 from avdiff.models.lip_encoder import LipEncoder
 from avdiff.models.speech_vae import SpeechVAE
+from avdiff.mouth.mouth_model import FILE_NAME as MOUTH_MODEL_FILE
+from avdiff.mouth.mouth_model import MouthModel, load_beside
 from avdiff.pipeline.model_folder import (
     INDEX_NAME,
     VAE_PIPELINE,
@@ -48,6 +50,7 @@ class VAEComponents:
     spectrogram: SpectrogramConfig
     enhancement: EnhancementConfig = field(default_factory=lambda: EnhancementConfig(method="vae-mcem"))
     crop_size: int = 88
+    mouth_model: MouthModel | None = None  # as in ModelComponents
 
     @property
     def audio_visual(self) -> bool:
@@ -81,6 +84,8 @@ def save_vae_folder(components: VAEComponents, path: str | Path,
 
     def write(folder: Path) -> None:
         components.lip_encoder.save_pretrained(folder / "lip_encoder", safe_serialization=True)
+        if components.mouth_model is not None:
+            components.mouth_model.save(folder / "lip_encoder" / MOUTH_MODEL_FILE)
         components.vae.save_pretrained(folder / "vae")
         (folder / INDEX_NAME).write_text(json.dumps(components.index(), indent=2) + "\n")
 
@@ -112,4 +117,4 @@ def load_vae_folder(path: str | Path) -> VAEComponents:
     enhancement = from_dict(EnhancementConfig, index.get("enhancement"), source, "enhancement.")
     check_vae_method(enhancement, source)
     return VAEComponents(lip_encoder.eval(), vae.eval(), spectrogram, enhancement,
-                         int(index.get("video", {}).get("crop_size", 88)))
+                         int(index.get("video", {}).get("crop_size", 88)), load_beside(path / "lip_encoder"))

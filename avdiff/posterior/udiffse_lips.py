@@ -78,6 +78,11 @@ class LipWeightedSettings(UDiffSEPlusSettings):
     recipe_share_power: float = option(
         1.0, "with refit_on_lip_frames, the share that mixes the two recipes raised to this power: above 1 an item "
         "whose lips are reliable on only part of its frames leans to the recipe without lips (1 = the share itself)")
+    recipe_share_low: float = option(
+        0.0, "with refit_on_lip_frames, a share of reliable lips at or below this gives the recipe without lips whole; "
+        "between it and recipe_share_high the mix rises linearly (before recipe_share_power)")
+    recipe_share_high: float = option(
+        1.0, "with refit_on_lip_frames, a share of reliable lips at or above this gives the recipe with lips whole")
 
     def needs_input_noise(self) -> bool:
         return super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
@@ -85,12 +90,16 @@ class LipWeightedSettings(UDiffSEPlusSettings):
     def recipe_share(self, reliability: Tensor) -> Tensor:
         """The share (B,) or (B, T) that mixes the two recipes of `refit_on_lip_frames`, from the lips'
         reliability (B, T) on STFT frames."""
-        return lip_share(reliability, self.recipe_share_seconds) ** self.recipe_share_power
+        share = lip_share(reliability, self.recipe_share_seconds)
+        ramp = (share - self.recipe_share_low) / (self.recipe_share_high - self.recipe_share_low)
+        return ramp.clamp(0, 1) ** self.recipe_share_power
 
     def check_input_noise(self) -> None:
         super().check_input_noise()
         if self.quiet_snr_db <= self.noisy_snr_db:
             raise ValueError("posterior setting quiet_snr_db must be above noisy_snr_db")
+        if not 0 <= self.recipe_share_low < self.recipe_share_high <= 1:
+            raise ValueError("posterior settings recipe_share_low < recipe_share_high must lie in [0, 1]")
 
     def lips_weight(self, snr_db: Tensor | None) -> float | Tensor:
         """The lips' lambda: lips_likelihood_weight, or per item (B,) by the tracked SNR `snr_db` when

@@ -18,6 +18,7 @@ from avdiff.config.schema import AVDiffConfig
 from avdiff.data.crops import AVCropDataset
 from avdiff.diffusion.formulation import DiffusionFormulation, build_formulation
 from avdiff.errors import InputError
+from avdiff.mouth.mouth_model import MouthModel, fit_from_manifests
 from avdiff.pipeline.model_folder import TRAINING_CONFIG_NAME as CONFIG_NAME
 from avdiff.pipeline.model_folder import ModelComponents, save_model_folder
 from avdiff.training import checkpoints as ckpt
@@ -42,14 +43,28 @@ def export_model(ema_model: AVDiffusionModel | AVVAEModel, formulation: Diffusio
     def write_config(folder: Path) -> None:
         save_config(config, folder / CONFIG_NAME, header="resolved config of the training run that made this model")
 
+    mouths = training_mouth_model(config) if audio_visual else None
     if isinstance(ema_model, AVVAEModel):
-        return save_vae_folder(VAEComponents(ema_model.lip_encoder, ema_model.vae, config.spectrogram,
-                                             config.enhancement, config.data.crop_size), output, write_config)
+        return save_vae_folder(VAEComponents(ema_model.lip_encoder, ema_model.vae, config.spectrogram, config.enhancement,
+                                             config.data.crop_size, mouths), output, write_config)
     components = ModelComponents(
         lip_encoder=ema_model.lip_encoder, score_model=ema_model.score_model, formulation=formulation,
         spectrogram=config.spectrogram, sampler=config.sampler, crop_size=config.data.crop_size,
-        audio_visual=audio_visual, enhancement=config.enhancement)
+        audio_visual=audio_visual, enhancement=config.enhancement, mouth_model=mouths)
     return save_model_folder(components, output, write_extra=write_config)
+
+
+def training_mouth_model(config: AVDiffConfig) -> MouthModel | None:
+    """The Gaussian of the training manifest's mouth crops (`avdiff.mouth.mouth_model`), or None,
+    saying why, when the data is gone or too small (the folder then scores the lips without it)."""
+    manifests = config.data.train_manifest
+    manifests = [] if manifests is None else [manifests] if isinstance(manifests, str) else list(manifests)
+    try:
+        return fit_from_manifests(manifests, config.data.crop_size)
+    except (InputError, OSError, ValueError) as error:
+        logger.warning("no mouth model in the exported folder (%s); `avdiff mouth-model` adds one later",
+                       str(error).splitlines()[0])
+        return None
 
 
 def export_checkpoint(run_dir: str | Path, checkpoint: str, output: str | Path) -> Path:
