@@ -87,3 +87,16 @@ def test_the_command_adds_a_model_to_a_folder_made_without_one(tmp_path) -> None
     assert main(["mouth-model", "--model", str(folder), "--manifest", str(manifest)]) == 0
     written = MouthModel.load(folder / "lip_encoder" / FILE_NAME)
     assert written.typical_frames(covered_mouth(size=32), np.ones(75, bool))[:COVERED].max() < USABLE_SCORE
+
+
+def test_the_probe_counts_missed_and_falsely_flagged_frames(mouth_model: MouthModel) -> None:
+    from types import SimpleNamespace
+
+    from benchmarks.quality.mouth_model_probe import clip_row
+
+    video = MouthVideo(talking_mouth(), np.ones(75, bool))
+    bad = MouthVideo(covered_mouth(), np.ones(75, bool))
+    row = clip_row(SimpleNamespace(mouth_model=mouth_model, crop_size=48), video, bad, "occluded", 0.75)
+    assert row["corrupted"] == pytest.approx(COVERED / 75)
+    assert (row["missed_alone"], row["false_alarms_alone"]) == (1.0, 1.0)  # the patch taken for the mouth, and back
+    assert (row["missed_model"], row["false_alarms_model"]) == (0.0, 0.0)
