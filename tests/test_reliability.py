@@ -186,3 +186,19 @@ def test_enhancement_weighs_the_lips_by_their_agreement_unless_told_not_to(envel
         assert build_parser().parse_args([command, *required]).lip_agreement is LIP_AGREEMENT_BY_DEFAULT
         assert build_parser().parse_args([command, *required, "--no-lip-agreement"]).lip_agreement is False
         assert build_parser().parse_args([command, *required, "--lip-agreement"]).lip_agreement is True
+
+
+def test_unusable_frames_stay_out_of_the_lip_encoder(random_pipeline) -> None:
+    """A covered span is left out of the encoder's frame mask: what it shows cannot reach the other
+    frames' embeddings through the encoder's temporal context (they come out as zeros)."""
+    crops = talking_mouth(frames=25, size=32)
+    covered = crops.copy()
+    covered[10:15] = 255  # a white card, whatever it shows
+    reliability = np.ones(25, np.float32)
+    reliability[10:15] = 0.0
+    face_ok = np.ones(25, bool)
+    plain = random_pipeline.encode_lips(MouthVideo(crops, face_ok, reliability))
+    card = random_pipeline.encode_lips(MouthVideo(covered, face_ok, reliability))
+    assert np.allclose(plain.numpy(), card.numpy(), atol=1e-5) and float(card[10:15].abs().max()) == 0.0
+    shown = random_pipeline.encode_lips(MouthVideo(covered, face_ok))  # trusted everywhere: the card is read
+    assert not np.allclose(shown[:10].numpy(), plain[:10].numpy(), atol=1e-3)

@@ -21,6 +21,7 @@ from avdiff.errors import InputError
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.media.audio import resample
 from avdiff.mouth.mouth_model import MouthModel
+from avdiff.mouth.reliability import USABLE_SCORE
 from avdiff.models.lip_encoder import lips_to_condition, upsample_mask, upsample_to_stft
 from avdiff.pipeline.av_agreement import DEFAULT_AGREEMENT, AgreementSettings, lips_agreement, mixture_envelope
 from avdiff.pipeline.inputs import (
@@ -85,14 +86,22 @@ class LipFrontEnd:
 
     @torch.no_grad()
     def encode_lips(self, video: MouthVideo, window: int = 250, context: int = 25) -> Tensor:
-        """Lip embeddings (T_v, D) for the whole clip, once, in overlapping windows of frames."""
+        """Lip embeddings (T_v, D) for the whole clip, once, in overlapping windows of frames.
+
+        Frames whose lips score below `USABLE_SCORE` (no face, a covered mouth) are left out of the
+        encoder (its frame mask): through the encoder's temporal context a hand over the mouth
+        would otherwise reach the neighbouring frames' embeddings (they come out as zeros; the
+        condition masks them)."""
         rois = torch.from_numpy(video.rois).to(self.device)
+        keep = torch.from_numpy(video.trust >= USABLE_SCORE).to(self.device)
+        keep = None if bool(keep.all()) or not bool(keep.any()) else keep
         frames = len(rois)
         pieces = []
         for start in range(0, frames, window):
             lo, hi = max(0, start - context), min(frames, start + window + context)
+            mask = None if keep is None else keep[lo:hi].unsqueeze(0)
             with self._autocast():
-                out = self.lip_encoder(rois[lo:hi].unsqueeze(0))[0].float()
+                out = self.lip_encoder(rois[lo:hi].unsqueeze(0), frame_mask=mask)[0].float()
             pieces.append(out[start - lo : start - lo + min(window, frames - start)])
         return torch.cat(pieces)
 
