@@ -49,9 +49,11 @@ def test_a_clip_unlike_the_training_crops_is_left_to_the_clip_relative_test(mout
                                   frame_reliability(inverted, face_ok))
 
 
-def test_too_few_frames_to_fit_is_a_clear_error() -> None:
+def test_too_few_frames_or_crops_that_do_not_vary_are_a_clear_error() -> None:
     with pytest.raises(InputError, match="at least 1024 frames"):
         fit_mouth_model([talking_mouth()])
+    with pytest.raises(InputError, match="do not vary"):
+        fit_mouth_model([np.full((1100, 32, 32), 128, np.uint8)])
 
 
 def test_the_model_travels_with_the_folder_and_scores_the_lips(tmp_path) -> None:

@@ -93,7 +93,9 @@ class MouthModel:
             model = cls(tensors["mean"].astype(np.float64), tensors["whitening"].astype(np.float64), median, spread)
         except (OSError, KeyError, ValueError, SafetensorError) as error:
             raise InputError(f"{path}: not a mouth model ({error})") from error
-        if model.mean.shape != (THUMBNAIL**2,) or model.whitening.shape != (THUMBNAIL**2, THUMBNAIL**2) or spread <= 0:
+        finite = all(np.isfinite(value).all() for value in (model.mean, model.whitening, median, spread))
+        if model.mean.shape != (THUMBNAIL**2,) or model.whitening.shape != (THUMBNAIL**2, THUMBNAIL**2) or not (
+                finite and spread > 0):
             raise InputError(f"{path}: not a mouth model (shapes {model.mean.shape}, {model.whitening.shape})")
         return model
 
@@ -106,6 +108,8 @@ def fit_mouth_model(clips: Iterable[np.ndarray]) -> MouthModel:
         raise InputError(f"a mouth model needs at least {MIN_FIT_FRAMES} frames of mouth crops, got {len(frames)}")
     mean = frames.mean(axis=0)
     eigenvalues, eigenvectors = np.linalg.eigh(np.cov((frames - mean).T))
+    if not eigenvalues.max() > 1e-6:  # flat or identical crops (a test corpus of uniform frames): no mouths to model
+        raise InputError(f"the {len(frames)} training crops do not vary: no mouth model can be fitted to them")
     eigenvalues = np.maximum(eigenvalues, EIGENVALUE_FLOOR * eigenvalues.max())
     whitening = eigenvectors / np.sqrt(eigenvalues)
     distances = np.linalg.norm((frames - mean) @ whitening, axis=1)
