@@ -333,3 +333,15 @@ def test_a_ramp_that_starts_above_the_share_gives_the_recipe_without_lips():
     nowhere = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid, recipe_share_power=60.0)
     plain = run("udiffse+lips", lips_problem(y, reliability, seeds), **hybrid)
     assert torch.allclose(ramped, nowhere, atol=1e-6) and not torch.allclose(ramped, plain, atol=1e-3)
+
+
+def test_a_tracked_snr_at_or_below_the_threshold_keeps_the_recipe_without_lips():
+    """tracked_recipe_below_db: the share is 0 where the tracked SNR is at or below it, rising over 1 dB
+    to the lips' own share; it asks for the tracked noise, and without a tracked SNR changes nothing."""
+    from avdiff.posterior.udiffse_lips import LipWeightedSettings
+
+    settings = LipWeightedSettings(tracked_recipe_below_db=0.0)
+    reliable = torch.ones(3, 10)
+    assert torch.allclose(settings.recipe_share(reliable, torch.tensor([-1.0, 0.5, 2.0])), torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.allclose(settings.recipe_share(reliable), torch.ones(3))
+    assert settings.needs_input_noise() and not LipWeightedSettings().needs_input_noise()

@@ -83,16 +83,25 @@ class LipWeightedSettings(UDiffSEPlusSettings):
         "between it and recipe_share_high the mix rises linearly (before recipe_share_power)")
     recipe_share_high: float = option(
         1.0, "with refit_on_lip_frames, a share of reliable lips at or above this gives the recipe with lips whole")
+    tracked_recipe_below_db: float | None = option(
+        None, "with refit_on_lip_frames, an input whose SNR tracked on y is at or below this (dB) keeps the recipe "
+        "without lips whatever its lips (the tracker has found the noise, and its recipe beat the refitted one), "
+        "rising linearly to the share of reliable lips at tracked_recipe_below_db + 1 dB; null = off")
 
     def needs_input_noise(self) -> bool:
-        return super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
+        return (super().needs_input_noise() or self.noisy_lips_likelihood_weight is not None
+                or self.tracked_recipe_below_db is not None)
 
-    def recipe_share(self, reliability: Tensor) -> Tensor:
+    def recipe_share(self, reliability: Tensor, snr_db: Tensor | None = None) -> Tensor:
         """The share (B,) or (B, T) that mixes the two recipes of `refit_on_lip_frames`, from the lips'
-        reliability (B, T) on STFT frames."""
+        reliability (B, T) on STFT frames and, with tracked_recipe_below_db, the tracked SNR (B,)."""
         share = lip_share(reliability, self.recipe_share_seconds)
-        ramp = (share - self.recipe_share_low) / (self.recipe_share_high - self.recipe_share_low)
-        return ramp.clamp(0, 1) ** self.recipe_share_power
+        share = ((share - self.recipe_share_low) / (self.recipe_share_high - self.recipe_share_low)).clamp(0, 1)
+        share = share ** self.recipe_share_power
+        if self.tracked_recipe_below_db is None or snr_db is None:
+            return share
+        rise = (snr_db.to(share) - self.tracked_recipe_below_db).clamp(0, 1)
+        return share * rise.view(-1, *[1] * (share.ndim - 1))
 
     def check_input_noise(self) -> None:
         super().check_input_noise()
@@ -116,6 +125,7 @@ class _LipWeightedPass(_TweediePass):
     def __init__(self, *args, lips: LipEvidence, refitted: NoiseModel | None = None,  # noqa: ANN002, ANN003
                  heard: InputNoise | None = None, **kwargs) -> None:
         self.refitted = refitted  # the lip frames' own NMF beside a held noise model (refit_on_lip_frames)
+        self.heard_snr_db = None if heard is None else heard.snr_db  # (B,) for the recipe share
         super().__init__(*args, **kwargs)
         self.speech = lips.speech_power.to(self.y).clamp_min(0)  # (B, F, T)
         self.reliability = lips.reliability.to(self.y).clamp(0, 1).unsqueeze(1)  # (B, 1, T)
@@ -134,7 +144,7 @@ class _LipWeightedPass(_TweediePass):
         """The refitted NMF and the held noise, mixed by the item's share of reliable lips (one share
         per item: recipes switched frame by frame leave the estimate at two levels, which cost up to
         5 dB SI-SDR with half the frames masked)."""
-        share = self.settings.recipe_share(self.reliability.squeeze(1))
+        share = self.settings.recipe_share(self.reliability.squeeze(1), self.heard_snr_db)
         share = share.view(share.shape[0], 1, -1)  # (B, 1, 1 or T)
         return NoiseModel.held(share * self.refitted.variance + (1 - share) * self.held.variance)
 
@@ -216,7 +226,7 @@ class UDiffSELips(UDiffSEPlus):
             report["lips_likelihood_weight"] = self.settings.lips_weight(heard.snr_db).tolist()
         if problem.lips is None or not self.settings.refit_on_lip_frames or estimate is sample:
             return estimate, report
-        share = self.settings.recipe_share(problem.lips.reliability.to(sample))
+        share = self.settings.recipe_share(problem.lips.reliability.to(sample), None if heard is None else heard.snr_db)
         return mix_in_input(sample, estimate, share, problem.compression), report
 
 
