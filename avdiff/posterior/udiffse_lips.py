@@ -25,7 +25,11 @@ went far below the input; with reliable lips the presence-weighted NMF refitted 
 and the posterior sample itself, because a noise estimate made from y alone takes babble for
 speech and leaves the lips nothing to do (BENCHMARKS.md, "The two-stage `v2s` in audio-visual
 enhancement"). An item with some reliable frames mixes the two by its share of them (noise
-variance and output alike).
+variance and output alike), through a ramp (`recipe_share_low` / `recipe_share_high`: the recipe
+without lips at or below half the frames and with them from three quarters, as `models/v2s` ships
+it); with `tracked_recipe_below_db` an input whose tracked SNR reads that low keeps the recipe
+without lips (the tracker has found the noise: BENCHMARKS.md, "The tracker knows when the lips'
+recipe loses").
 
 With `noisy_lips_likelihood_weight` the lips' weight also follows the input's SNR as tracked on y:
 lower where the mixture is noisy (the lips overrule it more), back to `lips_likelihood_weight`
