@@ -24,11 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avdiff.errors import InputError
     from avdiff.mouth.mouth_model import MAX_FIT_CLIPS, fit_from_manifests, write_beside
-    from avdiff.pipeline.loading import load_pipeline, resolve_model
+    from avdiff.pipeline.model_folder import index_crop_size, read_index_json
+    from avdiff.pipeline.shipped import resolve_model
 
-    pipeline = load_pipeline(args.model)  # checks the folder, and gives its crop size
-    model = fit_from_manifests(args.manifest, pipeline.crop_size, args.max_clips or MAX_FIT_CLIPS)
-    path = write_beside(model, resolve_model(args.model) / "lip_encoder")
+    folder = resolve_model(args.model)
+    crop_size = index_crop_size(read_index_json(folder))  # from the index: no network is loaded
+    if not (folder / "lip_encoder" / "config.json").is_file():
+        raise InputError(f"{folder}: no lip_encoder/ (a model folder with a lip encoder is needed)")
+    model = fit_from_manifests(args.manifest, crop_size, args.max_clips or MAX_FIT_CLIPS)
+    path = write_beside(model, folder / "lip_encoder")
     print(f"mouth model of {', '.join(map(str, args.manifest))} -> {path}")
     return 0

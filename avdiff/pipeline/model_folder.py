@@ -151,13 +151,18 @@ def load_model_folder(path: str | Path) -> ModelComponents:
         formulation=formulation,
         spectrogram=spectrogram,
         sampler=sampler,
-        crop_size=int(index.get("video", {}).get("crop_size", 88)),
+        crop_size=index_crop_size(index),
         audio_visual=audio_visual_flag(index, source),
         # checked against the registered posterior methods; sections from before methods had their
         # own settings are read through EnhancementConfig.upgrade_legacy_keys
         enhancement=from_dict(EnhancementConfig, index.get("enhancement"), source, "enhancement."),
         mouth_model=load_beside(path / "lip_encoder"),
     )
+
+
+def index_crop_size(index: dict[str, Any]) -> int:
+    """The mouth-crop size a folder's index records (88, lip reading's, for folders from before it did)."""
+    return int(index.get("video", {}).get("crop_size", 88))
 
 
 def audio_visual_flag(index: dict[str, Any], source: str) -> bool:

@@ -32,6 +32,7 @@ from avdiff.pipeline.model_folder import (
     audio_visual_flag,
     check_index_fields,
     check_trained_spectrogram,
+    index_crop_size,
     read_index_json,
     write_folder_atomically,
 )
@@ -117,4 +118,4 @@ def load_vae_folder(path: str | Path) -> VAEComponents:
     enhancement = from_dict(EnhancementConfig, index.get("enhancement"), source, "enhancement.")
     check_vae_method(enhancement, source)
     return VAEComponents(lip_encoder.eval(), vae.eval(), spectrogram, enhancement,
-                         int(index.get("video", {}).get("crop_size", 88)), load_beside(path / "lip_encoder"))
+                         index_crop_size(index), load_beside(path / "lip_encoder"))

@@ -17,7 +17,6 @@ OUTPUT/rows.jsonl and OUTPUT/summary.md keep the numbers.
 from __future__ import annotations
 
 import argparse
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from avdiff.mouth.reliability import USABLE_SCORE
 from benchmarks.common.record import record
 from benchmarks.common.rows import Rows, format_mean_ci, mean_ci_values
 from benchmarks.quality.lips_matter import clip_inputs, held_out_setup
-from benchmarks.quality.unreliable_lips import corrupted
+from benchmarks.quality.unreliable_lips import corrupted_item
 
 KINDS = ("occluded", "replaced")
 SHARES = (0.25, 0.5, 0.75, 1.0)
@@ -102,13 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     donors = {item["speaker"]: clip_inputs(args.test, item)[1].rois for item in items}
     for item in items:
         video = clip_inputs(args.test, item)[1]
-        donor = next(rois for speaker, rois in donors.items() if speaker != item["speaker"])
         for kind in KINDS:
             for share in SHARES:
                 key = f"{kind}|{share:g}|{item['id']}"
                 if key not in rows.done:
-                    rng = np.random.default_rng([args.seed, int(share * 100), zlib.crc32(f"{kind}|{item['id']}".encode())])
-                    bad = corrupted(video, kind, share, donor, rng)
+                    bad = corrupted_item(video, kind, share, donors, item, args.seed)
                     rows.add({"key": key, "item": item["id"], **clip_row(pipeline, video, bad, kind, share)})
     for path in args.real:
         if f"real|{path.name}" not in rows.done:

@@ -90,6 +90,15 @@ def corrupted(video, kind: str, share: float, donor: np.ndarray, rng: np.random.
     return MouthVideo(rois, face_ok)
 
 
+def corrupted_item(video, kind: str, share: float, donors: dict[str, np.ndarray], item: dict, seed: int):
+    """`video` of `item` corrupted as `corrupted` does, with another speaker's crops from `donors`
+    (speaker -> crops) and spans drawn from a generator seeded by the run's seed, the share, the kind
+    and the item: the same corruption in every script that asks for it."""
+    donor = next(rois for speaker, rois in donors.items() if speaker != item["speaker"])
+    rng = np.random.default_rng([seed, int(share * 100), zlib.crc32(f"{kind}|{item['id']}".encode())])
+    return corrupted(video, kind, share, donor, rng)
+
+
 def run_one(pipeline, noisy: np.ndarray, video, args: argparse.Namespace) -> tuple[np.ndarray, int]:
     out = pipeline.enhance(noisy, sample_rate=16000, video=video, seed=args.seed, lip_agreement=args.lip_agreement,
                            method=args.method, **({"options": args.options} if args.options else {}))
@@ -102,15 +111,14 @@ def score_all(pipeline, items: list[dict], args: argparse.Namespace, rows: Rows)
 
     donors = {item["speaker"]: clip_inputs(args.test, item)[1].rois for item in items}
     for noise, snr, item, _, video, noisy, reference in enhancement_mixtures(items, args):
-        donor = next(rois for speaker, rois in donors.items() if speaker != item["speaker"])
         cases = [("audio-only", 0.0), ("intact", 0.0)] + [(kind, share) for kind in args.kinds
                                                            for share in args.shares if share > 0]
         for kind, share in cases:
             key = f"{kind}|{share:g}|{noise}|{snr:g}|{item['id']}"
             if key in rows.done:
                 continue
-            rng = np.random.default_rng([args.seed, int(share * 100), zlib.crc32(f"{kind}|{item['id']}".encode())])
-            bad = None if kind == "audio-only" else video if kind == "intact" else corrupted(video, kind, share, donor, rng)
+            bad = (None if kind == "audio-only" else video if kind == "intact"
+                   else corrupted_item(video, kind, share, donors, item, args.seed))
             estimate, calls, seconds = timed(lambda: run_one(pipeline, noisy, bad, args))
             scores = compute_metrics(reference, estimate, metrics=("si_sdr", "estoi")).values
             usable = 0.0 if bad is None else float((pipeline.load_video(bad).trust >= USABLE_SCORE).mean())
