@@ -20,6 +20,7 @@ import time
 
 WAIT_POLICY = "PASSIVE"
 SAMPLE_SECONDS = 0.05  # how long the machine's CPU use is sampled at import
+_SET_HERE: set[str] = set()  # the variables apply_cpu_defaults set because the environment lacked them
 
 
 def _cpu_times() -> tuple[int, int]:
@@ -45,9 +46,19 @@ def free_cores() -> int:
 
 def apply_cpu_defaults() -> None:
     """Set OMP_WAIT_POLICY and OMP_NUM_THREADS (see the module docstring) unless already set."""
-    os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+        _SET_HERE.add("OMP_WAIT_POLICY")
     if "OMP_NUM_THREADS" not in os.environ:  # sample the machine only when the user has not decided
         os.environ["OMP_NUM_THREADS"] = str(free_cores())
+        _SET_HERE.add("OMP_NUM_THREADS")
+
+
+def environment_without_defaults() -> dict[str, str]:
+    """This process's environment without the defaults `apply_cpu_defaults` set in it: for a child
+    process that must choose its own threads from the load it finds (a benchmark's timed jobs),
+    not inherit the parent's choice made at import, perhaps while another process was busy."""
+    return {name: value for name, value in os.environ.items() if name not in _SET_HERE}
 
 
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # native bfloat16 arithmetic (x86 /proc/cpuinfo flags)

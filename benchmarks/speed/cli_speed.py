@@ -19,7 +19,6 @@ the previous commit), so before and after are timed side by side in the same rou
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avdiff.cpu import environment_without_defaults
 from benchmarks.common.paths import SHARED_DATA, default_output
 from benchmarks.common.record import record
 from benchmarks.common.run_specs import parse_run_spec
@@ -95,7 +95,7 @@ def job(spec: str, inputs: dict[str, Path], out: Path) -> Job:
     """The process of job `spec`, writing to `out` (`checkout=DIR`: that checkout's avdiff, run from
     DIR so that `python -m avdiff` finds it before this one)."""
     name, flags = parse_run_spec(spec)
-    environment = dict(os.environ)
+    environment = environment_without_defaults()  # each job picks its threads as a user's process does
     checkout = flags.pop("checkout", None)
     folder = Path(checkout).resolve() if checkout is not None else None
     if folder is not None:
