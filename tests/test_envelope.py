@@ -138,3 +138,19 @@ def test_envelope_loss_trains_the_lips_towards_the_speech_envelope():
     out = model(audio, video, valid, torch.zeros_like(valid), mask, torch.Generator(),
                 drop_conditions=False)
     assert float(out.auxiliary["envelope"]) == 0.0
+
+
+def test_an_envelopes_slow_part_keeps_the_trend_and_drops_the_flicker():
+    from avdiff.audio.envelope import SLOW_FRAMES, slow_part
+
+    frames = 40
+    trend = torch.linspace(-1.0, 1.0, frames).unsqueeze(1).repeat(1, 2)
+    flicker = torch.tensor([1.0, -1.0]).repeat(frames // 2).unsqueeze(1).repeat(1, 2)
+    slow = slow_part(trend + flicker)
+    assert slow.shape == (frames, 2)
+    inner = slice(SLOW_FRAMES, frames - SLOW_FRAMES)
+    # a moving mean of odd length passes a straight line and keeps 1/5 of a +-1 alternation
+    assert (slow[inner] - trend[inner]).abs().max() <= 1.0 / SLOW_FRAMES + 1e-6
+    torch.testing.assert_close(slow_part(torch.full((7, 3), 2.5)), torch.full((7, 3), 2.5))
+    batched = torch.stack([trend + flicker, trend])  # (B, T, bands): each item on its own
+    torch.testing.assert_close(slow_part(batched), torch.stack([slow, slow_part(trend)]))

@@ -134,3 +134,28 @@ def test_the_model_cards_training_commands_chain_as_their_configs_say():
         if config.lip_encoder.pretrained:
             assert Path(config.lip_encoder.pretrained) in written, (config_name, config.lip_encoder.pretrained)
         written.append(Path(output_dir) / "model")
+
+
+
+def test_the_fast_weight_adds_the_error_of_the_envelopes_movements_only(tmp_path):
+    """With training.envelope_fast_weight the lips' error counts its fast part again: an error that
+    flickers frame to frame costs more, an error that is the same on every frame costs the same."""
+    manifest = make_tiny_corpus(tmp_path / "data", num_items=2, num_frames=12, size=32)
+    usable, frame_mask = torch.ones(2, 12, dtype=torch.bool), torch.ones(2, 61, dtype=torch.bool)
+    flicker = torch.tensor([0.5, -0.5]).repeat(6)[None, :, None]  # (1, 12, 1): +-0.5 on alternate frames
+    errors = {}
+    for weight in (0.0, 2.0):
+        config = load_config(AVDiffConfig, None, [f"data.train_manifest={manifest}", *SMALL_RUN,
+                                                  f"training.envelope_fast_weight={weight}"])
+        model = AVDiffusionModel.from_config(config, build_formulation(config.diffusion, sigma_data=0.1))
+        spec = model.transform.encode(torch.randn(2, 12 * 640) * 0.1)
+        target, _ = model.envelope_target(spec, frame_mask, 12)
+        for name, wrong in (("offset", 0.5 + 0 * flicker), ("flicker", flicker)):
+            embeddings = torch.zeros(2, 12, config.lip_encoder.output_dim)
+            embeddings[..., :8] = target + wrong
+            errors[weight, name] = model.envelope_errors(spec, embeddings, usable, frame_mask)[0]
+    torch.testing.assert_close(errors[0.0, "offset"], torch.full((2, 12), 0.25))
+    torch.testing.assert_close(errors[2.0, "offset"], errors[0.0, "offset"])
+    torch.testing.assert_close(errors[0.0, "flicker"], torch.full((2, 12), 0.25))
+    inner = errors[2.0, "flicker"][:, 3:-3]  # a moving mean of 5 keeps +-0.1 of it: fast part +-0.4
+    torch.testing.assert_close(inner, torch.full_like(inner, 0.25 + 2.0 * 0.16))

@@ -113,3 +113,17 @@ def envelope_bin_power(envelope: Tensor, num_bins: int, sample_rate: int) -> Ten
     log_per_bin = torch.log(band_power / width[:, None] + 1e-12)
     matrix = band_to_bin_matrix(num_bins, envelope.shape[1], sample_rate).to(envelope.device)
     return torch.exp(torch.einsum("fe,bet->bft", matrix, log_per_bin))
+
+
+SLOW_FRAMES = 5  # video frames (200 ms, about a syllable) of the moving mean that is an envelope's slow part
+
+
+def slow_part(envelope: Tensor, frames: int = SLOW_FRAMES) -> Tensor:
+    """(..., T, bands) moving mean over `frames` video frames of a (..., T, bands) envelope or envelope
+    error, edges replicated; what is left (`envelope - slow_part(envelope)`) is its fast part, the
+    movements shorter than a syllable that tell letters apart (BENCHMARKS.md, "Which of the lips'
+    errors costs words")."""
+    lead = envelope.shape[:-2]
+    series = envelope.reshape(-1, *envelope.shape[-2:]).transpose(1, 2)  # (N, bands, T)
+    padded = torch.nn.functional.pad(series, (frames // 2, frames - 1 - frames // 2), mode="replicate")
+    return torch.nn.functional.avg_pool1d(padded, frames, stride=1).transpose(1, 2).reshape(*lead, -1, envelope.shape[-1])

@@ -353,6 +353,10 @@ class TrainingConfig:
     envelope_loss_weight: float = option(
         1.0, "weight of the lip envelope loss (mean squared error of the lips' log-mel envelope, "
         "when lip_encoder.envelope_bands > 0) added to the denoising loss")
+    envelope_fast_weight: float = option(
+        0.0, "extra weight of the fast part of the lips' envelope error (the error minus its moving mean over 200 "
+        "ms, `avdiff.audio.envelope.slow_part`): the movements shorter than a syllable that tell letters apart, "
+        "which cost more words than the slow part of the same error (BENCHMARKS.md); 0 = the plain error")
     objective: Literal["joint", "lips", "vae", "guided"] = option(
         "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
         "envelope loss, the score network untouched (the first stage of a two-stage recipe); vae: the speech VAE "
@@ -387,7 +391,7 @@ class TrainingConfig:
         check_at_least(self, 1, "batch_size", "gradient_accumulation_steps", "max_steps", "checkpoint_every",
                        "keep_checkpoints", "log_every", "max_nonfinite_steps", "sigma_data_batches",
                        "validation_sampler_steps")
-        check_at_least(self, 0, "warmup_steps", "weight_decay", "envelope_loss_weight", "cond_span_max_frames",
+        check_at_least(self, 0, "warmup_steps", "weight_decay", "envelope_loss_weight", "envelope_fast_weight", "cond_span_max_frames",
                        "validate_every", "validation_batches", "validation_samples", "envelope_noise_std")
         if self.learning_rate <= 0 or self.max_grad_norm <= 0:
             raise ValueError(f"learning_rate ({self.learning_rate}) and max_grad_norm ({self.max_grad_norm}) must be > 0")

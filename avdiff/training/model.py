@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from avdiff.audio.envelope import log_mel_envelope, per_video_frame
+from avdiff.audio.envelope import log_mel_envelope, per_video_frame, slow_part
 from avdiff.audio.spectrogram import SpectrogramTransform
 from avdiff.config.schema import AVDiffConfig, LipEncoderConfig, TrainingConfig
 from avdiff.diffusion.denoiser import Denoiser
@@ -145,15 +145,26 @@ class AVDiffusionModel(nn.Module):
             return video.new_zeros((batch, dim, num_frames), dtype=torch.float32), usable.new_zeros((batch, num_frames))
         return lips_to_condition(embeddings, usable, num_frames)
 
-    def envelope_errors(self, spec: Tensor, embeddings: Tensor, usable: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Squared error between the lips' envelope channels and the speech's log-mel envelope
-        (`avdiff.audio.envelope`) at each video frame, mean over bands, and each frame's weight
-        (its share of covered STFT frames, 0 where the face is not usable): two (B, T_v) tensors."""
+    def envelope_target(self, spec: Tensor, frame_mask: Tensor, video_frames: int) -> tuple[Tensor, Tensor]:
+        """The speech's log-mel envelope (`avdiff.audio.envelope`) per video frame, (B, T_v, bands), and
+        each frame's share of covered STFT frames, (B, T_v)."""
         bands = self.lip_encoder.config.envelope_bands
         power = self.transform.decompress(self.transform.to_complex(spec)).abs().square()
         target = log_mel_envelope(power, bands, self.transform.config.sample_rate)
-        target, coverage = per_video_frame(target, frame_mask, embeddings.shape[1], STFT_FRAMES_PER_VIDEO_FRAME)
-        error = (embeddings[..., :bands].float() - target.transpose(1, 2)).square().mean(-1)
+        target, coverage = per_video_frame(target, frame_mask, video_frames, STFT_FRAMES_PER_VIDEO_FRAME)
+        return target.transpose(1, 2), coverage
+
+    def envelope_errors(self, spec: Tensor, embeddings: Tensor, usable: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Squared error between the lips' envelope channels and the speech's envelope at each video
+        frame, mean over bands, plus training.envelope_fast_weight times that of its fast part (the
+        error minus `slow_part`), and each frame's weight (its share of covered STFT frames, 0 where
+        the face is not usable): two (B, T_v) tensors."""
+        target, coverage = self.envelope_target(spec, frame_mask, embeddings.shape[1])
+        difference = embeddings[..., : target.shape[-1]].float() - target
+        error = difference.square().mean(-1)
+        fast_weight = self.training_config.envelope_fast_weight
+        if fast_weight:
+            error = error + fast_weight * (difference - slow_part(difference)).square().mean(-1)
         return error, coverage * usable.to(coverage.dtype)
 
     def envelope_loss(self, spec: Tensor, embeddings: Tensor | None, usable: Tensor, frame_mask: Tensor) -> Tensor | None:

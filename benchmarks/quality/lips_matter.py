@@ -9,7 +9,9 @@ reference:
   clean speech's own log-mel envelope in place of the lips' (an upper bound for the lips' part),
   and `--level-swap` (with it) two hybrids that tell the voice from the articulation: the lips'
   envelope moved to the true envelope's mean level per band over the clip, and the true envelope's
-  movements at the lips' level.
+  movements at the lips' level; `--error-split` (with it) how much of the lips' error costs the
+  words: the true envelope plus the lips' error scaled by 1/2 and 1/4, plus only its slow part
+  (`avdiff.audio.envelope.slow_part`: a moving mean over 200 ms) and plus only its fast part (the rest).
   ESTOI, and WER and per-slot accuracy
   of the closed-set GRID-grammar recogniser (pocketsphinx JSGF); `--whisper DIR` adds the open
   recogniser's WER.
@@ -78,6 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--level-swap", action="store_true",
                         help="with --oracle-envelope: also the lips' envelope at the true per-band level, and the "
                         "true envelope's movements at the lips' level (is the loss the voice or the articulation?)")
+    parser.add_argument("--error-split", action="store_true",
+                        help="with --oracle-envelope: also the true envelope plus the lips' error scaled by 1/2 and "
+                        "1/4, and plus only its slow or only its fast part (which of the lips' errors costs words?)")
     parser.add_argument("--snrs", type=float, nargs="*", default=[0.0, -5.0])
     parser.add_argument("--noises", nargs="*", choices=("real", "babble"), default=["real", "babble"])
     parser.add_argument("--method", default="udiffse+", help="enhancement method")
@@ -218,6 +223,8 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
         systems[f"oracle envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, envelope, lambda: run(video, w))
         if args.level_swap:
             systems.update(level_swap_systems(pipeline, video, envelope, lambda: run(video, w), w))
+        if args.error_split:
+            systems.update(error_split_systems(pipeline, video, envelope, lambda: run(video, w), w))
     if args.envelope_encoder is not None and pipeline.lip_encoder.config.envelope_bands:
         predicted, w = separate_envelope(pipeline, args.envelope_encoder, video), args.guidance[0]
         systems[f"separate envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, predicted,
@@ -235,6 +242,26 @@ def level_swap_systems(pipeline, video, envelope: torch.Tensor, run: Callable, w
             lambda: with_oracle_envelope(pipeline, level_swapped(predicted, envelope), run),
             f"true movements, lips' level w={w:g}":
             lambda: with_oracle_envelope(pipeline, level_swapped(envelope, predicted), run)}
+
+
+ERROR_SCALES = (0.5, 0.25)  # the lips' error scaled by these on top of the true envelope
+
+
+def error_split_systems(pipeline, video, envelope: torch.Tensor, run: Callable, w: float) -> dict[str, Callable]:
+    """`--error-split`: the true `envelope` plus the lips' error scaled, or only its slow or fast part."""
+    from avdiff.audio.envelope import slow_part
+
+    with torch.no_grad():
+        predicted = pipeline.encode_lips(video)[:, : envelope.shape[1]].float()
+    frames = min(len(predicted), len(envelope))
+    truth = envelope[:frames]
+    error = predicted[:frames] - truth
+    slow = slow_part(error)
+    hybrids = {f"true + {scale:g} x lips' error": truth + scale * error for scale in ERROR_SCALES}
+    hybrids["true + slow part of lips' error"] = truth + slow
+    hybrids["true + fast part of lips' error"] = truth + (error - slow)
+    return {f"{name} w={w:g}": (lambda hybrid=hybrid: with_oracle_envelope(pipeline, hybrid, run))
+            for name, hybrid in hybrids.items()}
 
 
 def timed(run: Callable[[], tuple[np.ndarray, int]]) -> tuple[np.ndarray, int, float]:
