@@ -356,7 +356,8 @@ class TrainingConfig:
     envelope_fast_weight: float = option(
         0.0, "extra weight of the fast part of the lips' envelope error (the error minus its moving mean over 200 "
         "ms, `avdiff.audio.envelope.slow_part`): the movements shorter than a syllable that tell letters apart, "
-        "which cost more words than the slow part of the same error (BENCHMARKS.md); 0 = the plain error")
+        "which cost more words than the slow part of the same error (BENCHMARKS.md); the validation's `envelope` "
+        "figure includes it; 0 = the plain error")
     objective: Literal["joint", "lips", "vae", "guided"] = option(
         "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
         "envelope loss, the score network untouched (the first stage of a two-stage recipe); vae: the speech VAE "
