@@ -97,7 +97,9 @@ class WithInt8(PipelinesByEngine):
     """The model's pipelines per engine, plus `int8`: the ONNX Runtime pipeline on the quantised body."""
 
     def __init__(self, model: str, int8_path: Path) -> None:
-        super().__init__(model)
+        import torch
+
+        super().__init__(model, torch.float32)  # beside the float32 graph it was quantised from
         self.int8_path = int8_path
 
     def get(self, engine: str):
@@ -119,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args, rest = parse_args(argv)
     bench = enhance_real.parse_args(rest)
-    pipelines = PipelinesByEngine(bench.model)
+    import torch
+
+    pipelines = PipelinesByEngine(bench.model, torch.float32)  # ONNX Runtime runs float32, also on CPUs with native bf16
     float_pipeline = pipelines.get("onnxruntime")
     clips = enhance_real.held_out_clips(args.calibration, 1, bench.seconds)[: args.calibration_clips]
     feeds = recorded_feeds(float_pipeline, clips, args.feeds)
