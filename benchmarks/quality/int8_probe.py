@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmarks.common.engines import PipelinesByEngine
 from benchmarks.common.record import record
@@ -97,15 +98,11 @@ class WithInt8(PipelinesByEngine):
     """The model's pipelines per engine, plus `int8`: the ONNX Runtime pipeline on the quantised body."""
 
     def __init__(self, model: str, int8_path: Path) -> None:
-        import torch
-
         super().__init__(model, torch.float32)  # beside the float32 graph it was quantised from
         self.int8_path = int8_path
 
     def get(self, engine: str):
         if engine == INT8 and INT8 not in self._loaded:
-            import torch
-
             from avdiff.inference.runtime import open_session
             from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
@@ -121,8 +118,6 @@ def main(argv: list[str] | None = None) -> None:
 
     args, rest = parse_args(argv)
     bench = enhance_real.parse_args(rest)
-    import torch
-
     pipelines = PipelinesByEngine(bench.model, torch.float32)  # ONNX Runtime runs float32, also on CPUs with native bf16
     float_pipeline = pipelines.get("onnxruntime")
     clips = enhance_real.held_out_clips(args.calibration, 1, bench.seconds)[: args.calibration_clips]
