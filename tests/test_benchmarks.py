@@ -254,3 +254,13 @@ def test_agreement_probe_finds_the_lag_at_which_the_lips_are_in_step():
     numbers = summary_numbers(rows, args)
     assert [(row["lips"], row["zero"]["mean"], row["zero"]["n"]) for row in numbers] == [("own", 0.6, 2), ("other", 0.0, 1)]
     assert "| own | babble | 0 |" in summary(numbers, args)
+
+
+def test_onnx_runtime_pipelines_load_in_float32_unless_told():
+    """On CPUs with native bf16 the default dtype is bfloat16, which ONNX Runtime does not run: a
+    harness's `backend=onnxruntime` system would otherwise run torch without saying so."""
+    from benchmarks.common.engines import PipelinesByEngine
+
+    assert PipelinesByEngine("m").dtype_for("onnxruntime") == "float32"
+    assert PipelinesByEngine("m").dtype_for("torch") is None
+    assert PipelinesByEngine("m", "bfloat16").dtype_for("onnxruntime") == "bfloat16"

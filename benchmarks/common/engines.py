@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 ENGINE_KEY = "backend"
+ONNXRUNTIME = "onnxruntime"  # runs float32 only (avdiff.inference): its pipelines load in float32 unless told
 
 
 def pop_engine(changes: dict, default: str) -> tuple[str, dict]:
@@ -22,9 +23,16 @@ class PipelinesByEngine:
     def __init__(self, model: str, dtype: Any = None) -> None:
         self.model, self.dtype, self._loaded = model, dtype, {}
 
+    def dtype_for(self, engine: str) -> Any:
+        """The dtype `engine`'s pipeline loads in: the harness's, or float32 for ONNX Runtime where none
+        was given (the default dtype is bfloat16 on CPUs with native bf16, where that engine would
+        silently fall back to torch)."""
+        return "float32" if engine == ONNXRUNTIME and self.dtype is None else self.dtype
+
     def get(self, engine: str):
         if engine not in self._loaded:
             from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
-            self._loaded[engine] = AVDiffusionPipeline.from_pretrained(self.model, dtype=self.dtype, backend=engine)
+            self._loaded[engine] = AVDiffusionPipeline.from_pretrained(self.model, dtype=self.dtype_for(engine),
+                                                                       backend=engine)
         return self._loaded[engine]

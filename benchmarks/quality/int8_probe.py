@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common.engines import PipelinesByEngine
+from benchmarks.common.engines import ONNXRUNTIME, PipelinesByEngine
 from benchmarks.common.record import record
 
 INT8 = "int8"
@@ -98,7 +98,7 @@ class WithInt8(PipelinesByEngine):
     """The model's pipelines per engine, plus `int8`: the ONNX Runtime pipeline on the quantised body."""
 
     def __init__(self, model: str, int8_path: Path) -> None:
-        super().__init__(model, torch.float32)  # beside the float32 graph it was quantised from
+        super().__init__(model)
         self.int8_path = int8_path
 
     def get(self, engine: str):
@@ -106,7 +106,8 @@ class WithInt8(PipelinesByEngine):
             from avdiff.inference.runtime import open_session
             from avdiff.pipeline.pipeline import AVDiffusionPipeline
 
-            pipeline = AVDiffusionPipeline.from_pretrained(self.model, dtype=self.dtype, backend="onnxruntime")
+            pipeline = AVDiffusionPipeline.from_pretrained(self.model, dtype=self.dtype_for(ONNXRUNTIME),
+                                                           backend=ONNXRUNTIME)
             pipeline.denoiser.network.session = open_session(str(self.int8_path), torch.get_num_threads())
             self._loaded[INT8] = pipeline
         return super().get(engine)
@@ -118,15 +119,15 @@ def main(argv: list[str] | None = None) -> None:
 
     args, rest = parse_args(argv)
     bench = enhance_real.parse_args(rest)
-    pipelines = PipelinesByEngine(bench.model, torch.float32)  # ONNX Runtime runs float32, also on CPUs with native bf16
-    float_pipeline = pipelines.get("onnxruntime")
+    pipelines = PipelinesByEngine(bench.model)
+    float_pipeline = pipelines.get(ONNXRUNTIME)
     clips = enhance_real.held_out_clips(args.calibration, 1, bench.seconds)[: args.calibration_clips]
     feeds = recorded_feeds(float_pipeline, clips, args.feeds)
     bench.output.mkdir(parents=True, exist_ok=True)
     float_path = exported_body(float_pipeline.denoiser.network.network)
     int8_path = quantised(float_path, feeds, bench.output / "score-body-int8.onnx")
     with_int8 = WithInt8(bench.model, int8_path)
-    with_int8._loaded["onnxruntime"] = float_pipeline
+    with_int8._loaded[ONNXRUNTIME] = float_pipeline
     speed = {"float32_s": seconds_per_call(float_pipeline.denoiser.network.session, feeds),
              "int8_s": seconds_per_call(with_int8.get(INT8).denoiser.network.session, feeds), "calls": len(feeds)}
     speed["ratio"] = speed["float32_s"] / speed["int8_s"]
