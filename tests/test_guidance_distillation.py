@@ -121,7 +121,7 @@ def test_bad_guided_settings_are_clear_config_errors(distilled, tmp_path):
         with pytest.raises(ConfigError, match=message):
             student_model(load_config(AVDiffConfig, None, guided_settings(manifest, folder)))
     wider = load_config(AVDiffConfig, None, [*guided_settings(manifest, teacher), "score_model.unet.block_out_channels=[8,24]"])
-    with pytest.raises(ConfigError, match="does not describe the teacher's network"):
+    with pytest.raises(ConfigError, match="training.teacher: the score_model section does not describe its network"):
         student_model(wider)
 
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from avdiff.config import AVDiffConfig, load_config
-from avdiff.diffusion.formulation import build_formulation
+from avdiff.diffusion.formulation import build_formulation, load_formulation
 from avdiff.errors import ConfigError
 from avdiff.training.envelope_corruption import corrupt_envelope
 from avdiff.training.model import AVDiffusionModel
@@ -71,6 +71,28 @@ def test_the_second_stage_keeps_the_lips_frozen_and_trains_the_score_network(sta
     # BatchNorm statistics included: a frozen encoder stays in eval mode while the rest trains.
     assert changed(weights(first, "lip_encoder"), weights(second, "lip_encoder")) == set()
     assert changed(weights(first, "score_model"), weights(second, "score_model"))
+
+
+def test_a_second_stage_can_start_from_a_trained_score_network(stages, tmp_path):
+    """score_model.pretrained (new lips under a trained network): training starts from its weights and
+    denoises on its sigma_data; a network or a scale that differs is a clear ConfigError."""
+    first, second, _ = stages
+    manifest = make_tiny_corpus(tmp_path / "data", num_items=4, num_frames=12, size=32)
+    settings = [f"data.train_manifest={manifest}", *SMALL_RUN, f"lip_encoder.pretrained={first}",
+                "lip_encoder.train=false", f"score_model.pretrained={second}"]
+    config = load_config(AVDiffConfig, None, settings)
+    theirs = load_formulation(second / "diffusion").sigma_data
+    model = AVDiffusionModel.from_config(config, build_formulation(config.diffusion, sigma_data=theirs))
+    assert changed(weights(second, "score_model"), model.score_model.state_dict()) == set()
+    tuned = train(config, tmp_path / "tuned", max_steps=1, cpu=True).model_dir
+    assert load_formulation(tuned / "diffusion").sigma_data == pytest.approx(theirs)
+    with pytest.raises(ConfigError, match="score_model.pretrained: its formulation"):
+        AVDiffusionModel.from_config(config, build_formulation(config.diffusion, sigma_data=2 * theirs))
+    wider = load_config(AVDiffConfig, None, [*settings, "score_model.unet.block_out_channels=[8,24]"])
+    with pytest.raises(ConfigError, match="score_model.pretrained: the score_model section does not describe"):
+        AVDiffusionModel.from_config(wider, build_formulation(config.diffusion, sigma_data=theirs))
+    with pytest.raises(ConfigError, match="score_model.pretrained"):
+        load_config(AVDiffConfig, None, [*settings, "training.objective=vae"])
 
 
 def test_the_envelope_is_corrupted_in_training_only(tmp_path):

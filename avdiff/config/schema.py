@@ -159,6 +159,9 @@ class ScoreModelConfig:
 
     backbone: str = option("unet", "backbone name from the registry avdiff.models.backbones.BACKBONES (built in: unet)")
     cond_channels: int = option(64, "size D of the conditioning (lip embedding) vectors")
+    pretrained: str | None = option(
+        None, "start from the score network of a trained model folder (or shipped model name) with this "
+        "architecture, e.g. to fine-tune it on new lips; training denoises on its sigma_data; null = a new network")
     unet: UNetConfig = section(UNetConfig, "settings used when backbone is unet")
     options: dict[str, Any] = option(
         {}, "settings of a backbone registered outside avdiff, checked against its registered config class")
@@ -268,9 +271,9 @@ class EnhancementConfig:
 class LipEncoderConfig:
     """The lip encoder (see avdiff.models.lip_encoder.LipEncoder)."""
 
-    preset: Literal["tiny", "small", "base"] = option(
-        "tiny", "architecture preset: tiny (tests, CPU), small (CPU, two Conformer layers) or base "
-        "(ResNet-18 + Conformer)")
+    preset: Literal["tiny", "small", "small-context", "base"] = option(
+        "tiny", "architecture preset: tiny (tests, CPU), small (CPU, two Conformer layers), small-context (small's "
+        "front-end, four wider Conformer layers over 1.3 s) or base (ResNet-18 + Conformer)")
     output_dim: int = option(64, "embedding size D; must equal score_model.cond_channels")
     pretrained_frontend: str | None = option(
         None, "local file with a pretrained visual front-end (auto_avsr / AV-HuBERT key layout), or null"
@@ -358,6 +361,11 @@ class TrainingConfig:
         "ms, `avdiff.audio.envelope.slow_part`): the movements shorter than a syllable that tell letters apart, "
         "which cost more words than the slow part of the same error (BENCHMARKS.md); the validation's `envelope` "
         "figure includes it; 0 = the plain error")
+    phone_loss_weight: float = option(
+        0.0, "weight of a cross-entropy loss on the phoneme sounding at each video frame (the corpus's "
+        "alignments.jsonl, as `avdiff synth` writes it), read by a linear classifier from the lips' channels after "
+        "the envelope's: a lip encoder that must name the phonemes predicts their envelopes better (BENCHMARKS.md, "
+        "\"Lips that name the phonemes\"); objectives joint and lips; 0 = none")
     objective: Literal["joint", "lips", "vae", "guided"] = option(
         "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
         "envelope loss, the score network untouched (the first stage of a two-stage recipe); vae: the speech VAE "
@@ -392,7 +400,8 @@ class TrainingConfig:
         check_at_least(self, 1, "batch_size", "gradient_accumulation_steps", "max_steps", "checkpoint_every",
                        "keep_checkpoints", "log_every", "max_nonfinite_steps", "sigma_data_batches",
                        "validation_sampler_steps")
-        check_at_least(self, 0, "warmup_steps", "weight_decay", "envelope_loss_weight", "envelope_fast_weight", "cond_span_max_frames",
+        check_at_least(self, 0, "warmup_steps", "weight_decay", "envelope_loss_weight", "envelope_fast_weight",
+                       "phone_loss_weight", "cond_span_max_frames",
                        "validate_every", "validation_batches", "validation_samples", "envelope_noise_std")
         if self.learning_rate <= 0 or self.max_grad_norm <= 0:
             raise ValueError(f"learning_rate ({self.learning_rate}) and max_grad_norm ({self.max_grad_norm}) must be > 0")
@@ -445,9 +454,13 @@ class AVDiffConfig:
             raise ValueError("training.objective 'lips' trains the lip encoder on its envelope: it needs "
                              f"lip_encoder.envelope_bands > 0 (got {bands}) and lip_encoder.train true")
         self._check_enhancement_family()
+        self._check_phone_loss()
         if self.training.objective == "guided" and (not self.training.teacher or self.training.teacher_guidance <= 0):
             raise ValueError("training.objective 'guided' distils a teacher's guidance: set training.teacher (a model "
                              f"folder) and a positive training.teacher_guidance (got {self.training.teacher_guidance})")
+        if self.score_model.pretrained and self.training.objective not in ("joint", "lips"):
+            raise ValueError("score_model.pretrained starts a score network from a trained one: objectives joint and "
+                             f"lips (got {self.training.objective}; guided starts from its teacher)")
         if self.training.objective == "vae" and self.vae.audio_visual and not self.lip_encoder.pretrained:
             raise ValueError("an audio-visual VAE (training.objective vae, vae.audio_visual true) reads a trained "
                              "lip encoder: set lip_encoder.pretrained (e.g. models/v2s)")
@@ -456,6 +469,17 @@ class AVDiffConfig:
                 f"lip_encoder.output_dim ({self.lip_encoder.output_dim}) must equal "
                 f"score_model.cond_channels ({self.score_model.cond_channels})"
             )
+
+    def _check_phone_loss(self) -> None:
+        """A phone loss names phonemes in the lips' channels after the envelope's, on lips that train."""
+        if not self.training.phone_loss_weight:
+            return
+        bands, dim = self.lip_encoder.envelope_bands, self.lip_encoder.output_dim
+        if self.training.objective not in ("joint", "lips") or not self.lip_encoder.train or bands >= dim:
+            raise ValueError(
+                "training.phone_loss_weight trains the lips' channels after the envelope's to name phonemes: it needs "
+                f"training.objective joint or lips (got {self.training.objective}), lip_encoder.train true and "
+                f"lip_encoder.envelope_bands ({bands}) below output_dim ({dim})")
 
     def _check_enhancement_family(self) -> None:
         """The exported folder's default method must run on what trains: a VAE's on a VAE."""

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from avdiff.config.schema import DataConfig, SpectrogramConfig
 from avdiff.data.manifest import has_video, read_manifest, resolve
+from avdiff.data.phone_labels import Phonemes, frame_phones, read_alignments
 from avdiff.data.video_jitter import jitter_exposure, jitter_geometry
 from avdiff.errors import InputError
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
@@ -79,7 +80,8 @@ class AVCropDataset(Dataset):
 
     Indexed by (index, crop_seed) from `ShardedEpochSampler` (training: random start and
     augmentations) or by a plain index (evaluation: the crop starts at the clip's beginning,
-    centre-cropped, no augmentation).
+    centre-cropped, no augmentation). With `phone_labels`, each crop also carries the phoneme at
+    each of its video frames (`avdiff.data.phone_labels`), read from the corpus's alignments.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class AVCropDataset(Dataset):
         data: DataConfig,
         spectrogram: SpectrogramConfig,
         train: bool = True,
+        phone_labels: bool = False,
     ) -> None:
         paths = [manifest_path] if isinstance(manifest_path, (str, Path)) else list(manifest_path)
         self.manifests = [Path(path) for path in paths]
@@ -104,6 +107,11 @@ class AVCropDataset(Dataset):
         self.sample_rate = spectrogram.sample_rate
         self.geometry = CropGeometry(data.crop_frames, spectrogram.sample_rate, spectrogram.hop_length)
         self._peaks: dict[int, float] = {}  # per-clip audio peak, read once per worker process
+        self.alignments: dict[str, Phonemes] | None = None
+        if phone_labels:
+            self.alignments = {}
+            for path in self.manifests:
+                self.alignments.update(read_alignments(path))
 
     @property
     def has_video(self) -> bool:
@@ -145,7 +153,7 @@ class AVCropDataset(Dataset):
         frame_mask[:stft_valid] = True
         if audio_valid == 0:
             raise InputError(f"{item['id']}: no audio at video frame {start}")
-        return {
+        crop: dict[str, Any] = {
             "id": item["id"],
             "audio": torch.from_numpy(audio),
             "video": torch.from_numpy(video),
@@ -155,6 +163,10 @@ class AVCropDataset(Dataset):
             "start_frame": start,
             "has_video": has_video(item),
         }
+        if self.alignments is not None:
+            crop["phones"] = torch.from_numpy(frame_phones(self.alignments.get(item["id"]), start,
+                                                           self.geometry.video_frames, num_frames))
+        return crop
 
     def _read_audio(self, index: int, start: int) -> tuple[np.ndarray, int]:
         path = self._path(index, self.items[index]["audio"])
@@ -239,4 +251,6 @@ def collate_crops(items: list[dict[str, Any]]) -> dict[str, Any]:
         batch[key] = torch.stack([item[key] for item in items])
     batch["start_frame"] = torch.tensor([item["start_frame"] for item in items])
     batch["has_video"] = torch.tensor([item["has_video"] for item in items])
+    if all("phones" in item for item in items):
+        batch["phones"] = torch.stack([item["phones"] for item in items])
     return batch

@@ -3,8 +3,9 @@ exact x5 upsampling to the 125 Hz STFT frame rate that the score network is cond
 
 Architecture: `VisualFrontend` (3D-conv stem + ResNet-18 trunk, one vector per frame, as in
 auto_avsr / AV-HuBERT) -> linear -> `Conformer` (relative-position attention, no absolute
-positions) -> linear to D. Presets: "tiny" (tests, CPU) and "base" (full size: ResNet-18,
-6 Conformer blocks of width 256, about 20 M parameters, 11 M of them the front-end).
+positions) -> linear to D. Presets: "tiny" (tests, CPU), "small" and "small-context" (CPU
+models) and "base" (full size: ResNet-18, 6 Conformer blocks of width 256, about 20 M
+parameters, 11 M of them the front-end).
 
 Pixel normalisation happens HERE, in `forward`: uint8 crops are divided by 255, float crops
 must already be in [0, 1]; then (x - 0.421) / 0.165 (the mean / std of LRS3 mouth crops used
@@ -40,6 +41,12 @@ LIP_ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(stem_channels=16, trunk_channels=(16, 32, 64, 64), trunk_blocks=(1, 1, 1, 1),
                   model_dim=64, num_layers=2, num_heads=4, ff_mult=2, conv_kernel_size=9,
                   max_relative_distance=16, dropout=0.0, output_dim=64),
+    # small's front-end under a Conformer twice as wide and deep that sees 1.3 s around each frame: with the
+    # phone loss it predicts the envelope's fast movements (the letters) better (BENCHMARKS.md, "Lips that
+    # name the phonemes"); its front-end can come frozen from a small encoder (lip_encoder.pretrained_frontend).
+    "small-context": dict(stem_channels=16, trunk_channels=(16, 32, 64, 64), trunk_blocks=(1, 1, 1, 1),
+                          model_dim=128, num_layers=4, num_heads=4, ff_mult=2, conv_kernel_size=9,
+                          max_relative_distance=32, dropout=0.0, output_dim=64),
     "base": dict(stem_channels=64, trunk_channels=(64, 128, 256, 512), trunk_blocks=(2, 2, 2, 2),
                  model_dim=256, num_layers=6, num_heads=4, ff_mult=4, conv_kernel_size=15,
                  max_relative_distance=32, dropout=0.1, output_dim=256),
@@ -71,7 +78,7 @@ class LipEncoder(LeanModelMixin, ConfigMixin):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "LipEncoder":
-        """A new (randomly initialised) encoder from a preset ("tiny", "small", "base") plus overrides."""
+        """A new (randomly initialised) encoder from a preset (LIP_ENCODER_PRESETS) plus overrides."""
         if name not in LIP_ENCODER_PRESETS:
             raise InputError(f"unknown lip encoder preset {name!r}; choose {', '.join(LIP_ENCODER_PRESETS)}")
         return cls(**{**LIP_ENCODER_PRESETS[name], **overrides})

@@ -21,11 +21,11 @@ from torch import Tensor, nn
 
 from avdiff.config.schema import AVDiffConfig
 from avdiff.diffusion.denoiser import Denoiser, guided_denoiser
-from avdiff.diffusion.formulation import DiffusionFormulation, load_formulation
+from avdiff.diffusion.formulation import DiffusionFormulation
 from avdiff.errors import ConfigError, InputError
 from avdiff.models.lip_encoder import LipEncoder
 from avdiff.pipeline.model_folder import load_model_folder
-from avdiff.pipeline.shipped import resolve_model
+from avdiff.training.starting_weights import copy_network, model_folder_for, sigma_data_of
 
 
 @dataclass
@@ -52,18 +52,12 @@ class Teacher:
 
 def teacher_folder(config: AVDiffConfig) -> Path:
     """The model folder training.teacher names (a path or a shipped model's name)."""
-    try:
-        folder = resolve_model(config.training.teacher or "")
-    except InputError as error:
-        raise ConfigError(f"training.teacher: {error}") from error
-    if not folder.is_dir():
-        raise ConfigError(f"training.teacher: {folder} is not a model folder")
-    return folder
+    return model_folder_for("training.teacher", config.training.teacher)
 
 
 def teacher_sigma_data(config: AVDiffConfig) -> float:
     """The teacher's sigma_data: the student must denoise on the same scale."""
-    return load_formulation(teacher_folder(config) / "diffusion").sigma_data
+    return sigma_data_of("training.teacher", config.training.teacher)
 
 
 def load_teacher(config: AVDiffConfig) -> Teacher:
@@ -83,13 +77,4 @@ def load_teacher(config: AVDiffConfig) -> Teacher:
 def start_from_teacher(student: nn.Module, formulation: DiffusionFormulation, teacher: Teacher) -> None:
     """Copy the teacher's weights into `student`, after checking both denoise alike (same
     formulation and sigma_data); a ConfigError names what differs."""
-    theirs = teacher.denoiser.formulation
-    if type(theirs) is not type(formulation) or abs(theirs.sigma_data - formulation.sigma_data) > 1e-9:
-        raise ConfigError(f"training.teacher: its formulation ({type(theirs).__name__}, sigma_data "
-                          f"{theirs.sigma_data:.6g}) differs from the student's ({type(formulation).__name__}, "
-                          f"sigma_data {formulation.sigma_data:.6g})")
-    try:
-        student.load_state_dict(teacher.denoiser.network.state_dict(), strict=True)
-    except RuntimeError as error:
-        raise ConfigError("training.teacher: the score_model section does not describe the teacher's network "
-                          f"({str(error).splitlines()[0]}); use the teacher's recipe") from error
+    copy_network(student, formulation, teacher.denoiser.network, teacher.denoiser.formulation, "training.teacher")

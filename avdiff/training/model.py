@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from avdiff.audio.envelope import log_mel_envelope, per_video_frame, slow_part
 from avdiff.audio.spectrogram import SpectrogramTransform
 from avdiff.config.schema import AVDiffConfig, LipEncoderConfig, TrainingConfig
+from avdiff.data.phone_labels import IGNORE_INDEX, PHONE_CLASSES
 from avdiff.diffusion.denoiser import Denoiser
 from avdiff.diffusion.formulation import DiffusionFormulation
 from avdiff.diffusion.loss import DenoisingScoreMatchingLoss, LossOutput
@@ -25,6 +26,7 @@ from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
 from avdiff.training.condition_dropout import drop_condition
 from avdiff.training.envelope_corruption import corrupt_envelope
 from avdiff.training.guidance_distillation import Teacher, load_teacher, start_from_teacher
+from avdiff.training.starting_weights import start_from_pretrained
 
 
 def check_registered(config: AVDiffConfig) -> None:
@@ -91,6 +93,11 @@ class AVDiffusionModel(nn.Module):
         self.transform = transform
         self.loss = DenoisingScoreMatchingLoss(formulation)
         self.training_config = training or TrainingConfig()
+        # training.phone_loss_weight: names the phoneme of each frame from the lips' channels after the
+        # envelope's; trained and checkpointed with the model, not exported (the score network reads the channels)
+        bands, dim = lip_encoder.config.envelope_bands, lip_encoder.config.output_dim
+        self.phone_head = (nn.Linear(dim - bands, len(PHONE_CLASSES))
+                           if self.training_config.phone_loss_weight and bands < dim else None)
         # training.objective guided: in a tuple, so the frozen teacher is neither a parameter (optimised,
         # checkpointed, synchronised) nor part of the exported model
         self.teacher_holder: tuple[Teacher, ...] = (teacher,) if teacher is not None else ()
@@ -107,6 +114,8 @@ class AVDiffusionModel(nn.Module):
             score_model.requires_grad_(False)
         if teacher is not None:
             start_from_teacher(score_model, formulation, teacher)
+        elif config.score_model.pretrained:
+            start_from_pretrained(score_model, formulation, config)
         return cls(lip_encoder, score_model, formulation, SpectrogramTransform(config.spectrogram), config.training,
                    teacher)
 
@@ -174,6 +183,17 @@ class AVDiffusionModel(nn.Module):
         error, weight = self.envelope_errors(spec, embeddings, usable, frame_mask)
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
+    def phone_loss(self, embeddings: Tensor | None, phones: Tensor | None, usable: Tensor) -> Tensor | None:
+        """Cross-entropy of the phoneme at each usable video frame (`phones`, (B, T_v), IGNORE_INDEX where
+        unknown) read from the lips' channels after the envelope's; None without a phone head or labels."""
+        if self.phone_head is None or phones is None or embeddings is None:
+            return None
+        logits = self.phone_head(embeddings[..., self.lip_encoder.config.envelope_bands :].float())
+        target = phones.to(logits.device).masked_fill(~usable, IGNORE_INDEX)
+        if not (target != IGNORE_INDEX).any():  # nothing to name: a zero that keeps the head in the graph
+            return logits.sum() * 0.0
+        return torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE_INDEX)
+
     def lips_only_loss(self, spec: Tensor, embeddings: Tensor | None, usable: Tensor, frame_mask: Tensor) -> LossOutput:
         """training.objective 'lips': the envelope error alone (`per_item`: each clip's; no noise levels)."""
         if embeddings is None:  # no usable face for a frozen copy (the EMA's, in validation): nothing to score
@@ -193,17 +213,33 @@ class AVDiffusionModel(nn.Module):
         frame_mask: Tensor,
         generator: torch.Generator,
         drop_conditions: bool = True,
+        phones: Tensor | None = None,
     ) -> LossOutput:
         """The loss of one batch; `generator` draws noise levels, noise, condition dropout and the
         envelope's corruption (`drop_conditions`: training). With lip envelope channels, their
         weighted error is added to `loss` and reported in `auxiliary["envelope"]`; with
         training.objective 'lips' it is the whole loss (`lips_only_loss`); with 'guided' the
-        denoiser's target is the teacher's guided estimate for the same lips and mask."""
+        denoiser's target is the teacher's guided estimate for the same lips and mask. With a phone head and
+        `phones` (the phoneme per video frame), training.phone_loss_weight times `phone_loss` is added too
+        (`auxiliary["phones"]`)."""
         spec = self.transform.encode(audio)
         embeddings = self.encode_lips(video, video_valid, face_ok)
+        out = (self.lips_only_loss(spec, embeddings, face_ok & video_valid, frame_mask)
+               if self.training_config.objective == "lips"
+               else self.denoising_loss(spec, embeddings, video, video_valid, face_ok, frame_mask, generator,
+                                        drop_conditions))
+        phone = self.phone_loss(embeddings, phones, face_ok & video_valid)
+        if phone is not None:
+            out.loss = out.loss + self.training_config.phone_loss_weight * phone
+            out.auxiliary["phones"] = phone.detach()
+        return out
+
+    def denoising_loss(self, spec: Tensor, embeddings: Tensor | None, video: Tensor, video_valid: Tensor,
+                       face_ok: Tensor, frame_mask: Tensor, generator: torch.Generator,
+                       drop_conditions: bool) -> LossOutput:
+        """The denoising loss of the spectrogram `spec` on the lips' condition, plus the lips' envelope loss
+        (objectives joint and guided; see `forward`)."""
         config = self.training_config
-        if config.objective == "lips":
-            return self.lips_only_loss(spec, embeddings, face_ok & video_valid, frame_mask)
         read = embeddings
         if drop_conditions and embeddings is not None:  # training: the envelope as the lips err on new sentences
             read = corrupt_envelope(embeddings, self.lip_encoder.config.envelope_bands, config.envelope_noise_std,

@@ -46,6 +46,7 @@ from avdiff.training import safe_state
 from avdiff.training.ema import ExponentialMovingAverage
 from avdiff.training.export import CONFIG_NAME, export_model, training_model
 from avdiff.training.guidance_distillation import teacher_sigma_data
+from avdiff.training.starting_weights import PRETRAINED_KEY, sigma_data_of
 from avdiff.training.launcher import follow_launcher
 from avdiff.training.run_lock import RunLock
 from avdiff.training.schedule import lr_multiplier
@@ -269,8 +270,11 @@ class Trainer:
         """The training and validation crops, and this process's sharded, resumable loader."""
         config, tc = self.config, self.tc
         self.transform = SpectrogramTransform(config.spectrogram)
-        self.train_set = AVCropDataset(config.data.train_manifest, config.data, config.spectrogram, train=True)
-        self.valid_set = (AVCropDataset(config.data.valid_manifest, config.data, config.spectrogram, train=False)
+        phones = bool(tc.phone_loss_weight)  # crops carry the phoneme of each video frame
+        self.train_set = AVCropDataset(config.data.train_manifest, config.data, config.spectrogram, train=True,
+                                       phone_labels=phones)
+        self.valid_set = (AVCropDataset(config.data.valid_manifest, config.data, config.spectrogram, train=False,
+                                        phone_labels=phones)
                           if config.data.valid_manifest else None)
         self.sampler = ShardedEpochSampler(len(self.train_set), tc.seed, self.rank, self.world,
                                            weights=self.train_set.sampling_weights(config.data.train_weights))
@@ -294,6 +298,8 @@ class Trainer:
             state.sigma_data = 1.0
         elif self.config.training.objective == "guided":  # the student denoises on its teacher's scale
             state.sigma_data = teacher_sigma_data(self.config)
+        elif self.config.score_model.pretrained:  # a trained network goes on denoising on its own scale
+            state.sigma_data = sigma_data_of(PRETRAINED_KEY, self.config.score_model.pretrained)
         elif self.config.diffusion.sigma_data is not None:
             state.sigma_data = self.config.diffusion.sigma_data
         else:
@@ -368,8 +374,9 @@ class Trainer:
     def _forward_backward(self, batch: dict[str, Any]) -> None:
         """The micro-batch's loss and gradients; a non-finite loss back-propagates zeros, spoiling the step."""
         device = self.device
+        labels = {"phones": batch["phones"].to(device)} if "phones" in batch else {}
         out = self.model(batch["audio"].to(device), batch["video"].to(device), batch["video_valid"].to(device),
-                         batch["face_ok"].to(device), batch["frame_mask"].to(device), self.generator)
+                         batch["face_ok"].to(device), batch["frame_mask"].to(device), self.generator, **labels)
         finite = bool(torch.isfinite(out.loss.detach()))
         self.accelerator.backward(out.loss if finite else torch.nan_to_num(out.loss, nan=0.0, posinf=0.0, neginf=0.0))
         self.window.add_micro_batch(out, finite, self.tc.batch_size * self.world)

@@ -43,33 +43,39 @@ def validation_loss(accelerator: Accelerator, model: AVDiffusionModel, dataset: 
                     config: AVDiffConfig) -> dict[str, float]:
     """Mean losses over validation batches: audio-visual items with the lips (`val/loss_av`) and
     with the null condition (`val/loss_audio_only`), audio-only items (`val/loss_speech`), and the
-    error of the lips' log-mel envelope (`val/envelope`, when the encoder predicts one)."""
+    error of the lips' log-mel envelope (`val/envelope`, when the encoder predicts one) and the phone
+    loss (`val/phones`, when training names phonemes)."""
     tc = config.training
     chosen = validation_indices(dataset, tc.validation_batches * tc.batch_size * accelerator.num_processes)
     indices = chosen[accelerator.process_index :: accelerator.num_processes]
     # sums: AV with lips, AV with the null condition, AV items, audio-only items' loss, audio-only items,
-    # the lips' envelope error (weighted by AV items)
-    totals = torch.zeros(6, dtype=torch.float64, device=accelerator.device)
-    scored_envelope = False  # a speech VAE reads the lips but scores no envelope
+    # the lips' envelope error and phone loss (weighted by AV items)
+    totals = torch.zeros(7, dtype=torch.float64, device=accelerator.device)
+    scored_envelope = scored_phones = False  # a speech VAE reads the lips but scores no envelope
     for start in range(0, len(indices), tc.batch_size):
         batch = collate_crops([dataset[i] for i in indices[start : start + tc.batch_size]])
         args = [batch[k].to(accelerator.device) for k in ("audio", "video", "video_valid", "face_ok", "frame_mask")]
         video = batch["has_video"].to(accelerator.device)
+        labels = {"phones": batch["phones"].to(accelerator.device)} if "phones" in batch else {}
         with accelerator.autocast():
-            out = model(*args, torch.Generator().manual_seed(start), drop_conditions=False)
-            with_lips, envelope = out.per_item, out.auxiliary.get("envelope")
+            out = model(*args, torch.Generator().manual_seed(start), drop_conditions=False, **labels)
+            with_lips, envelope, phones = out.per_item, out.auxiliary.get("envelope"), out.auxiliary.get("phones")
             scored_envelope = scored_envelope or envelope is not None
+            scored_phones = scored_phones or phones is not None
             args[3] = torch.zeros_like(args[3])  # no usable face anywhere: the audio-only prior
             masked = model(*args, torch.Generator().manual_seed(start), drop_conditions=False).per_item
         totals += torch.stack([with_lips[video].sum(), masked[video].sum(), video.sum(),
                                masked[~video].sum(), (~video).sum(),
-                               (envelope if envelope is not None else torch.zeros(())) * video.sum()]).double()
+                               (envelope if envelope is not None else torch.zeros(())) * video.sum(),
+                               (phones if phones is not None else torch.zeros(())) * video.sum()]).double()
     totals = accelerator.reduce(totals, reduction="sum").tolist()
     scalars = {}
     if totals[2] > 0:
         scalars.update({"val/loss_av": totals[0] / totals[2], "val/loss_audio_only": totals[1] / totals[2]})
         if model.lip_encoder.config.envelope_bands and scored_envelope:
             scalars["val/envelope"] = totals[5] / totals[2]
+        if scored_phones:
+            scalars["val/phones"] = totals[6] / totals[2]
     if totals[4] > 0:
         scalars["val/loss_speech"] = totals[3] / totals[4]
     return scalars
