@@ -144,7 +144,7 @@ def test_serve_binds_to_this_machine_by_default():
     from avdiff.cli import build_parser
 
     args = build_parser().parse_args(["serve"])
-    assert (args.host, args.model, args.enhancer_model) == ("127.0.0.1", "v2s-fast", "speech-prior")
+    assert (args.host, args.model, args.enhancer_model) == ("127.0.0.1", "v2s-context", "speech-prior")
 
 
 def test_serve_without_gradio_says_how_to_install(monkeypatch, capsys):
