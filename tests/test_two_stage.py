@@ -144,10 +144,11 @@ def test_the_recipes_chain_their_stages():
     assert score.training.envelope_noise_std > 0 and lips.lip_encoder.envelope_bands == score.lip_encoder.envelope_bands
 
 
-def test_the_model_cards_training_commands_chain_as_their_configs_say():
-    """Every `avdiff train --config C --output-dir D` of models/v2s/README.md names a config that loads,
+@pytest.mark.parametrize("model", ["v2s", "v2s-context"])
+def test_the_model_cards_training_commands_chain_as_their_configs_say(model):
+    """Every `avdiff train --config C --output-dir D` of the model card names a config that loads,
     and a config that starts from a trained lip encoder names what an earlier command wrote."""
-    card = (REPO_ROOT / "models" / "v2s" / "README.md").read_text()
+    card = (REPO_ROOT / "models" / model / "README.md").read_text()
     trains = re.findall(r"avdiff train --config (\S+) --output-dir (\S+)", card)
     assert trains
     written: list[Path] = []
