@@ -56,15 +56,25 @@ def read_alignments(manifest: Path) -> dict[str, Phonemes]:
     return out
 
 
+def sounding_phonemes(phonemes: Phonemes, start_frame: int, frames: int) -> list[str | None]:
+    """The mnemonic sounding at the centre of video frames start_frame .. start_frame + frames - 1
+    (None between phonemes)."""
+    centres = (start_frame + np.arange(frames) + 0.5) / VIDEO_FPS
+    out: list[str | None] = [None] * frames
+    for mnemonic, start, end in phonemes:
+        for index in np.flatnonzero((centres >= start) & (centres < end)):
+            out[index] = mnemonic
+    return out
+
+
 def frame_phones(phonemes: Phonemes | None, start_frame: int, frames: int, clip_frames: int) -> np.ndarray:
     """(frames,) int64 class of the phoneme at the centre of video frames start_frame .. start_frame +
-    frames - 1; IGNORE_INDEX past the clip's `clip_frames` and everywhere when `phonemes` is None."""
+    frames - 1 (silence between phonemes); IGNORE_INDEX past the clip's `clip_frames` and everywhere
+    when `phonemes` is None."""
     labels = np.full(frames, IGNORE_INDEX, dtype=np.int64)
     if phonemes is None:
         return labels
     inside = max(0, min(frames, clip_frames - start_frame))
-    centres = (start_frame + np.arange(inside) + 0.5) / VIDEO_FPS
-    labels[:inside] = 0
-    for mnemonic, start, end in phonemes:
-        labels[:inside][(centres >= start) & (centres < end)] = phone_class(mnemonic)
+    sounding = sounding_phonemes(phonemes, start_frame, inside)
+    labels[:inside] = [0 if mnemonic is None else phone_class(mnemonic) for mnemonic in sounding]
     return labels

@@ -20,7 +20,6 @@ Prints the table; OUTPUT/record.json keeps its rows with the run's provenance.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +29,19 @@ from benchmarks.common.paths import default_output
 from benchmarks.common.record import record
 
 
-def frame_labels(alignment: dict, frames: int, fps: float = 25.0) -> list[str]:
+def frame_labels(phonemes: list, frames: int) -> list[str]:
     """The viseme sounding at each video frame's centre (`rest` where no phoneme sounds)."""
+    from avdiff.data.phone_labels import sounding_phonemes
     from avdiff.synth.visemes import fallback_sequence
 
-    labels = []
-    for index in range(frames):
-        t = (index + 0.5) / fps
-        sounding = [p for p, start, end in alignment["phonemes"] if start <= t < end]
-        labels.append(fallback_sequence(sounding[0])[0] if sounding else "rest")
-    return labels
+    return ["rest" if p is None else fallback_sequence(p)[0] for p in sounding_phonemes(phonemes, 0, frames)]
 
 
-def read_alignments(corpus: Path) -> dict[str, dict]:
-    """item id -> its row of `corpus`/alignments.jsonl."""
-    lines = (corpus / "alignments.jsonl").read_text().splitlines()
-    return {row["id"]: row for row in map(json.loads, lines)}
+def read_alignments(corpus: Path) -> dict[str, list]:
+    """item id -> its phoneme times, from `corpus`/alignments.jsonl."""
+    from avdiff.data.phone_labels import read_alignments as read_phonemes
+
+    return read_phonemes(corpus / "manifest.jsonl")
 
 
 def features(encoder, items: list[dict], manifest: Path, alignments: dict) -> tuple[torch.Tensor, list[str]]:
