@@ -154,3 +154,17 @@ def test_an_envelopes_slow_part_keeps_the_trend_and_drops_the_flicker():
     torch.testing.assert_close(slow_part(torch.full((7, 3), 2.5)), torch.full((7, 3), 2.5))
     batched = torch.stack([trend + flicker, trend])  # (B, T, bands): each item on its own
     torch.testing.assert_close(slow_part(batched), torch.stack([slow, slow_part(trend)]))
+
+
+def test_envelope_image_is_the_same_compiled_and_from_the_cache():
+    """The interpolation matrix is made once per shape and device (a network draws the envelope at
+    every call); under torch.compile it is made inside the graph, with the same values."""
+    from avdiff.audio.envelope import band_to_bin_weights
+
+    assert band_to_bin_matrix(256, 32, 16000) is band_to_bin_matrix(256, 32, 16000)
+    assert torch.equal(band_to_bin_weights(256, 32, 16000), band_to_bin_matrix(256, 32, 16000))
+    envelope = torch.randn(2, 32, 7)
+    eager = envelope_image(envelope, 256, 16000)
+    compiled = torch.compile(lambda e: envelope_image(e, 256, 16000), backend="eager", fullgraph=True)(envelope)
+    assert eager.shape == (2, 1, 256, 7)
+    assert torch.allclose(compiled, eager, atol=1e-6)

@@ -14,6 +14,9 @@ ENVELOPE_SCALE into roughly [-1, 1] for peak-normalised speech.
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import torch
 import torchaudio
 from torch import Tensor
@@ -63,10 +66,11 @@ def per_video_frame(envelope: Tensor, frame_mask: Tensor, video_frames: int, stf
     return sums / counts.clamp_min(1.0)[:, None, :], counts / stft_per_video_frame
 
 
-def band_centres_mel(bands: int, sample_rate: int) -> Tensor:
+def band_centres_mel(bands: int, sample_rate: int, device: torch.device | None = None) -> Tensor:
     """(bands,) float64 HTK mel of each band's centre: the e-th interior point of `bands + 2`
     mel-spaced points over 0 .. sample_rate / 2, the peak of its triangular filter."""
-    return torch.linspace(0.0, float(_mel(sample_rate / 2)), bands + 2, dtype=torch.float64)[1:-1]
+    top = 2595.0 * math.log10(1.0 + sample_rate / 2 / 700.0)  # `_mel` of the Nyquist frequency, as a number
+    return torch.linspace(0.0, top, bands + 2, dtype=torch.float64, device=device)[1:-1]
 
 
 def band_centres_hz(bands: int, sample_rate: int) -> Tensor:
@@ -74,29 +78,49 @@ def band_centres_hz(bands: int, sample_rate: int) -> Tensor:
     return (700.0 * (10.0 ** (band_centres_mel(bands, sample_rate) / 2595.0) - 1.0)).float()
 
 
+@lru_cache(maxsize=16)
 def band_to_bin_matrix(num_bins: int, bands: int, sample_rate: int) -> Tensor:
-    """(num_bins, bands) weights that linearly interpolate band values to each STFT bin.
+    """`band_to_bin_weights`, computed once per shape (a network draws the envelope at every
+    call): callers must not modify it."""
+    return band_to_bin_weights(num_bins, bands, sample_rate)
+
+
+def band_to_bin_weights(num_bins: int, bands: int, sample_rate: int, device: torch.device | None = None) -> Tensor:
+    """(num_bins, bands) weights that linearly interpolate band values to each STFT bin, made on
+    `device` (a compiled network makes them inside its graph, with no host tensor in it).
 
     Band e is centred at the e-th interior point of `bands + 2` mel-spaced points over
     0 .. sample_rate / 2 (the peak of its triangle); a bin between two centres mixes those two
     bands by its mel distance, and bins below the first or above the last centre take the
     nearest band. Each row sums to 1.
     """
-    centres = band_centres_mel(bands, sample_rate)
-    bins = _mel(torch.linspace(0.0, sample_rate / 2, num_bins, dtype=torch.float64))
+    centres = band_centres_mel(bands, sample_rate, device)
+    bins = _mel(torch.linspace(0.0, sample_rate / 2, num_bins, dtype=torch.float64, device=device))
     position = ((bins - centres[0]) / (centres[1] - centres[0]) if bands > 1 else bins * 0).clamp(0, bands - 1)
     lower = position.floor().long().clamp(max=max(bands - 2, 0))
     upper_weight = (position - lower).clamp(0, 1)
-    matrix = torch.zeros(num_bins, bands, dtype=torch.float64)
-    rows = torch.arange(num_bins)
+    matrix = torch.zeros(num_bins, bands, dtype=torch.float64, device=device)
+    rows = torch.arange(num_bins, device=device)
     matrix[rows, lower] += 1 - upper_weight
     matrix[rows, (lower + 1).clamp(max=bands - 1)] += upper_weight
     return matrix.float()
 
 
+@lru_cache(maxsize=16)
+def _band_to_bin_matrix_on(num_bins: int, bands: int, sample_rate: int, device: torch.device,
+                           dtype: torch.dtype) -> Tensor:
+    """`band_to_bin_matrix` already on `device` in `dtype`: on a GPU a copy from the host at every
+    network call would wait for the GPU's queue (BENCHMARKS.md, "GPU suite")."""
+    return band_to_bin_matrix(num_bins, bands, sample_rate).to(device, dtype)
+
+
 def envelope_image(envelope: Tensor, num_bins: int, sample_rate: int) -> Tensor:
     """(B, E, T) envelope -> (B, 1, num_bins, T): each STFT bin's interpolated envelope value."""
-    matrix = band_to_bin_matrix(num_bins, envelope.shape[1], sample_rate).to(envelope.device, envelope.dtype)
+    bands = envelope.shape[1]
+    if torch.compiler.is_compiling():  # made inside the graph: torch.compile keeps no caches
+        matrix = band_to_bin_weights(num_bins, bands, sample_rate, envelope.device).to(envelope.dtype)
+    else:
+        matrix = _band_to_bin_matrix_on(num_bins, bands, sample_rate, envelope.device, envelope.dtype)
     return torch.einsum("fe,bet->bft", matrix, envelope).unsqueeze(1)
 
 

@@ -43,6 +43,7 @@ from avdiff.diffusion.noise import make_generators
 from avdiff.diffusion.samplers import sample_from_noise, sample_from_start
 from avdiff.errors import InputError
 from avdiff.inference import AUTO, TORCH, BackendChoice, choose_backend, score_network_for
+from avdiff.inference.compiled import compile_network
 from avdiff.inference.runtime import default_dtype
 from avdiff.landmarks import DEFAULT_BACKEND
 from avdiff.timegrid import SAMPLES_PER_FRAME
@@ -127,15 +128,14 @@ class AVDiffusionPipeline(LipFrontEnd):
         return save_model_folder(self.components, path)
 
     def compile(self, mode: str | None = None) -> None:
-        """torch.compile the score network: on GPUs autotuned without CUDA graphs, on CPUs torch's
-        default mode (autotuning there costs minutes for little). Compiling means torch: an ONNX
-        Runtime backend gives way to it."""
-        mode = mode or ("max-autotune-no-cudagraphs" if self.device.type == "cuda" else "default")
+        """torch.compile the score network (`avdiff.inference.compiled`): on GPUs as CUDA graphs
+        (`reduce-overhead`), on CPUs in torch's default mode; `mode` one of `COMPILE_MODES`.
+        Compiling means torch: an ONNX Runtime backend gives way to it."""
         if self.backend.name != TORCH:
             logger.warning("--compile compiles the torch network: the score network runs in torch, not %s",
                            self.backend.name)
             self.backend = BackendChoice(TORCH)
-        self.denoiser.network = torch.compile(self.components.score_model, mode=mode, dynamic=False)
+        self.denoiser.network = compile_network(self.components.score_model, self.device.type, mode)
 
     def _denoiser_for(self, cond: Tensor | None, mask: Tensor | None, guidance_scale: float,
                       guidance_min_sigma: float = 0.0) -> DenoiserFn:

@@ -39,9 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avdiff.inference.compiled import COMPILE_MODES
 from benchmarks.common.paths import REPO_ROOT, default_output
 from benchmarks.common.record import record
 from benchmarks.common.run_specs import parse_run_spec
+from benchmarks.speed.profile_summary import profile_run
 
 
 def build_model_folder(config_path: Path, overrides: list[str], folder: Path) -> Path:
@@ -118,7 +120,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", nargs="+", default=None, help="named variants timed side by side (see above)")
     parser.add_argument("--memory-seconds", type=float, nargs="*", default=[10, 60, 300])
     parser.add_argument("--memory-steps", type=int, default=2)
-    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the score network (`pipeline.compile`)")
+    parser.add_argument("--compile-mode", default=None, choices=COMPILE_MODES,
+                        help="torch.compile's mode with --compile (default: the pipeline's for the device)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                        help="the pipeline's dtype (default: the device's, `default_dtype`)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing, run each job once under torch.profiler: OUTPUT/profile-JOB.txt and a summary "
+                             "per row (kernel launches, host-device copies and syncs, GPU busy time)")
     parser.add_argument("--output", type=Path, default=default_output(__file__),
                         help="folder for record.json and config.yaml (default: %(default)s)")
     parser.add_argument("--child-memory", nargs=2, metavar=("MODEL", "SECONDS"), help=argparse.SUPPRESS)
@@ -135,9 +144,9 @@ def load_pipeline(args: argparse.Namespace):
         model = resolve_model(args.model)
     else:
         model = build_model_folder(args.config, args.overrides, Path(tempfile.mkdtemp(prefix="avdiff-bench-")) / "model")
-    pipeline = AVDiffusionPipeline.from_pretrained(model, device=args.device)
+    pipeline = AVDiffusionPipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
     if args.compile:
-        pipeline.compile()
+        pipeline.compile(args.compile_mode)
     return model, pipeline
 
 
@@ -157,6 +166,9 @@ def rtf_rows(pipeline, args: argparse.Namespace) -> list[dict]:
                      "rtf": median / made, "network_calls": calls[spec][-1]})
         print(f"{spec:10s} {made:.2f} s audio: {median:8.2f} s, RTF {median / made:.3f}, "
               f"{calls[spec][-1]} network calls", flush=True)
+        if args.profile:
+            rows[-1]["profile"] = profile_run(runs[spec], args.device, args.output / f"profile-{spec.replace(':', '_')}.txt")
+            print(f"{spec:10s} profile: {rows[-1]['profile']}", flush=True)
     return rows
 
 
