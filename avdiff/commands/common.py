@@ -57,7 +57,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, default_model: str | No
     parser.add_argument("--seed", type=int, default=0, help="random seed (per item; batch-size independent)")
     add_runtime_arguments(parser)
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the score network (CPU: 0.70x the time per call after a ~50 s compile)")
+                        help="torch.compile the score network (CPU: 0.70x the time per call after a ~50 s compile; "
+                             "GPU: CUDA graphs, a 4 s clip's enhancement 4x faster after ~30 s)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     parser.add_argument("--progress", action="store_true", help="show the sampler's progress bar")
 
