@@ -22,7 +22,7 @@ TINY_SCORE_NETWORK = [item for setting in ("block_out_channels=[8,16,16]", "atte
 def test_demo_is_bounded_by_steps_by_default(tmp_path):
     assert DemoSettings(output=tmp_path).max_train_minutes is None
     args = build_parser().parse_args(["demo", "--output", str(tmp_path)])
-    assert args.max_train_minutes is None and args.max_steps is None and args.shipped_model == "v2s"
+    assert args.max_train_minutes is None and args.max_steps is None and args.shipped_model == "v2s-context"
 
 
 def test_the_time_left_is_estimated_once_from_the_timed_steps():
@@ -37,7 +37,7 @@ def test_the_time_left_is_estimated_once_from_the_timed_steps():
 def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monkeypatch, capsys):
     out, models = tmp_path / "demo", tmp_path / "models"
     models.mkdir()
-    monkeypatch.setenv("AVDIFF_MODELS", str(models))  # no v2s in it yet
+    monkeypatch.setenv("AVDIFF_MODELS", str(models))  # no v2s-context in it yet
     monkeypatch.setattr("avdiff.demo.runner.ESTIMATE_AFTER_STEPS", 1)  # 3 steps: estimate after timing one
     args = ["demo", "--output", str(out), "--device", "cpu", "--num-utterances", "30", "--workers", "1",
             "--max-steps", "3", "--test-clips", "1", "--snr", "5", "--generate-steps", "2", "--enhance-steps", "2",
@@ -47,11 +47,11 @@ def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monke
     assert main(args) == 0
     logged = capsys.readouterr().out.splitlines()
     missing = [line for line in logged if line.startswith("[demo] shipped model")]
-    assert len(missing) == 1 and f"no shipped model 'v2s' in {models}" in missing[0]
+    assert len(missing) == 1 and f"no shipped model 'v2s-context' in {models}" in missing[0]
     assert "[demo] training: synth-cpu.yaml, 3 optimizer steps" in logged
     assert [line for line in logged if line.startswith("[demo] training: 3 steps, about ")]
     report = (out / "report.md").read_text()
-    assert "## Shipped model v2s\n\nno shipped model 'v2s'" in report and "Shipped model v2s:" not in report
+    assert "## Shipped model v2s-context\n\nno shipped model 'v2s-context'" in report and "Shipped model v2s-context:" not in report
     assert "This demo's own 3-step model: video-to-speech" in report
     assert "This demo's own 3-step model: enhancement at 5dB SNR (udiffse+)" in report
     assert "unconditional" in report and "noisereduce" in report and "guidance w = 2" in report
@@ -63,7 +63,7 @@ def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monke
     assert (out / "report.html").read_text().count("<audio") >= 6
     assert (out / "figures" / "spectrograms.png").stat().st_size > 10_000
     summary = json.loads((out / "metrics" / "summary.json").read_text())
-    assert set(summary) == {"own", "absent", "notes"} and "Shipped model v2s" in summary["absent"]
+    assert set(summary) == {"own", "absent", "notes"} and "Shipped model v2s-context" in summary["absent"]
     for system in ("noisy", "noisereduce", "audio-only", "audio-visual"):
         assert "si_sdr" in summary["own"]["enhancement"]["5dB"][system]
     if HAS_GRID_ASR:  # the GRID-grammar recogniser, against the manifest's text
@@ -75,19 +75,19 @@ def test_demo_runs_end_to_end_resumes_and_adds_the_shipped_model(tmp_path, monke
         assert any("reference text from <reference>.txt" in note for note in summary["notes"])
     assert (out / "run" / "model" / "avdiff_pipeline.json").is_file() and (out / "config.yaml").is_file()
 
-    (models / "v2s").symlink_to(out / "run" / "model")  # the model trained above stands in for the shipped one
+    (models / "v2s-context").symlink_to(out / "run" / "model")  # the model trained above stands in for the shipped one
     stamp = (out / "enhancement" / "5dB" / "audio-visual").stat().st_mtime_ns
     start = time.perf_counter()
     assert main(args) == 0  # the demo's own stages are not redone; the shipped model's are added
     assert time.perf_counter() - start < 60
     assert (out / "enhancement" / "5dB" / "audio-visual").stat().st_mtime_ns == stamp
     report = (out / "report.md").read_text()
-    assert "Shipped model v2s: video-to-speech" in report and "Shipped model v2s: enhancement at 5dB" in report
+    assert "Shipped model v2s-context: video-to-speech" in report and "Shipped model v2s-context: enhancement at 5dB" in report
     assert "This demo's own 3-step model: video-to-speech" in report and "no shipped model" not in report
     assert (out / "shipped" / "enhancement" / "5dB" / "audio-visual").is_dir()
     assert (out / "shipped" / "generation" / "lips").is_dir()
     summary = json.loads((out / "metrics" / "summary.json").read_text())
-    assert set(summary) == {"v2s", "own", "absent", "notes"} and summary["absent"] == {}
+    assert set(summary) == {"v2s-context", "own", "absent", "notes"} and summary["absent"] == {}
     assert (out / "report.html").read_text().count("<audio") >= 10
 
 

@@ -111,3 +111,15 @@ def test_avdiff_evaluate_asr_grid_reports_wer_and_slot_accuracy(corpus_speech, t
     assert systems["noisy"]["wer"]["mean"] > 0.3 and systems["noisy"]["slot_letter"]["mean"] < 1.0
     table = output.with_suffix(".md").read_text()
     assert "| WER ↓ |" in table and "letter acc. ↑" in table
+
+
+def test_a_clip_reads_the_same_whatever_was_recognised_before(corpus_speech):
+    """A generated sentence that a reused pocketsphinx decoder read differently on its second call
+    ("x three", then "x eight"): every call must read it alike, before and after other speech."""
+    audio, rate = sf.read(REPO_ROOT / "tests" / "data" / "generated_grid_utterance.flac", dtype="float32")
+    assert rate == 16000
+    recogniser = GridRecogniser()
+    first = recogniser(audio)
+    after_others = [recogniser(other) for _, other in corpus_speech[:2]] and recogniser(audio)
+    assert [first, recogniser(audio), after_others] == [first] * 3
+    assert first.split()[:2] == ["lay", "red"]

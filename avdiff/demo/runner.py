@@ -1,7 +1,7 @@
 """`avdiff demo`: the embedded default, end to end, resumable stage by stage.
 
 synthetic corpus -> held-out test clips (clean references with their transcripts, mixtures with
-real noise at 0 and 5 dB, noisereduce) -> the SHIPPED model (models/v2s) on them: video-to-speech
+real noise at 0 and 5 dB, noisereduce) -> the SHIPPED model (models/v2s-context) on them: video-to-speech
 (and the unconditional baseline: every face masked) and enhancement, audio-only and audio-visual
 -> a first report -> a short training run of the demo's own model (bounded by steps, so its
 result does not depend on how busy the machine is) -> the same on the demo's own model ->

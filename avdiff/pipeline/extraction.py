@@ -1,6 +1,6 @@
 """Target-speaker extraction with a trained audio-visual model: the pipeline side of `avdiff extract`.
 
-    pipe = AVDiffusionPipeline.from_pretrained("v2s")
+    pipe = AVDiffusionPipeline.from_pretrained("v2s-context")
     out = extract(pipe, "two_talkers.wav", video="target_face.mp4")        # out.target, out.interferer
     plan = extraction_plan(pipe, steps=16, options={"num_samples": 1})      # resolved, frozen
 

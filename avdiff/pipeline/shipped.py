@@ -19,8 +19,11 @@ DEFAULT_ENHANCER = "speech-prior"  # audio-only prior of real speech
 # held-out clips (BENCHMARKS.md, "Lips that name the phonemes").
 DEFAULT_GENERATOR = "v2s-context"
 # The audio-visual model of the synthetic corpus (`avdiff demo`'s shipped rows: video-to-speech with
-# guidance and the lips' enhancement prior, which needs the undistilled network).
-DEFAULT_AUDIO_VISUAL = "v2s"
+# guidance and the lips' enhancement prior, which needs an undistilled network; `avdiff extract`):
+# v2s-context since 2026-12-04, on held-out seed-102 clips not worse than v2s anywhere: audio-visual
+# enhancement +0.03..+0.88 dB SI-SDR (babble and real noise, -5/0/20 dB), extraction -0.07 +- 0.41 dB
+# with ESTOI +0.02 (BENCHMARKS.md, "v2s-context in the audio-visual path").
+DEFAULT_AUDIO_VISUAL = "v2s-context"
 # Whether enhancement and extraction weigh the lips by their agreement with the sound unless told
 # (`avdiff.pipeline.av_agreement`). On: on held-out seed-102 clips (detrended envelopes) another
 # person's mouth on every frame costs -0.36..+0.11 dB against audio-only (-2.4..+0.3 without it),

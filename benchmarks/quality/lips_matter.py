@@ -77,6 +77,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--oracle-envelope", type=float, default=None, metavar="W",
                         help="also generate with the true speech envelope in place of the lips' (guidance W): "
                         "a diagnostic of what the score network makes of a perfect envelope")
+    parser.add_argument("--phone-templates", type=Path, default=None, metavar="MANIFEST",
+                        help="with --oracle-envelope: also envelopes made of per-phoneme templates learned on this "
+                        "training manifest (benchmarks/quality/phone_templates.py), of the true phonemes and, with "
+                        "--phone-head, of the lips' phone posterior")
+    parser.add_argument("--template-clips", type=int, default=300, help="training clips the templates average")
+    parser.add_argument("--phone-head", type=Path, default=None, metavar="SAFETENSORS",
+                        help="a training checkpoint's model.safetensors / ema.safetensors holding the phone head")
     parser.add_argument("--level-swap", action="store_true",
                         help="with --oracle-envelope: also the lips' envelope at the true per-band level, and the "
                         "true envelope's movements at the lips' level (is the loss the voice or the articulation?)")
@@ -205,7 +212,8 @@ def separate_envelope(pipeline, encoder_dir: Path, video) -> torch.Tensor:
         pipeline.lip_encoder = original
 
 
-def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespace) -> dict[str, Callable]:
+def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespace,
+                     item_id: str | None = None) -> dict[str, Callable]:
     """system name -> a function giving (audio, network calls) of video-to-speech."""
     from avdiff.pipeline.inputs import MouthVideo
 
@@ -225,6 +233,11 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
             systems.update(level_swap_systems(pipeline, video, envelope, lambda: run(video, w), w))
         if args.error_split:
             systems.update(error_split_systems(pipeline, video, envelope, lambda: run(video, w), w))
+        if getattr(args, "template_state", None):
+            from benchmarks.quality.phone_templates import template_systems
+
+            phonemes = args.template_state["alignments"].get(item_id)
+            systems.update(template_systems(pipeline, video, phonemes, args.template_state, lambda: run(video, w), w))
     if args.envelope_encoder is not None and pipeline.lip_encoder.config.envelope_bands:
         predicted, w = separate_envelope(pipeline, args.envelope_encoder, video), args.guidance[0]
         systems[f"separate envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, predicted,
@@ -275,7 +288,7 @@ def score_generation(pipeline, items: list[dict], args: argparse.Namespace, scor
     """Video-to-speech rows of every (clip, system) not yet in `rows`."""
     for item in items:
         clean, video = clip_inputs(args.test, item)
-        for system, run in generate_systems(pipeline, video, clean, args).items():
+        for system, run in generate_systems(pipeline, video, clean, args, item["id"]).items():
             key = f"generate|{system}|{item['id']}"
             if key in rows.done:
                 continue
@@ -421,6 +434,16 @@ def held_out_setup(args: argparse.Namespace) -> tuple[list[dict], "AVDiffusionPi
     return items, load_pipeline(args.model)  # a diffusion model, or a speech VAE for enhancement
 
 
+def template_state(pipeline, args: argparse.Namespace) -> dict:
+    """--phone-templates: the templates, the phone head (or None) and the test corpus's alignments."""
+    from avdiff.data.phone_labels import read_alignments
+    from benchmarks.quality.phone_templates import load_phone_head, phone_templates
+
+    return {"templates": phone_templates(pipeline, args.phone_templates, args.template_clips),
+            "head": load_phone_head(args.phone_head) if args.phone_head else None,
+            "alignments": read_alignments(args.test)}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -428,6 +451,8 @@ def main(argv: list[str] | None = None) -> None:
     items, pipeline = held_out_setup(args)
     scorer, rows = Scorer(args.whisper), Rows(args.output / "rows.jsonl")
     print(f"{len(items)} held-out clips; rows so far: {len(rows.rows)}", flush=True)
+    if args.phone_templates is not None:
+        args.template_state = template_state(pipeline, args)
     if "generate" in args.parts:
         score_generation(pipeline, items, args, scorer, rows)
     if "enhance" in args.parts:

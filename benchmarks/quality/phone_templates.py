@@ -1,0 +1,97 @@
+"""Envelopes made from the phoneme at each frame: could lips that name the phonemes speak the
+letters through per-phoneme envelope templates rather than through their regressed envelope?
+
+The lips of `models/v2s-context` name the viseme of 94 % of the frames of new faces (viseme_probe),
+and its score network reads GRID letters at 0.77 from the true envelope, yet at 0.3-0.4 from the
+lips' own envelope (BENCHMARKS.md, "v2s-context in the audio-visual path"). A template is the mean
+true envelope of one phoneme over training clips (`alignments.jsonl` labels, `frame_phones`);
+`lips_matter.py --phone-templates MANIFEST` adds two diagnostic systems: the templates of the true
+phonemes (what perfect naming would give) and the templates weighted by the phone head's
+posterior on the lips' channels after the envelope's (`--phone-head`: the trained head, which
+the exported model does not carry; what these lips would give).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def phone_templates(pipeline, manifest: Path, clips: int) -> torch.Tensor:
+    """(classes, bands) mean true envelope of each phone class over the first `clips` items of
+    `manifest`; a class never seen gets the mean of all frames."""
+    from avdiff.data.manifest import read_manifest
+    from avdiff.data.phone_labels import PHONE_CLASSES, frame_phones, read_alignments
+    from benchmarks.quality.lips_matter import clip_inputs, true_envelope
+
+    alignments = read_alignments(manifest)
+    bands = pipeline.lip_encoder.config.envelope_bands
+    sums, counts = torch.zeros(len(PHONE_CLASSES), bands), torch.zeros(len(PHONE_CLASSES))
+    every = []
+    for item in read_manifest(manifest)[:clips]:
+        clean, video = clip_inputs(manifest, item)
+        envelope = true_envelope(pipeline, clean, video.num_frames).float()
+        labels = torch.from_numpy(frame_phones(alignments.get(item["id"]), 0, len(envelope), len(envelope)))
+        known = labels >= 0
+        sums.index_add_(0, labels[known], envelope[known])
+        counts.index_add_(0, labels[known], torch.ones(int(known.sum())))
+        every.append(envelope)
+    overall = torch.cat(every).mean(0)
+    return torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], overall)
+
+
+def true_phone_envelope(templates: torch.Tensor, phonemes: list | None, frames: int,
+                        fallback: torch.Tensor) -> torch.Tensor:
+    """(frames, bands) the templates of the phonemes sounding at each frame; `fallback`'s frame
+    where the phoneme is unknown."""
+    from avdiff.data.phone_labels import frame_phones
+
+    labels = torch.from_numpy(frame_phones(phonemes, 0, frames, frames))
+    out = fallback[:frames].clone().float()
+    known = labels >= 0
+    out[known] = templates[labels[known]]
+    return out
+
+
+def load_phone_head(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (classes, channels), bias) of a training checkpoint's phone head (`model.safetensors`
+    or the EMA's `ema.safetensors`)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    prefix = next(key[: -len("phone_head.weight")] for key in state if key.endswith("phone_head.weight"))
+    return state[prefix + "phone_head.weight"].float(), state[prefix + "phone_head.bias"].float()
+
+
+def posterior_envelope(templates: torch.Tensor, head: tuple[torch.Tensor, torch.Tensor],
+                       embeddings: torch.Tensor, bands: int) -> torch.Tensor:
+    """(T, bands) the templates weighted by the phone head's posterior on the lips' channels after
+    the envelope's."""
+    weight, bias = head
+    logits = embeddings[:, bands:].float() @ weight.T + bias
+    return torch.softmax(logits, dim=-1) @ templates
+
+
+def template_systems(pipeline, video, item_phonemes: list | None, state: dict, run, w: float) -> dict:
+    """The two template systems of one clip (see the module docstring); `state` holds the
+    templates and the phone head, `run` generates with the envelope channels replaced."""
+    from avdiff.audio.envelope import slow_part
+    from benchmarks.quality.lips_matter import with_oracle_envelope
+
+    bands = pipeline.lip_encoder.config.envelope_bands
+    with torch.no_grad():
+        embeddings = pipeline.encode_lips(video).float()
+    systems = {f"true phones' templates w={w:g}": true_phone_envelope(
+        state["templates"], item_phonemes, len(embeddings), embeddings[:, :bands])}
+    if state.get("head") is not None:
+        templated = posterior_envelope(state["templates"], state["head"], embeddings, bands)
+        lips = embeddings[:, :bands]
+        systems[f"lips' phones' templates w={w:g}"] = templated
+        systems[f"lips' slow part, templates' fast part w={w:g}"] = slow_part(lips) + templated - slow_part(templated)
+        systems[f"mean of lips' envelope and templates w={w:g}"] = 0.5 * (lips + templated)
+    return {name: (lambda envelope=envelope: with_oracle_envelope(pipeline, envelope, run))
+            for name, envelope in systems.items()}
+
+
+__all__ = ["load_phone_head", "phone_templates", "posterior_envelope", "template_systems", "true_phone_envelope"]
