@@ -2,13 +2,14 @@
 letters through per-phoneme envelope templates rather than through their regressed envelope?
 
 The lips of `models/v2s-context` name the viseme of 94 % of the frames of new faces (viseme_probe),
-and its score network reads GRID letters at 0.77 from the true envelope, yet at 0.3-0.4 from the
-lips' own envelope (BENCHMARKS.md, "v2s-context in the audio-visual path"). A template is the mean
-true envelope of one phoneme over training clips (`alignments.jsonl` labels, `frame_phones`);
-`lips_matter.py --phone-templates MANIFEST` adds two diagnostic systems: the templates of the true
-phonemes (what perfect naming would give) and the templates weighted by the phone head's
-posterior on the lips' channels after the envelope's (`--phone-head`: the trained head, which
-the exported model does not carry; what these lips would give).
+and its score network reads GRID letters at 0.64 from the true envelope on held-out clips, yet at
+0.28 from the lips' own envelope (BENCHMARKS.md, "Ninth session: the lips know the visemes"). A
+template is the mean true envelope of one phoneme over training clips (`alignments.jsonl` labels,
+`frame_phones`); `lips_matter.py --oracle-envelope W --phone-templates MANIFEST` adds diagnostic
+systems: the templates of the true phonemes (what perfect naming would give) and, with
+`--phone-head` (the trained head, which the exported model does not carry), the templates weighted
+by its posterior on the lips' channels after the envelope's, alone, as the fast part under the
+lips' slow part, and averaged with the lips' envelope. Measured flat on held-out letters.
 """
 
 from __future__ import annotations
