@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "a diagnostic of what the score network makes of a perfect envelope")
     parser.add_argument("--phone-templates", type=Path, default=None, metavar="MANIFEST",
                         help="with --oracle-envelope: also envelopes made of per-phoneme templates learned on this "
-                        "training manifest (benchmarks/quality/phone_templates.py), of the true phonemes and, with "
+                        "training manifest (benchmarks/common/phone_templates.py), of the true phonemes and, with "
                         "--phone-head, of the lips' phone posterior")
     parser.add_argument("--template-clips", type=int, default=300, help="training clips the templates average")
     parser.add_argument("--phone-head", type=Path, default=None, metavar="SAFETENSORS",
@@ -234,7 +234,7 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
         if args.error_split:
             systems.update(error_split_systems(pipeline, video, envelope, lambda: run(video, w), w))
         if getattr(args, "template_state", None):
-            from benchmarks.quality.phone_templates import template_systems
+            from benchmarks.common.phone_templates import template_systems
 
             phonemes = args.template_state["alignments"].get(item_id)
             systems.update(template_systems(pipeline, video, phonemes, args.template_state, lambda: run(video, w), w))
@@ -437,7 +437,7 @@ def held_out_setup(args: argparse.Namespace) -> tuple[list[dict], "AVDiffusionPi
 def template_state(pipeline, args: argparse.Namespace) -> dict:
     """--phone-templates: the templates, the phone head (or None) and the test corpus's alignments."""
     from avdiff.data.phone_labels import read_alignments
-    from benchmarks.quality.phone_templates import load_phone_head, phone_templates
+    from benchmarks.common.phone_templates import load_phone_head, phone_templates
 
     return {"templates": phone_templates(pipeline, args.phone_templates, args.template_clips),
             "head": load_phone_head(args.phone_head) if args.phone_head else None,

@@ -43,7 +43,7 @@ from avdiff.inference.compiled import COMPILE_MODES
 from benchmarks.common.paths import REPO_ROOT, default_output
 from benchmarks.common.record import record
 from benchmarks.common.run_specs import parse_run_spec
-from benchmarks.speed.profile_summary import profile_run
+from benchmarks.common.profile_summary import profile_run
 
 
 def build_model_folder(config_path: Path, overrides: list[str], folder: Path) -> Path:
