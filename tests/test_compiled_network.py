@@ -1,5 +1,5 @@
-"""torch.compile of the score network (`avdiff.inference.compiled`): modes, and a pipeline that
-gives the same output compiled as eager."""
+"""torch.compile of the score network (`avdiff.inference.compiled`): modes, the CUDA-graph
+wrapper, and a score UNet that compiles as one graph with the eager output."""
 
 import pytest
 import torch
