@@ -19,26 +19,20 @@ from pathlib import Path
 import torch
 
 
-def phone_templates(pipeline, manifest: Path, clips: int) -> torch.Tensor:
-    """(classes, bands) mean true envelope of each phone class over the first `clips` items of
-    `manifest`; a class never seen gets the mean of all frames."""
-    from avdiff.data.manifest import read_manifest
-    from avdiff.data.phone_labels import PHONE_CLASSES, frame_phones, read_alignments
-    from benchmarks.quality.lips_matter import clip_inputs, true_envelope
+def phone_templates(clips: list[tuple[torch.Tensor, list | None]]) -> torch.Tensor:
+    """(classes, bands) mean true envelope of each phone class over training `clips`, each a (T, bands)
+    envelope per video frame with its phoneme times; a class never seen gets the mean of all frames."""
+    from avdiff.data.phone_labels import PHONE_CLASSES, frame_phones
 
-    alignments = read_alignments(manifest)
-    bands = pipeline.lip_encoder.config.envelope_bands
+    bands = clips[0][0].shape[1]
     sums, counts = torch.zeros(len(PHONE_CLASSES), bands), torch.zeros(len(PHONE_CLASSES))
-    every = []
-    for item in read_manifest(manifest)[:clips]:
-        clean, video = clip_inputs(manifest, item)
-        envelope = true_envelope(pipeline, clean, video.num_frames).float()
-        labels = torch.from_numpy(frame_phones(alignments.get(item["id"]), 0, len(envelope), len(envelope)))
+    for envelope, phonemes in clips:
+        envelope = envelope.float()
+        labels = torch.from_numpy(frame_phones(phonemes, 0, len(envelope), len(envelope)))
         known = labels >= 0
         sums.index_add_(0, labels[known], envelope[known])
         counts.index_add_(0, labels[known], torch.ones(int(known.sum())))
-        every.append(envelope)
-    overall = torch.cat(every).mean(0)
+    overall = torch.cat([envelope.float() for envelope, _ in clips]).mean(0)
     return torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], overall)
 
 
@@ -74,11 +68,10 @@ def posterior_envelope(templates: torch.Tensor, head: tuple[torch.Tensor, torch.
     return torch.softmax(logits, dim=-1) @ templates
 
 
-def template_systems(pipeline, video, item_phonemes: list | None, state: dict, run, w: float) -> dict:
-    """The two template systems of one clip (see the module docstring); `state` holds the
-    templates and the phone head, `run` generates with the envelope channels replaced."""
+def template_envelopes(pipeline, video, item_phonemes: list | None, state: dict, w: float) -> dict[str, torch.Tensor]:
+    """System name -> the (T, bands) envelope it puts in the lips' envelope channels, for one clip (see
+    the module docstring); `state` holds the templates and the phone head."""
     from avdiff.audio.envelope import slow_part
-    from benchmarks.quality.lips_matter import with_oracle_envelope
 
     bands = pipeline.lip_encoder.config.envelope_bands
     with torch.no_grad():
@@ -91,8 +84,7 @@ def template_systems(pipeline, video, item_phonemes: list | None, state: dict, r
         systems[f"lips' phones' templates w={w:g}"] = templated
         systems[f"lips' slow part, templates' fast part w={w:g}"] = slow_part(lips) + templated - slow_part(templated)
         systems[f"mean of lips' envelope and templates w={w:g}"] = 0.5 * (lips + templated)
-    return {name: (lambda envelope=envelope: with_oracle_envelope(pipeline, envelope, run))
-            for name, envelope in systems.items()}
+    return systems
 
 
-__all__ = ["load_phone_head", "phone_templates", "posterior_envelope", "template_systems", "true_phone_envelope"]
+__all__ = ["load_phone_head", "phone_templates", "posterior_envelope", "template_envelopes", "true_phone_envelope"]

@@ -234,10 +234,11 @@ def generate_systems(pipeline, video, clean: np.ndarray, args: argparse.Namespac
         if args.error_split:
             systems.update(error_split_systems(pipeline, video, envelope, lambda: run(video, w), w))
         if getattr(args, "template_state", None):
-            from benchmarks.common.phone_templates import template_systems
+            from benchmarks.common.phone_templates import template_envelopes
 
             phonemes = args.template_state["alignments"].get(item_id)
-            systems.update(template_systems(pipeline, video, phonemes, args.template_state, lambda: run(video, w), w))
+            for name, made in template_envelopes(pipeline, video, phonemes, args.template_state, w).items():
+                systems[name] = lambda made=made: with_oracle_envelope(pipeline, made, lambda: run(video, w))
     if args.envelope_encoder is not None and pipeline.lip_encoder.config.envelope_bands:
         predicted, w = separate_envelope(pipeline, args.envelope_encoder, video), args.guidance[0]
         systems[f"separate envelope w={w:g}"] = lambda: with_oracle_envelope(pipeline, predicted,
@@ -436,10 +437,16 @@ def held_out_setup(args: argparse.Namespace) -> tuple[list[dict], "AVDiffusionPi
 
 def template_state(pipeline, args: argparse.Namespace) -> dict:
     """--phone-templates: the templates, the phone head (or None) and the test corpus's alignments."""
+    from avdiff.data.manifest import read_manifest
     from avdiff.data.phone_labels import read_alignments
     from benchmarks.common.phone_templates import load_phone_head, phone_templates
 
-    return {"templates": phone_templates(pipeline, args.phone_templates, args.template_clips),
+    training = read_alignments(args.phone_templates)
+    clips = []
+    for item in read_manifest(args.phone_templates)[: args.template_clips]:
+        clean, video = clip_inputs(args.phone_templates, item)
+        clips.append((true_envelope(pipeline, clean, video.num_frames), training.get(item["id"])))
+    return {"templates": phone_templates(clips),
             "head": load_phone_head(args.phone_head) if args.phone_head else None,
             "alignments": read_alignments(args.test)}
 
