@@ -366,6 +366,11 @@ class TrainingConfig:
         "alignments.jsonl, as `avdiff synth` writes it), read by a linear classifier from the lips' channels after "
         "the envelope's: a lip encoder that must name the phonemes predicts their envelopes better (BENCHMARKS.md, "
         "\"Lips that name the phonemes\"); objectives joint and lips; 0 = none")
+    cache_frontend_features: bool = option(
+        False, "compute the frozen visual front-end's features of every clip once (as seen and mirrored) and train "
+        "the rest on them (avdiff/data/frontend_cache.py): a lip encoder's temporal part trains several times "
+        "faster; needs lip_encoder.freeze_frontend (or lip_encoder.train false) and no pixel augmentation but "
+        "the flip (data.random_crop false, data.time_mask_prob, geometric_jitter, exposure_jitter 0)")
     objective: Literal["joint", "lips", "vae", "guided"] = option(
         "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
         "envelope loss, the score network untouched (the first stage of a two-stage recipe); vae: the speech VAE "
@@ -455,6 +460,7 @@ class AVDiffConfig:
                              f"lip_encoder.envelope_bands > 0 (got {bands}) and lip_encoder.train true")
         self._check_enhancement_family()
         self._check_phone_loss()
+        self._check_frontend_cache()
         if self.training.objective == "guided" and (not self.training.teacher or self.training.teacher_guidance <= 0):
             raise ValueError("training.objective 'guided' distils a teacher's guidance: set training.teacher (a model "
                              f"folder) and a positive training.teacher_guidance (got {self.training.teacher_guidance})")
@@ -480,6 +486,23 @@ class AVDiffConfig:
                 "training.phone_loss_weight trains the lips' channels after the envelope's to name phonemes: it needs "
                 f"training.objective joint or lips (got {self.training.objective}), lip_encoder.train true and "
                 f"lip_encoder.envelope_bands ({bands}) below output_dim ({dim})")
+
+    def _check_frontend_cache(self) -> None:
+        """Cached front-end features need a front-end that does not train and crops without pixel augmentation."""
+        if not self.training.cache_frontend_features:
+            return
+        if self.lip_encoder.train and not self.lip_encoder.freeze_frontend:
+            raise ValueError("training.cache_frontend_features stores the visual front-end's features once: it needs "
+                             "lip_encoder.freeze_frontend true (or lip_encoder.train false)")
+        data = self.data
+        augmented = [name for name, on in (("data.random_crop", data.random_crop),
+                                           ("data.time_mask_prob", data.time_mask_prob > 0),
+                                           ("data.geometric_jitter", data.geometric_jitter > 0),
+                                           ("data.exposure_jitter", data.exposure_jitter > 0)) if on]
+        if augmented:
+            raise ValueError("training.cache_frontend_features stores each clip's features once (centre crop, as "
+                             f"seen and mirrored), so pixel augmentations cannot apply: set {', '.join(augmented)} "
+                             "to false/0 (data.hflip_prob still applies)")
 
     def _check_enhancement_family(self) -> None:
         """The exported folder's default method must run on what trains: a VAE's on a VAE."""

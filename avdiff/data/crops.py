@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avdiff.config.schema import DataConfig, SpectrogramConfig
+from avdiff.data.frontend_cache import FrontendFeatures
 from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.data.phone_labels import Phonemes, frame_phones, read_alignments
 from avdiff.data.video_jitter import jitter_exposure, jitter_geometry
@@ -108,10 +109,16 @@ class AVCropDataset(Dataset):
         self.geometry = CropGeometry(data.crop_frames, spectrogram.sample_rate, spectrogram.hop_length)
         self._peaks: dict[int, float] = {}  # per-clip audio peak, read once per worker process
         self.alignments: dict[str, Phonemes] | None = None
+        self.frontend_features: FrontendFeatures | None = None  # set by `use_frontend_features`
         if phone_labels:
             self.alignments = {}
             for path in self.manifests:
                 self.alignments.update(read_alignments(path))
+
+    def use_frontend_features(self, features: FrontendFeatures) -> None:
+        """Crops carry the frozen front-end's cached features, (T_v, C) float32, in place of mouth
+        pixels from now on (`avdiff.data.frontend_cache`); of the augmentations only the flip applies."""
+        self.frontend_features = features
 
     @property
     def has_video(self) -> bool:
@@ -128,7 +135,8 @@ class AVCropDataset(Dataset):
         total = float(sum(manifest_weights))
         return [manifest_weights[m] / total / counts[m] for m in self.item_manifest]
 
-    def _path(self, index: int, relative: str) -> Path:
+    def item_path(self, index: int, relative: str) -> Path:
+        """A path of item `index`'s manifest entry, resolved against its manifest's folder."""
         return resolve(self.manifests[self.item_manifest[index]], relative)
 
     def __len__(self) -> int:
@@ -169,7 +177,7 @@ class AVCropDataset(Dataset):
         return crop
 
     def _read_audio(self, index: int, start: int) -> tuple[np.ndarray, int]:
-        path = self._path(index, self.items[index]["audio"])
+        path = self.item_path(index, self.items[index]["audio"])
         offset = start * self.geometry.samples_per_video_frame
         try:
             with sf.SoundFile(str(path)) as handle:
@@ -191,20 +199,25 @@ class AVCropDataset(Dataset):
     def _peak(self, index: int) -> float:
         """The clip's absolute audio peak (1 for a silent clip), cached."""
         if index not in self._peaks:
-            path = self._path(index, self.items[index]["audio"])
+            path = self.item_path(index, self.items[index]["audio"])
             samples, _ = sf.read(str(path), dtype="float32", always_2d=False)
             peak = float(np.abs(samples).max()) if samples.size else 0.0
             self._peaks[index] = peak if peak > 1e-8 else 1.0
         return self._peaks[index]
 
     def _no_video(self) -> tuple[np.ndarray, np.ndarray]:
-        """An audio-only item's crop: blank frames, none of them valid (so its condition is null)."""
+        """An audio-only item's crop: blank frames (zero features), none of them valid (so its condition is null)."""
+        if self.frontend_features is not None:
+            return (np.zeros((self.geometry.video_frames, self.frontend_features.channels), dtype=np.float32),
+                    np.zeros(self.geometry.video_frames, dtype=bool))
         size = self.data.crop_size
         return (np.full((self.geometry.video_frames, size, size), MOUTH_MEAN_PIXEL, dtype=np.uint8),
                 np.zeros(self.geometry.video_frames, dtype=bool))
 
     def _read_video(self, index: int, start: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-        path = self._path(index, self.items[index]["video"])
+        if self.frontend_features is not None:
+            return self._cached_features(index, start, rng)
+        path = self.item_path(index, self.items[index]["video"])
         try:
             frames = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as error:
@@ -227,6 +240,16 @@ class AVCropDataset(Dataset):
         if rng is not None:
             video = self._augment(video, len(clip), rng)
         return video, valid
+
+    def _cached_features(self, index: int, start: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        """The crop's cached front-end features, mirrored with `data.hflip_prob` in training."""
+        mirrored = rng is not None and rng.random() < self.data.hflip_prob
+        clip = self.frontend_features.clip(index, mirrored)[start : start + self.geometry.video_frames]
+        features = np.zeros((self.geometry.video_frames, clip.shape[-1]), dtype=np.float32)
+        features[: len(clip)] = clip
+        valid = np.zeros(self.geometry.video_frames, dtype=bool)
+        valid[: len(clip)] = True
+        return features, valid
 
     def _augment(self, video: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
         """Left-right flip of the whole clip, its jitter (`avdiff.data.video_jitter`, on the frames

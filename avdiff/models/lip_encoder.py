@@ -152,22 +152,32 @@ class LipEncoder(LeanModelMixin, ConfigMixin):
         x = video.float() / 255.0 if video.dtype == torch.uint8 else video.float()
         return (x - self.config.pixel_mean) / self.config.pixel_std
 
+    def frontend_features(self, video: Tensor, frame_mask: Tensor | None = None) -> Tensor:
+        """Crops (B, T_v, H, W) -> the visual front-end's per-frame features (B, T_v, C): what the
+        temporal part reads, and what `avdiff.data.frontend_cache` stores once for a frozen front-end."""
+        return self.frontend(self.normalise(video).to(self.input_proj.weight.dtype), frame_mask)
+
     def forward(self, video: Tensor, frame_mask: Tensor | None = None) -> Tensor:
-        """Crops (B, T_v, H, W) and an optional (B, T_v) keep mask -> (B, T_v, output_dim).
+        """Crops (B, T_v, H, W), or the front-end's features of them (B, T_v, C) computed once
+        (`frontend_features`), and an optional (B, T_v) keep mask -> (B, T_v, output_dim).
 
         Frames where `frame_mask` is False (batch padding, frames to ignore) contribute nothing
         to the other frames and come out as zeros; the score network replaces them (and frames
         without a face) with its null embedding through `cond_mask`.
         """
-        if video.ndim != 4:
-            raise ValueError(f"video must be (batch, frames, height, width), got {tuple(video.shape)}")
+        channels = self.frontend.out_channels
+        if video.ndim not in (3, 4) or (video.ndim == 3 and video.shape[-1] != channels):
+            raise ValueError(f"video must be crops (batch, frames, height, width) or front-end features (batch, "
+                             f"frames, {channels}), got {tuple(video.shape)}")
         batch, frames = video.shape[:2]
         mask = (torch.ones(batch, frames, dtype=torch.bool, device=video.device)
                 if frame_mask is None else frame_mask.to(device=video.device, dtype=torch.bool))
         if mask.shape != (batch, frames):
             raise ValueError(f"frame_mask must be ({batch}, {frames}), got {tuple(mask.shape)}")
-        x = self.normalise(video).to(self.input_proj.weight.dtype)
-        features = self.frontend(x, mask)
+        if video.ndim == 4:
+            features = self.frontend_features(video, mask)
+        else:  # cached features: a frame outside the mask reads zeros, as the front-end gives it
+            features = video.to(self.input_proj.weight.dtype) * mask[..., None].to(self.input_proj.weight.dtype)
         hidden = self.temporal(self.input_proj(features), mask)
         return self.output_proj(hidden) * mask[..., None].to(hidden.dtype)
 

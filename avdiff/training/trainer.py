@@ -37,6 +37,7 @@ from avdiff.audio.spectrogram import SpectrogramTransform
 from avdiff.config.loader import save_config
 from avdiff.config.schema import AVDiffConfig
 from avdiff.data.crops import AVCropDataset, collate_crops
+from avdiff.data.frontend_cache import frontend_cache
 from avdiff.data.sampler import ShardedEpochSampler
 from avdiff.diffusion.formulation import build_formulation, sigma_data_from_energy, spectrogram_energy
 from avdiff.diffusion.loss import LossOutput
@@ -54,6 +55,7 @@ from avdiff.training.validation import log_validation
 
 logger = logging.getLogger("avdiff.train")
 
+FRONTEND_CACHE_DIR = "frontend-features"  # under the output folder: training.cache_frontend_features
 SIGMA_BANDS = (0.01, 0.1, 1.0, 10.0)  # loss is also logged per band of noise levels between these
 
 
@@ -104,7 +106,10 @@ def setup_logging(output_dir: Path, is_main: bool) -> None:
         file_handler.setFormatter(formatter)
         logger.addHandler(file_handler)
     logger.propagate = False
-    logging.getLogger("avdiff.training.checkpoints").handlers = logger.handlers
+    for helper in ("avdiff.training.checkpoints", "avdiff.data.frontend_cache"):  # their lines go where the run's go
+        logging.getLogger(helper).handlers = logger.handlers
+        logging.getLogger(helper).setLevel(logger.level)
+        logging.getLogger(helper).propagate = False
 
 
 class StopRequest:
@@ -243,6 +248,8 @@ class Trainer:
         self.state.audio_visual = self.train_set.has_video  # recorded in every checkpoint, for `avdiff export`
         self.formulation = build_formulation(config.diffusion, sigma_data=self.state.sigma_data)
         self._build_model()
+        if self.tc.cache_frontend_features:
+            self._cache_frontend_features()
         if resume_dir is not None:
             self._restore(resume_dir)
         if accelerator.is_main_process:
@@ -326,6 +333,21 @@ class Trainer:
         with full_parameters(self.accelerator, self.model):
             self.ema = ExponentialMovingAverage(self.unwrapped, tc.ema_decay)
         self.generator = torch.Generator().manual_seed(tc.seed * 1009 + self.rank)
+
+    def _cache_frontend_features(self) -> None:
+        """Crops carry the frozen front-end's features, computed once per clip (`avdiff.data.frontend_cache`;
+        the first process writes the cache, the others read it)."""
+        encoder = self.unwrapped.lip_encoder
+        for dataset in (self.train_set, self.valid_set):
+            if dataset is None or not dataset.has_video:
+                continue
+            if self.accelerator.is_main_process:
+                features = frontend_cache(encoder, dataset, self.output_dir / FRONTEND_CACHE_DIR, self.device)
+            self.accelerator.wait_for_everyone()
+            if not self.accelerator.is_main_process:
+                features = frontend_cache(encoder, dataset, self.output_dir / FRONTEND_CACHE_DIR, self.device,
+                                          build=False)
+            dataset.use_frontend_features(features)
 
     def _restore(self, resume_dir: Path) -> None:
         """Load optimizer, scheduler, scaler, EMA and RNG from a checkpoint, so the run continues exactly."""
