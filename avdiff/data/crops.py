@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
@@ -27,12 +27,14 @@ import torch
 from torch.utils.data import Dataset
 
 from avdiff.config.schema import DataConfig, SpectrogramConfig
-from avdiff.data.frontend_cache import FrontendFeatures
 from avdiff.data.manifest import has_video, read_manifest, resolve
 from avdiff.data.phone_labels import Phonemes, frame_phones, read_alignments
 from avdiff.data.video_jitter import jitter_exposure, jitter_geometry
 from avdiff.errors import InputError
 from avdiff.timegrid import SAMPLE_RATE, STFT_HOP_LENGTH, VIDEO_FPS
+
+if TYPE_CHECKING:
+    from avdiff.data.frontend_cache import FrontendFeatures
 
 MOUTH_MEAN_PIXEL = round(0.421 * 255)  # value of time-masked frames (the normalisation mean)
 
@@ -109,13 +111,13 @@ class AVCropDataset(Dataset):
         self.geometry = CropGeometry(data.crop_frames, spectrogram.sample_rate, spectrogram.hop_length)
         self._peaks: dict[int, float] = {}  # per-clip audio peak, read once per worker process
         self.alignments: dict[str, Phonemes] | None = None
-        self.frontend_features: FrontendFeatures | None = None  # set by `use_frontend_features`
+        self.frontend_features: "FrontendFeatures | None" = None  # set by `use_frontend_features`
         if phone_labels:
             self.alignments = {}
             for path in self.manifests:
                 self.alignments.update(read_alignments(path))
 
-    def use_frontend_features(self, features: FrontendFeatures) -> None:
+    def use_frontend_features(self, features: "FrontendFeatures") -> None:
         """Crops carry the frozen front-end's cached features, (T_v, C) float32, in place of mouth
         pixels from now on (`avdiff.data.frontend_cache`); of the augmentations only the flip applies."""
         self.frontend_features = features
@@ -214,9 +216,9 @@ class AVCropDataset(Dataset):
         return (np.full((self.geometry.video_frames, size, size), MOUTH_MEAN_PIXEL, dtype=np.uint8),
                 np.zeros(self.geometry.video_frames, dtype=bool))
 
-    def _read_video(self, index: int, start: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-        if self.frontend_features is not None:
-            return self._cached_features(index, start, rng)
+    def mouth_crops(self, index: int) -> np.ndarray:
+        """Item `index`'s stored mouth crops, memory-mapped (frames, height, width) uint8, checked to be at
+        least `data.crop_size` on a side; an InputError naming the file otherwise."""
         path = self.item_path(index, self.items[index]["video"])
         try:
             frames = np.load(path, mmap_mode="r")
@@ -224,10 +226,17 @@ class AVCropDataset(Dataset):
             raise InputError(f"{path}: cannot read mouth crops ({error})") from error
         if frames.ndim != 3 or frames.dtype != np.uint8:
             raise InputError(f"{path}: expected uint8 (frames, height, width) mouth crops, got {frames.dtype} {frames.shape}")
+        height, width = frames.shape[1:]
+        if height < self.data.crop_size or width < self.data.crop_size:
+            raise InputError(f"{path}: mouth crops are {height}x{width}, smaller than data.crop_size={self.data.crop_size}")
+        return frames
+
+    def _read_video(self, index: int, start: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        if self.frontend_features is not None:
+            return self._cached_features(index, start, rng)
+        frames = self.mouth_crops(index)
         size = self.data.crop_size
         height, width = frames.shape[1:]
-        if height < size or width < size:
-            raise InputError(f"{path}: mouth crops are {height}x{width}, smaller than data.crop_size={size}")
         if rng is not None and self.data.random_crop:
             top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
         else:

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from avdiff.data.manifest import has_video
-from avdiff.errors import InputError
 
 if TYPE_CHECKING:
     from avdiff.data.crops import AVCropDataset
@@ -82,16 +81,7 @@ def cache_digest(encoder: "LipEncoder", dataset: "AVCropDataset") -> str:
 
 def whole_clip(dataset: "AVCropDataset", index: int) -> np.ndarray:
     """Item `index`'s mouth crops, whole and centre-cropped to `data.crop_size`: (T_v, S, S) uint8."""
-    item = dataset.items[index]
-    path = dataset.item_path(index, item["video"])
-    try:
-        frames = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: cannot read mouth crops ({error})") from error
-    size = dataset.data.crop_size
-    if frames.ndim != 3 or frames.dtype != np.uint8 or min(frames.shape[1:]) < size:
-        raise InputError(f"{path}: expected uint8 (frames, height, width) mouth crops of at least {size}x{size}, "
-                         f"got {frames.dtype} {frames.shape}")
+    frames, size = dataset.mouth_crops(index), dataset.data.crop_size
     top, left = (frames.shape[1] - size) // 2, (frames.shape[2] - size) // 2
     return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
 
