@@ -116,3 +116,18 @@ def test_a_cache_beside_what_it_cannot_hold_is_a_config_error(corpus, setting, m
     with pytest.raises(ConfigError, match=message):
         lips_config(corpus, True, setting)
     lips_config(corpus, False, setting)  # without the cache each setting is fine
+
+
+def test_a_re_prepared_clip_makes_a_new_cache(corpus, tmp_path):
+    """The digest covers each mouth-crop file, so features are never read for crops they were not made of."""
+    copy = tmp_path / "corpus"
+    shutil.copytree(corpus.parent, copy)
+    config = lips_config(copy / corpus.name, True)
+    dataset = AVCropDataset(copy / corpus.name, config.data, config.spectrogram, train=True)
+    encoder = LipEncoder.from_preset("tiny", freeze_frontend=True)
+    first = frontend_cache(encoder, dataset, tmp_path / "cache", torch.device("cpu"))
+    np.save(copy / "item002.npy", np.full((FRAMES + 2, 32, 32), 7, dtype=np.uint8))  # re-prepared, longer
+    again = frontend_cache(encoder, dataset, tmp_path / "cache", torch.device("cpu"))
+    assert again.folder != first.folder
+    assert again.clip(2, False).shape[0] == FRAMES + 2 and first.clip(2, False).shape[0] == FRAMES
+    np.testing.assert_array_equal(again.clip(1, True), first.clip(1, True))

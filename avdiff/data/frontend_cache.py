@@ -60,21 +60,24 @@ class FrontendFeatures:
         return int(self._open()[0].shape[-1])
 
     def clip(self, index: int, mirrored: bool) -> np.ndarray:
-        """Item `index`'s features, (T_v, C); zero frames for an item without video."""
+        """Item `index`'s features, (T_v, C), one per stored frame of its mouth crops (none without video)."""
         features, offsets = self._open()
         return np.asarray(features[offsets[index] : offsets[index + 1], int(mirrored)])
 
 
 def cache_digest(encoder: "LipEncoder", dataset: "AVCropDataset") -> str:
     """What the cached features depend on: the front-end's weights and buffers, the pixel
-    normalisation, the crop size, and each item's manifest, id, video and length."""
+    normalisation, the crop size, and each item's manifest, id and mouth-crop file (its size and
+    modification time: a re-prepared corpus makes a new cache)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(encoder.frontend.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    described = [encoder.config.pixel_mean, encoder.config.pixel_std, dataset.data.crop_size]
-    described += [[str(dataset.manifests[dataset.item_manifest[i]]), item["id"], item.get("video"), item["num_frames"]]
-                  for i, item in enumerate(dataset.items)]
+    described: list[Any] = [encoder.config.pixel_mean, encoder.config.pixel_std, dataset.data.crop_size]
+    for index, item in enumerate(dataset.items):
+        stored = dataset.item_path(index, item["video"]).stat() if has_video(item) else None
+        described.append([str(dataset.manifests[dataset.item_manifest[index]]), item["id"], item.get("video"),
+                          stored.st_size if stored else 0, stored.st_mtime_ns if stored else 0])
     digest.update(json.dumps(described).encode())
     return digest.hexdigest()[:16]
 
@@ -104,7 +107,7 @@ def encode_clips(encoder: "LipEncoder", clips: list[np.ndarray], device: torch.d
 
 def write_cache(encoder: "LipEncoder", dataset: "AVCropDataset", folder: Path, device: torch.device) -> None:
     """Compute every item's features into `folder` (a temporary name first, renamed when complete)."""
-    lengths = [item["num_frames"] if has_video(item) else 0 for item in dataset.items]
+    lengths = [len(dataset.mouth_crops(index)) if has_video(item) else 0 for index, item in enumerate(dataset.items)]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -117,11 +120,9 @@ def write_cache(encoder: "LipEncoder", dataset: "AVCropDataset", folder: Path, d
     encoder.eval()
     for first in range(0, len(with_video), CLIPS_PER_PASS):
         chosen = with_video[first : first + CLIPS_PER_PASS]
-        clips = [whole_clip(dataset, index)[: lengths[index]] for index in chosen]
-        for index, clip, encoded in zip(chosen, clips, encode_clips(encoder, clips, device)):
-            features[offsets[index] : offsets[index] + len(clip)] = encoded
-            if len(clip) < lengths[index]:  # fewer stored frames than the manifest says: those frames read zeros
-                features[offsets[index] + len(clip) : offsets[index + 1]] = 0.0
+        clips = [whole_clip(dataset, index) for index in chosen]
+        for index, encoded in zip(chosen, encode_clips(encoder, clips, device)):
+            features[offsets[index] : offsets[index + 1]] = encoded
     encoder.train(was_training)
     features.flush()
     del features
