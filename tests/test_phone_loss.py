@@ -118,11 +118,12 @@ def test_bad_phone_settings_are_clear_errors(tmp_path):
         AVCropDataset(manifest, config.data, config.spectrogram, phone_labels=True)
 
 
-def test_the_context_recipe_names_phonemes_on_stage_ones_frozen_front_end():
+def test_the_context_recipe_names_phonemes_on_stage_ones_frozen_front_end_and_its_cached_features():
     config = load_config(AVDiffConfig, "v2s-lips-context-cpu", [])
     first = load_config(AVDiffConfig, "v2s-lips-cpu", [])
     assert config.training.objective == "lips" and config.training.phone_loss_weight > 0
     assert config.lip_encoder.preset == "small-context" and config.lip_encoder.freeze_frontend
     assert config.lip_encoder.pretrained_frontend.startswith("runs/v2s-lips")
-    assert config.data.train_manifest == first.data.train_manifest
+    assert first.data.train_manifest in config.data.train_manifest  # stage 1's faces, and more
+    assert config.training.cache_frontend_features  # the frozen front-end runs once per clip
     assert config.data.crop_frames >= 5 * 88 + 1  # whole clips of the corpus (its longest is 88 frames)

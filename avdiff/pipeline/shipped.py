@@ -15,14 +15,15 @@ from avdiff.errors import InputError
 
 DEFAULT_ENHANCER = "speech-prior"  # audio-only prior of real speech
 # Video-to-speech (`avdiff generate`, `avdiff serve`): v2s with lips that name the phonemes, at one pass
-# per level: WER 0.185 where v2s-fast (the default until 2026-12-04, the same cost) read 0.259 on 36
-# held-out clips (BENCHMARKS.md, "Lips that name the phonemes").
+# per level: WER 0.130 where v2s-fast (the default until 2026-12-04, the same cost) read about 0.255 on 36
+# held-out clips (BENCHMARKS.md, "Lips that name the phonemes", "Tenth session").
 DEFAULT_GENERATOR = "v2s-context"
 # The audio-visual model of the synthetic corpus (`avdiff demo`'s shipped rows: video-to-speech with
 # guidance and the lips' enhancement prior, which needs an undistilled network; `avdiff extract`):
 # v2s-context since 2026-12-04, on held-out seed-102 clips not worse than v2s anywhere: audio-visual
 # enhancement +0.03..+0.88 dB SI-SDR (babble and real noise, -5/0/20 dB), extraction -0.07 +- 0.41 dB
-# with ESTOI +0.02 (BENCHMARKS.md, "v2s-context in the audio-visual path").
+# with ESTOI +0.02 (BENCHMARKS.md, "v2s-context in the audio-visual path"); its retrained lips (tenth
+# session) add +0.2..+1.8 dB to the audio-visual rows, extraction unchanged ("Tenth session").
 DEFAULT_AUDIO_VISUAL = "v2s-context"
 # Whether enhancement and extraction weigh the lips by their agreement with the sound unless told
 # (`avdiff.pipeline.av_agreement`). On: on held-out seed-102 clips (detrended envelopes) another
