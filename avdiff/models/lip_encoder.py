@@ -182,6 +182,12 @@ class LipEncoder(LeanModelMixin, ConfigMixin):
         return self.output_proj(hidden) * mask[..., None].to(hidden.dtype)
 
 
+def lip_encoder_folder(path: str | Path) -> Path:
+    """A lip encoder's folder from itself or from a model folder that holds one (`lip_encoder/`)."""
+    folder = Path(path)
+    return folder / "lip_encoder" if (folder / "lip_encoder" / "config.json").is_file() else folder
+
+
 def _read_state_dict(path: Path) -> dict[str, Tensor]:
     """Tensors from a .safetensors file, or a torch file read with weights_only=True."""
     if not path.is_file():

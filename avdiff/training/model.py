@@ -6,7 +6,6 @@ DistributedDataParallel sees one forward per step over both networks.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +20,7 @@ from avdiff.diffusion.loss import DenoisingScoreMatchingLoss, LossOutput
 from avdiff.diffusion.samplers import sampler_options
 from avdiff.errors import ConfigError
 from avdiff.models.backbones import BACKBONES, build_backbone
-from avdiff.models.lip_encoder import LipEncoder, lips_to_condition
+from avdiff.models.lip_encoder import LipEncoder, lip_encoder_folder, lips_to_condition
 from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
 from avdiff.training.condition_dropout import drop_condition
 from avdiff.training.envelope_corruption import corrupt_envelope
@@ -44,9 +43,7 @@ def check_registered(config: AVDiffConfig) -> None:
 def pretrained_lip_encoder(config: LipEncoderConfig) -> LipEncoder:
     """The trained encoder `config.pretrained` names (its folder, or a model folder's lip_encoder/),
     after checking that it gives what the config promises the score network."""
-    folder = Path(config.pretrained)
-    if (folder / "lip_encoder" / "config.json").is_file():
-        folder = folder / "lip_encoder"
+    folder = lip_encoder_folder(config.pretrained)
     if not (folder / "config.json").is_file():
         raise ConfigError(f"lip_encoder.pretrained: {config.pretrained} holds no lip encoder "
                           "(config.json, or lip_encoder/config.json in a model folder)")

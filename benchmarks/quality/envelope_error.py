@@ -28,11 +28,6 @@ from benchmarks.common.rows import mean_ci, mean_ci_values
 from benchmarks.quality.lips_matter import clip_inputs, new_sentence_items, separate_envelope, true_envelope
 
 
-def encoder_folder(path: Path) -> Path:
-    """A lip encoder folder, or a model folder's `lip_encoder/`."""
-    return path / "lip_encoder" if (path / "lip_encoder" / "config.json").is_file() else path
-
-
 def clip_errors(envelope: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
     """Mean squared error of the whole envelope and of its fast part, over frames and bands."""
     from avdiff.audio.envelope import slow_part
@@ -46,6 +41,7 @@ def clip_errors(envelope: torch.Tensor, truth: torch.Tensor) -> dict[str, float]
 @torch.no_grad()
 def score(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     """encoder -> metric -> per-clip values, on the first `--clips` new-sentence clips."""
+    from avdiff.models.lip_encoder import lip_encoder_folder
     from avdiff.pipeline.loading import load_pipeline
 
     torch.set_num_threads(args.threads)
@@ -56,7 +52,7 @@ def score(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
         clean, video = clip_inputs(args.test, item)
         truth = true_envelope(pipeline, clean, len(video.rois))
         for encoder in args.encoders:
-            envelope = separate_envelope(pipeline, encoder_folder(encoder), video).cpu()
+            envelope = separate_envelope(pipeline, lip_encoder_folder(encoder), video).cpu()
             for metric, value in clip_errors(envelope, truth).items():
                 values[str(encoder)][metric].append(value)
     return values
