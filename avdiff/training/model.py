@@ -6,7 +6,6 @@ DistributedDataParallel sees one forward per step over both networks.
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 
