@@ -217,6 +217,17 @@ def test_the_level_swap_keeps_one_envelopes_movements_and_the_others_level():
     torch.testing.assert_close(swapped - swapped.mean(0), movements - movements.mean(0))
 
 
+def test_the_letter_ceilings_video_rate_holds_each_video_frames_mean_over_its_stft_frames():
+    import torch
+
+    from benchmarks.quality.letter_ceiling import video_rate
+
+    envelope = torch.arange(12.0).reshape(1, 1, 12)  # 12 STFT frames: video frames of 5, 5 and 2
+    held = video_rate(envelope)[0, 0]
+    assert held.shape == (12,)
+    torch.testing.assert_close(held, torch.tensor([2.0] * 5 + [7.0] * 5 + [10.5] * 2))
+
+
 def test_unreliable_lips_pairs_each_share_with_audio_only_at_its_own_snr():
     """Rows at two SNRs: each difference pairs a mixture with its own audio-only run, so a fully
     masked video (which is audio-only) differs by exactly 0 at both."""

@@ -162,16 +162,23 @@ def clip_inputs(test: Path, item: dict) -> tuple[np.ndarray, "MouthVideo"]:
     return audio, MouthVideo(rois, face_ok)
 
 
-def true_envelope(pipeline, clean: np.ndarray, video_frames: int) -> torch.Tensor:
-    """(T_v, bands) log-mel envelope of the clean speech per video frame: what the lips are trained to say."""
-    from avdiff.audio.envelope import log_mel_envelope, per_video_frame
-    from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
+def true_envelope_stft(pipeline, clean: np.ndarray) -> torch.Tensor:
+    """(1, bands, T) log-mel envelope of the peak-normalised clean speech on the STFT grid."""
+    from avdiff.audio.envelope import log_mel_envelope
 
     bands = pipeline.lip_encoder.config.envelope_bands
     wave = torch.from_numpy(clean / max(float(np.abs(clean).max()), 1e-9)).unsqueeze(0)
     transform = pipeline.transform
     power = transform.decompress(transform.to_complex(transform.encode(wave))).abs().square()
-    envelope = log_mel_envelope(power, bands, transform.config.sample_rate)
+    return log_mel_envelope(power, bands, transform.config.sample_rate)
+
+
+def true_envelope(pipeline, clean: np.ndarray, video_frames: int) -> torch.Tensor:
+    """(T_v, bands) log-mel envelope of the clean speech per video frame: what the lips are trained to say."""
+    from avdiff.audio.envelope import per_video_frame
+    from avdiff.timegrid import STFT_FRAMES_PER_VIDEO_FRAME
+
+    envelope = true_envelope_stft(pipeline, clean)
     mask = torch.ones(1, envelope.shape[-1], dtype=torch.bool)
     return per_video_frame(envelope, mask, video_frames, STFT_FRAMES_PER_VIDEO_FRAME)[0][0].T
 
