@@ -106,6 +106,16 @@ def test_a_resumed_run_reads_its_cache_back(corpus, tmp_path):
     assert len(re.findall("reading the front-end's features of 8 clips", log)) == 1
 
 
+def test_a_run_reads_back_the_cache_another_run_computed(corpus, tmp_path):
+    """training.frontend_cache_dir: a later stage on the same front-end and clips computes nothing again."""
+    train(lips_config(corpus, True), tmp_path / "first", max_steps=1, cpu=True)
+    shared = f"training.frontend_cache_dir={tmp_path / 'first' / FRONTEND_CACHE_DIR}"
+    train(lips_config(corpus, True, shared), tmp_path / "second", max_steps=1, cpu=True)
+    assert "reading the front-end's features of 8 clips" in (tmp_path / "second" / "train.log").read_text()
+    assert "caching" not in (tmp_path / "second" / "train.log").read_text()
+    assert not (tmp_path / "second" / FRONTEND_CACHE_DIR).exists()
+
+
 @pytest.mark.parametrize("setting, message", [
     ("lip_encoder.freeze_frontend=false", "lip_encoder.freeze_frontend true"),
     ("data.random_crop=true", "set data.random_crop"),

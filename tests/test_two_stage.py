@@ -144,19 +144,44 @@ def test_the_recipes_chain_their_stages():
     assert score.training.envelope_noise_std > 0 and lips.lip_encoder.envelope_bands == score.lip_encoder.envelope_bands
 
 
-@pytest.mark.parametrize("model", ["v2s", "v2s-context"])
-def test_the_model_cards_training_commands_chain_as_their_configs_say(model):
-    """Every `avdiff train --config C --output-dir D` of the model card names a config that loads,
-    and a config that starts from a trained lip encoder names what an earlier command wrote."""
+def card_training_commands(model: str) -> list[tuple[str, str]]:
+    """The (config, output dir) of every `avdiff train` command of a model card, in order."""
     card = (REPO_ROOT / "models" / model / "README.md").read_text()
-    trains = re.findall(r"avdiff train --config (\S+) --output-dir (\S+)", card)
+    return re.findall(r"avdiff train --config (\S+) --output-dir (\S+)", card)
+
+
+@pytest.mark.parametrize(("model", "after"), [("v2s", []), ("v2s-context", ["v2s"])])
+def test_the_model_cards_training_commands_chain_as_their_configs_say(model, after):
+    """Every `avdiff train --config C --output-dir D` of the model card names a config that loads,
+    and a config that starts from trained weights or cached features names what an earlier
+    command wrote (of this card or of the cards it runs after)."""
+    trains = card_training_commands(model)
     assert trains
-    written: list[Path] = []
+    written = [Path(output_dir) / "model" for card in after for _, output_dir in card_training_commands(card)]
     for config_name, output_dir in trains:
         config = load_config(AVDiffConfig, config_name, [])
         if config.lip_encoder.pretrained:
             assert Path(config.lip_encoder.pretrained) in written, (config_name, config.lip_encoder.pretrained)
+        if config.lip_encoder.pretrained_frontend:
+            frontend = Path(config.lip_encoder.pretrained_frontend)
+            assert any(frontend.is_relative_to(folder) for folder in written), (config_name, frontend)
+        if config.training.frontend_cache_dir:  # another stage's cache: that stage ran before
+            assert Path(config.training.frontend_cache_dir).parent in [folder.parent for folder in written]
         written.append(Path(output_dir) / "model")
+
+
+def test_the_budget_recipe_chains_its_three_stages():
+    """The front-end of stage 1, frozen under stage 1b's temporal part, then a new score network on
+    whole clips reading stage 1b's lips and its cache of the front-end's features."""
+    lips = load_config(AVDiffConfig, "v2s-budget-lips-cpu", [])
+    context = load_config(AVDiffConfig, "v2s-budget-context-cpu", [])
+    score = load_config(AVDiffConfig, "v2s-budget-score-cpu", [])
+    assert lips.training.objective == context.training.objective == "lips" and score.training.objective == "joint"
+    assert context.lip_encoder.pretrained_frontend.startswith("runs/v2s-budget-lips/model/")
+    assert context.lip_encoder.freeze_frontend and context.training.cache_frontend_features
+    assert score.lip_encoder.pretrained == "runs/v2s-budget-context/model" and not score.lip_encoder.train
+    assert score.score_model.pretrained is None and score.training.frontend_cache_dir.startswith("runs/v2s-budget-context/")
+    assert score.data.crop_frames == context.data.crop_frames and score.data.train_manifest == context.data.train_manifest
 
 
 

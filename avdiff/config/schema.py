@@ -371,6 +371,9 @@ class TrainingConfig:
         "the rest on them (avdiff/data/frontend_cache.py): a lip encoder's temporal part trains several times "
         "faster; needs lip_encoder.freeze_frontend (or lip_encoder.train false) and no pixel augmentation but "
         "the flip (data.random_crop false, data.time_mask_prob, geometric_jitter, exposure_jitter 0)")
+    frontend_cache_dir: str | None = option(
+        None, "folder of training.cache_frontend_features's caches (null: OUTPUT/frontend-features); name another "
+        "run's to read back what it computed: a cache is used only for the same front-end weights and clips")
     objective: Literal["joint", "lips", "vae", "guided"] = option(
         "joint", "joint: the denoising loss (plus the lips' envelope loss); lips: the lip encoder alone on the "
         "envelope loss, the score network untouched (the first stage of a two-stage recipe); vae: the speech VAE "

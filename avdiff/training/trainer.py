@@ -55,7 +55,7 @@ from avdiff.training.validation import log_validation
 
 logger = logging.getLogger("avdiff.train")
 
-FRONTEND_CACHE_DIR = "frontend-features"  # under the output folder: training.cache_frontend_features
+FRONTEND_CACHE_DIR = "frontend-features"  # under the output folder, unless training.frontend_cache_dir names one
 SIGMA_BANDS = (0.01, 0.1, 1.0, 10.0)  # loss is also logged per band of noise levels between these
 
 
@@ -338,15 +338,15 @@ class Trainer:
         """Crops carry the frozen front-end's features, computed once per clip (`avdiff.data.frontend_cache`;
         the first process writes the cache, the others read it)."""
         encoder = self.unwrapped.lip_encoder
+        root = Path(self.tc.frontend_cache_dir) if self.tc.frontend_cache_dir else self.output_dir / FRONTEND_CACHE_DIR
         for dataset in (self.train_set, self.valid_set):
             if dataset is None or not dataset.has_video:
                 continue
             if self.accelerator.is_main_process:
-                features = frontend_cache(encoder, dataset, self.output_dir / FRONTEND_CACHE_DIR, self.device)
+                features = frontend_cache(encoder, dataset, root, self.device)
             self.accelerator.wait_for_everyone()
             if not self.accelerator.is_main_process:
-                features = frontend_cache(encoder, dataset, self.output_dir / FRONTEND_CACHE_DIR, self.device,
-                                          build=False)
+                features = frontend_cache(encoder, dataset, root, self.device, build=False)
             dataset.use_frontend_features(features)
 
     def _restore(self, resume_dir: Path) -> None:
