@@ -150,14 +150,14 @@ def card_training_commands(model: str) -> list[tuple[str, str]]:
     return re.findall(r"avdiff train --config (\S+) --output-dir (\S+)", card)
 
 
-@pytest.mark.parametrize(("model", "after"), [("v2s", []), ("v2s-context", ["v2s"])])
-def test_the_model_cards_training_commands_chain_as_their_configs_say(model, after):
+@pytest.mark.parametrize("model", ["v2s", "v2s-context"])
+def test_the_model_cards_training_commands_chain_as_their_configs_say(model):
     """Every `avdiff train --config C --output-dir D` of the model card names a config that loads,
     and a config that starts from trained weights or cached features names what an earlier
-    command wrote (of this card or of the cards it runs after)."""
+    command of the card wrote: the card's recipe runs from nothing."""
     trains = card_training_commands(model)
     assert trains
-    written = [Path(output_dir) / "model" for card in after for _, output_dir in card_training_commands(card)]
+    written: list[Path] = []
     for config_name, output_dir in trains:
         config = load_config(AVDiffConfig, config_name, [])
         if config.lip_encoder.pretrained:
