@@ -23,9 +23,10 @@ from avdiff.cli import main
 from avdiff.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-RECIPES = ["lrs3", "ncsnpp", "speech-prior-cpu", "synth-cpu", "synth-gpu", "tcd-timit", "tiny", "v2s-budget-context-cpu",
-           "v2s-budget-lips-cpu", "v2s-budget-score-cpu", "v2s-cpu", "v2s-fast-cpu", "v2s-lips-context-cpu", "v2s-lips-cpu", "v2s-score-context-cpu", "v2s-score-cpu", "vae-av-cpu", "vae-lrs3",
-           "vae-speech-cpu"]
+RECIPES = ["lrs3", "ncsnpp", "speech-prior-cpu", "synth-cpu", "synth-gpu", "tcd-timit", "tiny",
+           "v2s-budget-context-cpu", "v2s-budget-lips-cpu", "v2s-budget-score-cpu", "v2s-cpu",
+           "v2s-fast-cpu", "v2s-lips-context-cpu", "v2s-lips-cpu", "v2s-score-context-cpu",
+           "v2s-score-cpu", "vae-av-cpu", "vae-lrs3", "vae-speech-cpu"]
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from avdiff.config import AVDiffConfig, load_config  # imported first, avdiff sets OpenMP's defaults every run inherits
+from avdiff.data.manifest import read_manifest
 from benchmarks.common.paths import REPO_ROOT, default_output
 from benchmarks.common.record import record
 from benchmarks.speed.gpu_suite_table import train_scalars
@@ -59,8 +61,6 @@ def train(config: str, settings: list[str], folder: Path, steps: int, env: dict[
     with open(folder / "train.log", "w") as log:  # the run's own lines, to read when one fails
         subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, stdout=log, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
-    from avdiff.config import AVDiffConfig, load_config
-
     resolved = load_config(AVDiffConfig, config, settings)
     samples = resolved.training.batch_size * resolved.training.gradient_accumulation_steps
     speeds = [value for step, value in train_scalars(folder / "run", "train/samples_per_s") if step > 5]
@@ -78,8 +78,6 @@ def measure(name: str, isa: str, steps: int, output: Path) -> dict:
     step_s, wall = train(config, settings, folder, steps, env)
     row = {"job": name, "isa": isa, "step_s": step_s, "wall_s": wall}
     if cached:
-        from avdiff.data.manifest import read_manifest
-
         clips = len(read_manifest(REPO_ROOT / SMALL))
         _, wall_again = train(config, settings, folder, steps, env)
         row["cache_s_per_clip"] = max(wall - wall_again, 0.0) / clips
